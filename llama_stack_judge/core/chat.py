@@ -1,0 +1,44 @@
+"""The one thing the core needs from an inference stack: an async chat function."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One chat message."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A chat completion request, independent of any client library."""
+
+    model: str
+    messages: tuple[ChatMessage, ...]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """The text of a completion and its token counts where the provider reports them."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class ChatFn(Protocol):
+    """Sends one chat request; raises ``TransientChatError`` for failures worth retrying."""
+
+    async def __call__(self, request: ChatRequest) -> ChatReply:
+        """Send ``request`` and return the reply."""
+        ...
+
+
+class TransientChatError(Exception):
+    """A failure that may pass on retry: timeout, rate limit, 5xx, lost connection."""

@@ -1,0 +1,186 @@
+"""Judge definitions: the data that makes a judge, validated once at load or registration."""
+
+import json
+import re
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from llama_stack_judge.core.templates import PromptTemplate
+from llama_stack_judge.core.verdicts import ParsedVerdict, parse_choice, parse_rating
+from llama_stack_judge.errors import JudgeDefinitionError
+
+# `[[8]]` or `[[8.5]]`; raw strings, so `\[` means a bracket.
+DEFAULT_RATING_PATTERN = r"\[\[\s*(-?\d+(?:\.\d+)?)\s*\]\]"
+
+
+class Aggregation(StrEnum):
+    """Aggregations a judge definition may ask for (the stack's names)."""
+
+    average = "average"
+    median = "median"
+    accuracy = "accuracy"
+    categorical_count = "categorical_count"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _compile_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    if not patterns:
+        raise ValueError("at least one pattern is needed")
+    for index, pattern in enumerate(patterns):
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {index} {pattern!r} does not compile: {exc}") from None
+        if compiled.groups != 1:
+            raise ValueError(f"pattern {index} {pattern!r} must have exactly one capture group, has {compiled.groups}")
+    return patterns
+
+
+class RatingVerdict(_Frozen):
+    """A numeric verdict such as ``[[8]]``, optionally bounded."""
+
+    type: Literal["rating"] = "rating"
+    patterns: tuple[str, ...] = Field(
+        default=(DEFAULT_RATING_PATTERN,),
+        description="Regexes with one capture group, tried in order; the last match of the first that matches wins.",
+    )
+    min: float | None = Field(default=None, description="Lowest allowed rating; lower is a parse error.")
+    max: float | None = Field(default=None, description="Highest allowed rating; higher is a parse error.")
+
+    _check_patterns = field_validator("patterns")(_compile_patterns)
+
+    @model_validator(mode="after")
+    def _check_range(self) -> "RatingVerdict":
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class ChoiceVerdict(_Frozen):
+    """A categorical verdict such as ``[[A]]``, each label mapped to a score."""
+
+    type: Literal["choice"] = "choice"
+    patterns: tuple[str, ...] = Field(description="Regexes with one capture group, as for ratings.")
+    choices: dict[str, float] = Field(description="Allowed labels and the score each stands for.", min_length=1)
+
+    _check_patterns = field_validator("patterns")(_compile_patterns)
+
+
+Verdict = Annotated[RatingVerdict | ChoiceVerdict, Field(discriminator="type")]
+
+
+class Sampling(_Frozen):
+    """Sampling settings of judge calls."""
+
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=1024, ge=1)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+
+
+class JudgeDefinition(_Frozen):
+    """Everything that makes an LLM judge. Frozen: per-call overrides make a new definition."""
+
+    identifier: str = Field(min_length=1, description="Scoring function id, e.g. 'judge::helpfulness-v1'.")
+    description: str = ""
+    judge_model: str = Field(default="", description="Model id in the stack; empty means the provider's default.")
+    system_prompt: str | None = Field(default=None, description="Template of the system message, if any.")
+    prompt_template: str = Field(description="Template of the user message; {name} placeholders come from the row.")
+    inputs: tuple[str, ...] | None = Field(
+        default=None, description="Row columns the templates may use; when set, any other placeholder is an error."
+    )
+    defaults: dict[str, str] = Field(default_factory=dict, description="Values for placeholders absent from a row.")
+    verdict: Verdict = Field(default_factory=RatingVerdict)
+    sampling: Sampling = Field(default_factory=Sampling)
+    aggregation_functions: tuple[Aggregation, ...] = (Aggregation.average,)
+
+    @model_validator(mode="after")
+    def _check_templates(self) -> "JudgeDefinition":
+        try:
+            templates = self.templates
+        except JudgeDefinitionError as exc:
+            raise ValueError(str(exc)) from None
+        if self.inputs is not None:
+            known = set(self.inputs) | set(self.defaults)
+            unknown = [name for template in templates for name in template.placeholders if name not in known]
+            if unknown:
+                raise ValueError(f"unknown placeholders {sorted(set(unknown))}; known: {sorted(known)}")
+        return self
+
+    @cached_property
+    def templates(self) -> tuple[PromptTemplate, ...]:
+        """The parsed system template (if any) and user template."""
+        system = (
+            () if self.system_prompt is None else (PromptTemplate.parse(self.system_prompt, where="system_prompt"),)
+        )
+        return (*system, PromptTemplate.parse(self.prompt_template))
+
+    @cached_property
+    def required_columns(self) -> tuple[str, ...]:
+        """Row columns a row must provide (placeholders without a default)."""
+        names = dict.fromkeys(name for template in self.templates for name in template.placeholders)
+        return tuple(name for name in names if name not in self.defaults)
+
+    @cached_property
+    def compiled_patterns(self) -> tuple[re.Pattern[str], ...]:
+        """The verdict patterns, compiled once."""
+        return tuple(re.compile(pattern) for pattern in self.verdict.patterns)
+
+    def parse_verdict(self, judge_output: str) -> ParsedVerdict:
+        """Read this judge's verdict from its output."""
+        if isinstance(self.verdict, ChoiceVerdict):
+            return parse_choice(judge_output, self.compiled_patterns, self.verdict.choices)
+        return parse_rating(judge_output, self.compiled_patterns, minimum=self.verdict.min, maximum=self.verdict.max)
+
+    def with_changes(self, **changes: Any) -> "JudgeDefinition":
+        """A validated copy with some fields replaced; this definition is left unchanged."""
+        return validate_definition({**self.model_dump(), **changes}, source=self.identifier)
+
+
+def validate_definition(data: Any, *, source: str) -> JudgeDefinition:
+    """Validate raw data into a definition, with an error that names ``source`` and each bad field."""
+    try:
+        return JudgeDefinition.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or '(definition)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise JudgeDefinitionError(f"{source}: invalid judge definition: {problems}") from None
+
+
+def load_definition_file(path: Path, *, prefix: str) -> JudgeDefinition:
+    """Load one JSON definition; its id is ``<prefix>::<file stem>``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise JudgeDefinitionError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JudgeDefinitionError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(data, dict):
+        raise JudgeDefinitionError(f"{path}: a judge definition must be a JSON object")
+    if "identifier" in data:
+        raise JudgeDefinitionError(f"{path}: 'identifier' comes from the file name; remove the field")
+    return validate_definition({**data, "identifier": f"{prefix}::{path.stem}"}, source=str(path))
+
+
+def load_definitions(directory: Path, *, prefix: str) -> list[JudgeDefinition]:
+    """Load every ``*.json`` definition directly inside ``directory``, in name order.
+
+    Symlinks and anything that resolves outside the directory are refused, so a config directory
+    cannot be used to read other files.
+    """
+    root = directory.resolve()
+    if not root.is_dir():
+        raise JudgeDefinitionError(f"{directory}: not a directory of judge definitions")
+    definitions = []
+    for path in sorted(directory.glob("*.json")):
+        if path.is_symlink() or path.resolve().parent != root:
+            raise JudgeDefinitionError(f"{path}: symlinks and files outside {root} are not read")
+        definitions.append(load_definition_file(path, prefix=prefix))
+    return definitions

@@ -1,0 +1,57 @@
+"""Reading a verdict from a judge's output: last match of the first pattern that matches, range-checked."""
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedVerdict:
+    """A verdict read from judge output: ``score`` and ``label`` on success, else ``error``."""
+
+    score: float | None = None
+    label: str | None = None
+    error: str | None = None
+
+
+def last_match(patterns: Sequence[re.Pattern[str]], text: str) -> str | None:
+    """The capture of the last match of the first pattern that matches anywhere in ``text``.
+
+    Patterns are tried in order (a strict one such as ``[[n]]`` before a lenient fallback such as ``[n]``);
+    within a pattern the *last* match wins, because judges restate the format before giving their verdict.
+    """
+    for pattern in patterns:
+        captures = [m.group(1) for m in pattern.finditer(text)]
+        if captures:
+            return captures[-1]
+    return None
+
+
+def parse_rating(
+    text: str, patterns: Sequence[re.Pattern[str]], *, minimum: float | None, maximum: float | None
+) -> ParsedVerdict:
+    """Read a numeric rating and check it against the allowed range."""
+    captured = last_match(patterns, text)
+    if captured is None:
+        return ParsedVerdict(error="no verdict found in the judge output")
+    try:
+        value = float(captured.strip())
+    except ValueError:
+        return ParsedVerdict(label=captured, error=f"verdict {captured!r} is not a number")
+    if not math.isfinite(value):
+        return ParsedVerdict(label=captured, error=f"verdict {captured!r} is not a finite number")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        return ParsedVerdict(label=captured, error=f"rating {captured!r} is outside [{minimum}, {maximum}]")
+    return ParsedVerdict(score=value, label=captured.strip())
+
+
+def parse_choice(text: str, patterns: Sequence[re.Pattern[str]], choices: Mapping[str, float]) -> ParsedVerdict:
+    """Read a categorical verdict and map it to its score."""
+    captured = last_match(patterns, text)
+    if captured is None:
+        return ParsedVerdict(error="no verdict found in the judge output")
+    label = captured.strip()
+    if label not in choices:
+        return ParsedVerdict(label=label, error=f"verdict {label!r} is not one of {sorted(choices)}")
+    return ParsedVerdict(score=choices[label], label=label)

@@ -1,0 +1,21 @@
+"""Error hierarchy. Every input error is a ValueError, which llama-stack maps to HTTP 400."""
+
+
+class JudgeError(Exception):
+    """Base class of every error raised by llama-stack-judge."""
+
+
+class JudgeInputError(JudgeError, ValueError):
+    """A request, a row or a definition is not usable; the message names the row, column or field."""
+
+
+class JudgeDefinitionError(JudgeInputError):
+    """A judge definition (file, registration or per-call override) is invalid."""
+
+
+class UnknownScoringFunctionError(JudgeInputError):
+    """A scoring function id is not served by this provider."""
+
+
+class JobNotFoundError(JudgeInputError):
+    """An eval job id is unknown for the given benchmark."""

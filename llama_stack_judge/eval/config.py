@@ -1,0 +1,23 @@
+"""Configuration of the judge eval provider."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JudgeEvalConfig(BaseModel):
+    """How candidate answers are generated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrency: int = Field(default=8, ge=1, description="Generation calls in flight at once, per job.")
+    max_retries: int = Field(default=3, ge=0, description="Retries of a generation call after a transient failure.")
+    timeout_s: float = Field(default=300.0, gt=0, description="Time limit of one generation call, in seconds.")
+    default_max_tokens: int = Field(
+        default=1024, ge=1, description="max_tokens when the candidate's sampling params give none."
+    )
+
+    @classmethod
+    def sample_run_config(cls, __distro_dir__: str = "", **kwargs: Any) -> dict[str, Any]:
+        """The defaults."""
+        return {"max_concurrency": 8}

@@ -1,0 +1,31 @@
+"""Configuration of the judge scoring provider."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JudgeScoringConfig(BaseModel):
+    """Where judge definitions come from and how judge calls are made.
+
+    Looking for the judge model? Each definition names one; an empty name falls back to ``default_judge_model``,
+    which must be a model id of this stack (``client.models.list()``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_judge_model: str | None = Field(
+        default=None, description="Model id used by definitions that do not name a judge model."
+    )
+    definition_dirs: list[str] = Field(
+        default_factory=list,
+        description="Extra directories of JSON judge definitions (trusted: read at start-up, no symlinks).",
+    )
+    max_concurrency: int = Field(default=16, ge=1, description="Judge calls in flight at once, per score request.")
+    max_retries: int = Field(default=3, ge=0, description="Retries of a judge call after a transient failure.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Time limit of one judge call, in seconds.")
+
+    @classmethod
+    def sample_run_config(cls, __distro_dir__: str = "", **kwargs: Any) -> dict[str, Any]:
+        """A config that judges with the model named in JUDGE_MODEL."""
+        return {"default_judge_model": "${env.JUDGE_MODEL:=}", "max_concurrency": 16}

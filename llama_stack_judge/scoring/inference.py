@@ -1,0 +1,71 @@
+"""The core's chat function, served by the stack's inference API (never a client of our own)."""
+
+import asyncio
+
+import httpx
+from llama_stack_api import Inference, OpenAIChatCompletionRequestWithExtraBody
+
+from llama_stack_judge.core.chat import ChatReply, ChatRequest, TransientChatError
+
+_TRANSIENT_STATUS = {408, 409, 425, 429}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed inference call is worth retrying (timeouts, 429, 5xx, lost connections)."""
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return status in _TRANSIENT_STATUS or status >= 500
+    if isinstance(exc, TimeoutError | ConnectionError | httpx.TransportError):
+        return True
+    # openai's APIConnectionError / APITimeoutError carry no status; match by name to avoid importing openai here.
+    return any(cls.__name__ in {"APIConnectionError", "APITimeoutError"} for cls in type(exc).__mro__)
+
+
+class StackChat:
+    """Sends core chat requests through the stack's inference router."""
+
+    def __init__(self, inference_api: Inference) -> None:
+        self._inference = inference_api
+        self._warm = asyncio.Event()
+        self._warming = asyncio.Lock()
+
+    async def __call__(self, request: ChatRequest) -> ChatReply:
+        """Send one request; transient failures are raised as ``TransientChatError``."""
+        if not self._warm.is_set():
+            # The stack writes each completion to its inference store in a background task and creates the
+            # table lazily without a lock; one call on its own first keeps concurrent first writes from failing.
+            async with self._warming:
+                if not self._warm.is_set():
+                    reply = await self._send(request)
+                    await asyncio.sleep(0.05)
+                    self._warm.set()
+                    return reply
+        return await self._send(request)
+
+    async def _send(self, request: ChatRequest) -> ChatReply:
+        # A new params object per call: the router rewrites params.model in place.
+        params = OpenAIChatCompletionRequestWithExtraBody(
+            model=request.model,
+            messages=[{"role": m.role, "content": m.content} for m in request.messages],
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            top_p=request.top_p,
+        )
+        try:
+            completion = await self._inference.openai_chat_completion(params)
+        except Exception as exc:
+            if is_transient(exc):
+                raise TransientChatError(f"{type(exc).__name__}: {exc}") from exc
+            raise
+        choices = getattr(completion, "choices", None)
+        if not choices:
+            raise TransientChatError("the inference provider returned no choices")
+        text = choices[0].message.content
+        if not isinstance(text, str):
+            text = "".join(getattr(part, "text", "") for part in text or [])
+        usage = getattr(completion, "usage", None)
+        return ChatReply(
+            text=text,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+        )

@@ -1,0 +1,162 @@
+"""JudgeScoringImpl: the Scoring provider, a thin adapter between llama-stack and the judge core."""
+
+from typing import Any
+
+from llama_stack.log import get_logger
+from llama_stack_api import (
+    DatasetIO,
+    GetScoringFunctionRequest,
+    Inference,
+    IterRowsRequest,
+    ScoreBatchRequest,
+    ScoreBatchResponse,
+    ScoreRequest,
+    ScoreResponse,
+    Scoring,
+    ScoringFn,
+    ScoringFunctionsProtocolPrivate,
+    ScoringResult,
+)
+
+from llama_stack_judge.core.aggregate import aggregate
+from llama_stack_judge.core.builtin import BuiltinScorer
+from llama_stack_judge.core.definitions import JudgeDefinition
+from llama_stack_judge.core.rows import Row
+from llama_stack_judge.core.runner import RunSettings, judge_rows
+from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError, UnknownScoringFunctionError
+from llama_stack_judge.scoring.config import JudgeScoringConfig
+from llama_stack_judge.scoring.functions import (
+    SHIPPED_MARK,
+    Scorer,
+    ScoringFunctionRegistry,
+    apply_builtin_params,
+    apply_params,
+    to_scoring_fn,
+)
+from llama_stack_judge.scoring.inference import StackChat
+
+logger = get_logger(name=__name__, category="scoring")
+
+
+class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
+    """Scores rows with built-in scorers and LLM judges; judges call the stack's inference API."""
+
+    __provider_id__: str
+
+    def __init__(
+        self,
+        config: JudgeScoringConfig,
+        *,
+        inference_api: Inference,
+        models_api: Any,
+        datasetio_api: DatasetIO | None,
+    ) -> None:
+        self.config = config
+        self._models = models_api
+        self._datasetio = datasetio_api
+        self._chat = StackChat(inference_api)
+        self._settings = RunSettings(
+            max_concurrency=config.max_concurrency, max_retries=config.max_retries, timeout_s=config.timeout_s
+        )
+        self.registry = ScoringFunctionRegistry(config.definition_dirs)
+        # Judges registered through the API, compiled once; the stack's registry is their source of truth.
+        self._registered: dict[str, tuple[ScoringFn, JudgeDefinition]] = {}
+
+    async def initialize(self) -> None:
+        """Definitions were loaded and checked in the constructor."""
+        logger.info("Judge scoring provider ready", functions=len(self.registry.shipped()))
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+    async def list_scoring_functions(self) -> list[ScoringFn]:
+        """Built-in and shipped functions, advertised to the stack's registry at start-up."""
+        return [to_scoring_fn(scorer, self.__provider_id__) for scorer in self.registry.shipped()]
+
+    async def register_scoring_function(self, scoring_fn: ScoringFn) -> None:
+        """Validate and compile a judge registered through the API; invalid ones are refused with a 400."""
+        definition = self.registry.definition_from_registration(scoring_fn)
+        self._registered[scoring_fn.identifier] = (scoring_fn, definition)
+        logger.info("Registered judge", identifier=scoring_fn.identifier)
+
+    async def unregister_scoring_function(self, scoring_fn_id: str) -> None:
+        """Forget a judge registered through the API; shipped functions cannot be removed."""
+        if self.registry.get(scoring_fn_id) is not None:
+            raise JudgeInputError(
+                f"scoring function {scoring_fn_id} is shipped with the provider and cannot be removed"
+            )
+        self._registered.pop(scoring_fn_id, None)
+
+    async def _resolve(self, identifier: str) -> Scorer:
+        shipped = self.registry.get(identifier)
+        if shipped is not None:
+            return shipped
+        stored = await self._stored_function(identifier)
+        cached = self._registered.get(identifier)
+        if cached is not None and cached[0] == stored:
+            return cached[1]
+        if stored.metadata.get(SHIPPED_MARK):
+            raise UnknownScoringFunctionError(
+                f"scoring function {identifier} was shipped by an earlier version of llama-stack-judge and is retired; "
+                "use its newer version (client.scoring_functions.list()) and unregister the old id"
+            )
+        # Registered before a restart: the stack keeps it but does not hand it back to providers.
+        definition = self.registry.definition_from_registration(stored)
+        self._registered[identifier] = (stored, definition)
+        return definition
+
+    async def _stored_function(self, identifier: str) -> ScoringFn:
+        store = getattr(self, "scoring_function_store", None)
+        try:
+            return await store.get_scoring_function(GetScoringFunctionRequest(scoring_fn_id=identifier))  # type: ignore[union-attr]
+        except (ValueError, AttributeError):
+            raise UnknownScoringFunctionError(f"scoring function {identifier} is not served by this provider") from None
+
+    async def _judge_model(self, definition: JudgeDefinition) -> str:
+        model = definition.judge_model or self.config.default_judge_model
+        if not model:
+            raise JudgeDefinitionError(
+                f"{definition.identifier}: no judge model; pass judge_model in the params or set default_judge_model "
+                "in the provider config"
+            )
+        if not await self._models.has_model(model):
+            raise JudgeInputError(
+                f"{definition.identifier}: judge model {model!r} is not served by this stack (see client.models.list())"
+            )
+        return model
+
+    async def score_function(self, identifier: str, params: object, rows: list[Row]) -> ScoringResult:
+        """Score ``rows`` with one function, its registered params overlaid by ``params`` for this call only."""
+        scorer = await self._resolve(identifier)
+        where = f"scoring function {identifier}"
+        if isinstance(scorer, BuiltinScorer):
+            builtin = apply_builtin_params(scorer, params, where=where)
+            results = builtin.score_rows(rows)
+            aggregations = builtin.aggregation_functions
+        else:
+            definition = apply_params(scorer, params, where=where)
+            model = await self._judge_model(definition)
+            results = await judge_rows(definition, rows, self._chat, judge_model=model, settings=self._settings)
+            aggregations = definition.aggregation_functions
+        return ScoringResult(
+            score_rows=[result.as_score_row() for result in results],
+            aggregated_results=aggregate(results, aggregations),
+        )
+
+    async def score(self, request: ScoreRequest) -> ScoreResponse:
+        """Score inline rows."""
+        results = {
+            identifier: await self.score_function(identifier, params, request.input_rows)
+            for identifier, params in request.scoring_functions.items()
+        }
+        return ScoreResponse(results=results)
+
+    async def score_batch(self, request: ScoreBatchRequest) -> ScoreBatchResponse:
+        """Score every row of a registered dataset."""
+        if self._datasetio is None:
+            raise JudgeInputError("score_batch needs a datasetio provider in this stack's run config")
+        if request.save_results_dataset:
+            raise JudgeInputError("save_results_dataset is not supported; results are returned in the response")
+        rows = await self._datasetio.iterrows(IterRowsRequest(dataset_id=request.dataset_id, limit=-1))
+        response = await self.score(ScoreRequest(input_rows=rows.data, scoring_functions=request.scoring_functions))
+        return ScoreBatchResponse(dataset_id=request.dataset_id, results=response.results)

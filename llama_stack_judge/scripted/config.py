@@ -1,0 +1,39 @@
+"""Configuration of the scripted inference provider."""
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ScriptedRule(BaseModel):
+    """Reply ``reply`` (or fail with ``fail``) when ``match`` is found in the conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: str = Field(description="Regex searched in the request's messages joined by newlines.")
+    reply: str | None = Field(default=None, description="The assistant text to answer with.")
+    fail: str | None = Field(default=None, description="Fail the call with this message instead of replying.")
+
+    @field_validator("match")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        re.compile(value)
+        return value
+
+
+class ScriptedInferenceConfig(BaseModel):
+    """A deterministic model for tests and CI: replies come from rules, not from weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] = Field(default=["judge"], description="Model ids this provider serves.")
+    rules: list[ScriptedRule] = Field(default_factory=list, description="Tried in order; the first match answers.")
+    default_reply: str = Field(default="Rating: [[5]]", description="Reply when no rule matches.")
+    delay_s: float = Field(default=0.0, ge=0.0, description="Seconds to wait before each reply.")
+    call_log: str | None = Field(default=None, description="JSONL file that gets one line per call.")
+
+    @classmethod
+    def sample_run_config(cls, __distro_dir__: str = "", **kwargs: Any) -> dict[str, Any]:
+        """A config that serves one model named ``judge``."""
+        return {"models": ["judge"], "default_reply": "Rating: [[5]]"}

@@ -1,0 +1,131 @@
+"""An inline inference provider whose replies come from rules, for tests and CI without keys or network."""
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from llama_stack_api import (
+    InferenceProvider,
+    Model,
+    ModelsProtocolPrivate,
+    ModelType,
+    OpenAIChatCompletion,
+    OpenAIChatCompletionChunk,
+    OpenAIChatCompletionRequestWithExtraBody,
+    OpenAICompletion,
+    OpenAICompletionRequestWithExtraBody,
+    OpenAIEmbeddingsRequestWithExtraBody,
+    OpenAIEmbeddingsResponse,
+)
+from llama_stack_api.inference.models import (
+    OpenAIChatCompletionResponseMessage,
+    OpenAIChatCompletionUsage,
+    OpenAIChoice,
+)
+
+from llama_stack_judge.scripted.config import ScriptedInferenceConfig
+
+
+def _text_of(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(getattr(part, "text", "") or "" for part in content)
+    return ""
+
+
+class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
+    """Answers chat completions from the rules of its config."""
+
+    __provider_id__: str
+
+    def __init__(self, config: ScriptedInferenceConfig) -> None:
+        self.config = config
+        self._rules = [(re.compile(rule.match), rule) for rule in config.rules]
+        self._log_lock = asyncio.Lock()
+
+    async def initialize(self) -> None:
+        """Nothing to load."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+    async def should_refresh_models(self) -> bool:
+        """The model list is fixed by the config."""
+        return False
+
+    async def list_models(self) -> list[Model] | None:
+        """The configured model ids."""
+        return [
+            Model(
+                identifier=name,
+                provider_resource_id=name,
+                provider_id=self.__provider_id__,
+                model_type=ModelType.llm,
+            )
+            for name in self.config.models
+        ]
+
+    async def register_model(self, model: Model) -> Model:
+        """Accept only configured models."""
+        if model.provider_resource_id not in self.config.models:
+            raise ValueError(f"scripted provider serves {self.config.models}, not {model.provider_resource_id!r}")
+        return model
+
+    async def unregister_model(self, model_id: str) -> None:
+        """Nothing to release."""
+
+    async def openai_chat_completion(
+        self, params: OpenAIChatCompletionRequestWithExtraBody
+    ) -> OpenAIChatCompletion | AsyncIterator[OpenAIChatCompletionChunk]:
+        """Reply by the first matching rule, else the default reply."""
+        if params.stream:
+            raise ValueError("the scripted provider does not stream")
+        conversation = "\n".join(_text_of(message.content) for message in params.messages)
+        rule = next((rule for pattern, rule in self._rules if pattern.search(conversation)), None)
+        await self._log(params.model, params.messages, rule)
+        if self.config.delay_s:
+            await asyncio.sleep(self.config.delay_s)
+        if rule is not None and rule.fail is not None:
+            raise RuntimeError(rule.fail)
+        reply = rule.reply if rule is not None and rule.reply is not None else self.config.default_reply
+        return OpenAIChatCompletion(
+            id=f"scripted-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=params.model,
+            choices=[
+                OpenAIChoice(index=0, finish_reason="stop", message=OpenAIChatCompletionResponseMessage(content=reply))
+            ],
+            usage=OpenAIChatCompletionUsage(
+                prompt_tokens=len(conversation.split()),
+                completion_tokens=len(reply.split()),
+                total_tokens=len(conversation.split()) + len(reply.split()),
+            ),
+        )
+
+    async def _log(self, model: str, messages: list[object], rule: object) -> None:
+        if self.config.call_log is None:
+            return
+        entry = {
+            "time": time.time(),
+            "model": model,
+            "messages": [
+                {"role": getattr(m, "role", "?"), "content": _text_of(getattr(m, "content", ""))} for m in messages
+            ],
+            "rule": None if rule is None else getattr(rule, "match", None),
+        }
+        async with self._log_lock:
+            with Path(self.config.call_log).open("a", encoding="utf-8") as log:
+                log.write(json.dumps(entry) + "\n")
+
+    async def openai_completion(self, params: OpenAICompletionRequestWithExtraBody) -> OpenAICompletion:
+        """Text completion is not scripted."""
+        raise ValueError("the scripted provider only answers chat completions")
+
+    async def openai_embeddings(self, params: OpenAIEmbeddingsRequestWithExtraBody) -> OpenAIEmbeddingsResponse:
+        """Embeddings are not scripted."""
+        raise ValueError("the scripted provider only answers chat completions")

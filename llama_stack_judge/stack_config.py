@@ -1,0 +1,71 @@
+"""From a provider config (providers per API) to a complete llama-stack run config."""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llama_stack_judge.errors import JudgeInputError
+
+DEFAULT_STATE_DIR = "${env.JUDGE_STATE_DIR:=" + str(Path.home() / ".llama" / "llama-stack-judge") + "}"
+LOCALFS_DATASETIO = {
+    "provider_id": "localfs",
+    "provider_type": "inline::localfs",
+    "config": {"kvstore": {"backend": "kv_default", "namespace": "datasetio::localfs"}},
+}
+
+
+def load_provider_config(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Read a provider config file: ``providers: {api: [{provider_id, provider_type, config, module?}]}``."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise JudgeInputError(f"{path}: cannot read provider config: {exc}") from None
+    providers = data.get("providers") if isinstance(data, dict) else None
+    if not isinstance(providers, dict) or not all(isinstance(v, list) for v in providers.values()):
+        raise JudgeInputError(f"{path}: expected 'providers:' mapping each API to a list of providers")
+    return providers
+
+
+def select_provider(providers: dict[str, list[dict[str, Any]]], provider_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Keep ``provider_id`` as the only provider of its API; other APIs are kept as they are."""
+    for api, entries in providers.items():
+        chosen = [entry for entry in entries if entry.get("provider_id") == provider_id]
+        if chosen:
+            return {**providers, api: chosen}
+    known = sorted(str(entry.get("provider_id")) for entries in providers.values() for entry in entries)
+    raise JudgeInputError(f"PROVIDER_ID {provider_id!r} is not in the provider config; it has {known}")
+
+
+def build_run_config(
+    providers: dict[str, list[dict[str, Any]]], *, state_dir: str = DEFAULT_STATE_DIR, port: int = 8321
+) -> dict[str, Any]:
+    """A ``version: 2`` run config with these providers, a datasetio provider and sqlite storage in ``state_dir``."""
+    providers = {api: [dict(entry) for entry in entries] for api, entries in providers.items()}
+    providers.setdefault("datasetio", [LOCALFS_DATASETIO])
+    return {
+        "version": 2,
+        "distro_name": "llama-stack-judge",
+        "apis": sorted(providers),
+        "providers": providers,
+        "storage": {
+            "backends": {
+                "kv_default": {"type": "kv_sqlite", "db_path": f"{state_dir}/kvstore.db"},
+                "sql_default": {"type": "sql_sqlite", "db_path": f"{state_dir}/sql_store.db"},
+            },
+            "stores": {
+                "metadata": {"namespace": "registry", "backend": "kv_default"},
+                "inference": {"table_name": "inference_store", "backend": "sql_default"},
+                "conversations": {"table_name": "openai_conversations", "backend": "sql_default"},
+                "prompts": {"namespace": "prompts", "backend": "kv_default"},
+                "connectors": {"namespace": "connectors", "backend": "kv_default"},
+            },
+        },
+        "server": {"host": "127.0.0.1", "port": port},
+    }
+
+
+def write_run_config(config: dict[str, Any], path: Path) -> Path:
+    """Write a run config as YAML."""
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
