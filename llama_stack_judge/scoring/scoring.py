@@ -76,6 +76,8 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
     async def register_scoring_function(self, scoring_fn: ScoringFn) -> None:
         """Validate and compile a judge registered through the API; invalid ones are refused with a 400."""
         definition = self.registry.definition_from_registration(scoring_fn)
+        if definition.judge_model:
+            await self._judge_model(definition)
         self._registered[scoring_fn.identifier] = (scoring_fn, definition)
         logger.info("Registered judge", identifier=scoring_fn.identifier)
 

@@ -14,6 +14,7 @@ class ScriptedRule(BaseModel):
     match: str = Field(description="Regex searched in the request's messages joined by newlines.")
     reply: str | None = Field(default=None, description="The assistant text to answer with.")
     fail: str | None = Field(default=None, description="Fail the call with this message instead of replying.")
+    delay_s: float = Field(default=0.0, ge=0.0, description="Extra seconds to wait before answering.")
 
     @field_validator("match")
     @classmethod

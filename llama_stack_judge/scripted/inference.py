@@ -88,8 +88,9 @@ class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
         conversation = "\n".join(_text_of(message.content) for message in params.messages)
         rule = next((rule for pattern, rule in self._rules if pattern.search(conversation)), None)
         await self._log(params.model, params.messages, rule)
-        if self.config.delay_s:
-            await asyncio.sleep(self.config.delay_s)
+        delay = self.config.delay_s + (rule.delay_s if rule is not None else 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         if rule is not None and rule.fail is not None:
             raise RuntimeError(rule.fail)
         reply = rule.reply if rule is not None and rule.reply is not None else self.config.default_reply

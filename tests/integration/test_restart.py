@@ -1,0 +1,98 @@
+"""State across restarts: registered judges survive, shipped definitions have an upgrade path."""
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stacks import bad_request, library_client, run_config_file, selected_providers, stack_client
+
+pytestmark = pytest.mark.integration
+
+ROW = {"input_query": "What is the capital of France?", "generated_answer": "Paris"}
+JUDGE = {
+    "description": "a team judge",
+    "prompt_template": "Answer: {generated_answer}",
+    "verdict": {"type": "rating", "min": 1, "max": 10},
+}
+
+
+def _with_definition_dir(directory: Path) -> dict[str, list[dict[str, Any]]]:
+    providers = copy.deepcopy(selected_providers())
+    providers["scoring"][0]["config"]["definition_dirs"] = [str(directory)]
+    return providers
+
+
+def test_registered_judge_survives_restart(mode: str, state_dir: Path) -> None:
+    run_yaml = run_config_file(state_dir)
+    params = {"type": "llm_as_judge", "judge_model": "scripted/judge", "prompt_template": "Answer: {generated_answer}"}
+    with stack_client(mode, run_yaml) as client:
+        client.scoring_functions.register(
+            scoring_fn_id="team::kept", description="kept", return_type={"type": "number"}, provider_id="judge",
+            params=params,
+        )
+    with stack_client(mode, run_yaml) as client:
+        assert client.scoring_functions.retrieve("team::kept").params.prompt_template == params["prompt_template"]
+        judged = client.scoring.score(input_rows=[ROW], scoring_functions={"team::kept": None}).results["team::kept"]
+        assert judged.score_rows[0]["score"] == 9.0
+        client.scoring_functions.unregister("team::kept")
+    with stack_client(mode, run_yaml) as client:
+        assert "team::kept" not in {fn.identifier for fn in client.scoring_functions.list()}
+
+
+def test_versioned_definition_upgrade(mode: str, state_dir: Path, tmp_path: Path) -> None:
+    definitions = tmp_path / "defs"
+    definitions.mkdir()
+    (definitions / "team-v1.json").write_text(json.dumps(JUDGE))
+    run_yaml = run_config_file(state_dir, _with_definition_dir(definitions))
+    with stack_client(mode, run_yaml) as client:
+        assert client.scoring.score(input_rows=[ROW], scoring_functions={"judge::team-v1": None}).results
+
+    # The upgrade: a changed definition ships under a new version; the old id is retired, not silently changed.
+    (definitions / "team-v1.json").unlink()
+    (definitions / "team-v2.json").write_text(json.dumps({**JUDGE, "prompt_template": "Second version. Answer: {generated_answer}"}))
+    with stack_client(mode, run_yaml) as client:
+        ids = {fn.identifier for fn in client.scoring_functions.list()}
+        assert {"judge::team-v1", "judge::team-v2"} <= ids
+        judged = client.scoring.score(input_rows=[ROW], scoring_functions={"judge::team-v2": None})
+        assert judged.results["judge::team-v2"].score_rows[0]["score"] == 9.0
+        with bad_request("judge::team-v1", "retired"):
+            client.scoring.score(input_rows=[ROW], scoring_functions={"judge::team-v1": None})
+        client.scoring_functions.unregister("judge::team-v1")
+        assert "judge::team-v1" not in {fn.identifier for fn in client.scoring_functions.list()}
+
+
+def test_changing_a_shipped_definition_in_place_is_refused(state_dir: Path, tmp_path: Path) -> None:
+    definitions = tmp_path / "defs"
+    definitions.mkdir()
+    (definitions / "team-v1.json").write_text(json.dumps(JUDGE))
+    run_yaml = run_config_file(state_dir, _with_definition_dir(definitions))
+    with library_client(run_yaml):
+        pass
+    (definitions / "team-v1.json").write_text(json.dumps({**JUDGE, "prompt_template": "Changed: {generated_answer}"}))
+    with pytest.raises(ValueError, match="conflicting field values"), library_client(run_yaml):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("{not json", "invalid JSON at line 1"),
+        (json.dumps({"description": "no template"}), "prompt_template: Field required"),
+        (json.dumps({**JUDGE, "verdict": {"type": "rating", "patterns": ["[[x]]"]}}), "exactly one capture group"),
+        (json.dumps({**JUDGE, "aggregation_functions": ["mode"]}), "aggregation_functions"),
+        (json.dumps({**JUDGE, "inputs": ["question"]}), "unknown placeholders ['generated_answer']"),
+    ],
+)
+def test_invalid_definition_file_stops_startup_naming_the_file(
+    state_dir: Path, tmp_path: Path, content: str, fragment: str
+) -> None:
+    definitions = tmp_path / "defs"
+    definitions.mkdir()
+    (definitions / "broken-v1.json").write_text(content)
+    run_yaml = run_config_file(state_dir, _with_definition_dir(definitions))
+    with pytest.raises(ValueError, match="broken-v1.json") as error, library_client(run_yaml):
+        pass
+    assert fragment in str(error.value)

@@ -1,0 +1,126 @@
+"""Starting real stacks for tests: the library client in-process, or `llama stack run` on 127.0.0.1."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from llama_stack_client import BadRequestError, LlamaStackClient
+
+from llama_stack_judge.stack_config import build_run_config, load_provider_config, select_provider, write_run_config
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_PROVIDER_CONFIG = REPO / "provider_configs" / "scripted.yaml"
+
+
+def selected_providers() -> dict[str, list[dict[str, Any]]]:
+    """Providers from PROVIDER_CONFIG (default: the scripted config), narrowed to PROVIDER_ID when set."""
+    path = Path(os.environ.get("PROVIDER_CONFIG") or DEFAULT_PROVIDER_CONFIG)
+    providers = load_provider_config(path if path.is_absolute() else REPO / path)
+    provider_id = os.environ.get("PROVIDER_ID")
+    return select_provider(providers, provider_id) if provider_id else providers
+
+
+def run_config_file(state_dir: Path, providers: dict[str, list[dict[str, Any]]] | None = None) -> Path:
+    """Write a run config for ``providers`` whose storage lives in ``state_dir``."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    config = build_run_config(providers or selected_providers(), state_dir=str(state_dir))
+    return write_run_config(config, state_dir / "run.yaml")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def reset_model_listing() -> None:
+    """Let the next in-process stack list its providers' models.
+
+    llama-stack 0.7.3 keeps ``ModelsRoutingTable.listed_providers`` on the class, so a second stack in one process
+    skips listing the models of a provider id an earlier stack already listed.
+    """
+    from llama_stack.core.routing_tables.models import ModelsRoutingTable
+
+    ModelsRoutingTable.listed_providers.clear()
+
+
+@contextlib.contextmanager
+def library_client(run_yaml: Path) -> Iterator[Any]:
+    from llama_stack.core.library_client import LlamaStackAsLibraryClient
+
+    reset_model_listing()
+    with contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115 - it prints the whole config
+        client = LlamaStackAsLibraryClient(str(run_yaml))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def served_client(run_yaml: Path, *, log: Path | None = None) -> Iterator[LlamaStackClient]:
+    port = free_port()
+    llama = Path(sys.executable).parent / "llama"
+    log = log or run_yaml.with_suffix(".log")
+    env = {**os.environ, "LLAMA_STACK_LOG_FORMAT": "json"}
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [str(llama), "stack", "run", str(run_yaml), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"llama stack run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base_url}/v1/health", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"llama stack run did not become healthy:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        client = LlamaStackClient(base_url=base_url, timeout=120, max_retries=0)
+        yield client
+        client.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def stack_client(mode: str, run_yaml: Path) -> Iterator[Any]:
+    factory = library_client if mode == "library" else served_client
+    with factory(run_yaml) as client:
+        yield client
+
+
+def bad_request(*fragments: str) -> Any:
+    """Expect a 400: ``BadRequestError`` over HTTP, the ValueError itself in library mode; check its message."""
+
+    class _Check:
+        def __enter__(self) -> None:
+            return None
+
+        def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> bool:
+            if error is None:
+                pytest.fail(f"expected a 400 naming {fragments}, but the call succeeded")
+            if not isinstance(error, BadRequestError | ValueError):
+                return False
+            message = str(error)
+            missing = [fragment for fragment in fragments if fragment not in message]
+            assert not missing, f"error message lacks {missing}: {message}"
+            return True
+
+    return _Check()
