@@ -57,7 +57,7 @@ def library_client(run_yaml: Path) -> Iterator[Any]:
     from llama_stack.core.library_client import LlamaStackAsLibraryClient
 
     reset_model_listing()
-    with contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115 - it prints the whole config
+    with contextlib.redirect_stdout(open(os.devnull, "w")):
         client = LlamaStackAsLibraryClient(str(run_yaml))
     try:
         yield client
@@ -73,7 +73,10 @@ def served_client(run_yaml: Path, *, log: Path | None = None) -> Iterator[LlamaS
     env = {**os.environ, "LLAMA_STACK_LOG_FORMAT": "json"}
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [str(llama), "stack", "run", str(run_yaml), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
+            [str(llama), "stack", "run", str(run_yaml), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -24,8 +24,9 @@ CANDIDATE = {
 
 def _benchmark(client: Any, rows: list[dict[str, Any]], functions: list[str] = FUNCTIONS) -> str:
     dataset_id = f"ds-{uuid.uuid4().hex[:8]}"
-    client.beta.datasets.register(purpose="eval/question-answer", source={"type": "rows", "rows": rows},
-                                  dataset_id=dataset_id)
+    client.beta.datasets.register(
+        purpose="eval/question-answer", source={"type": "rows", "rows": rows}, dataset_id=dataset_id
+    )
     benchmark_id = f"bench-{uuid.uuid4().hex[:8]}"
     client.alpha.benchmarks.register(
         benchmark_id=benchmark_id, dataset_id=dataset_id, scoring_functions=functions, provider_id="judge-eval"
@@ -68,8 +69,12 @@ def test_evaluate_rows(client: Any) -> None:
 
 def test_scoring_params_override_per_function(client: Any) -> None:
     benchmark_id = _benchmark(client, QUESTIONS)
-    config = {**CANDIDATE, "scoring_params": {"judge::helpfulness-v1": {
-        "type": "llm_as_judge", "judge_model": "", "aggregation_functions": ["median"]}}}
+    config = {
+        **CANDIDATE,
+        "scoring_params": {
+            "judge::helpfulness-v1": {"type": "llm_as_judge", "judge_model": "", "aggregation_functions": ["median"]}
+        },
+    }
     result = client.alpha.eval.evaluate_rows(
         benchmark_id, input_rows=QUESTIONS, scoring_functions=FUNCTIONS, benchmark_config=config
     )
@@ -81,8 +86,10 @@ def _skip_if_sync_library(client: Any) -> None:
     from llama_stack.core.library_client import LlamaStackAsLibraryClient
 
     if isinstance(client, LlamaStackAsLibraryClient):
-        pytest.skip("the sync library client waits for every background task after each call (its design); "
-                    "the async library client covers background jobs in-process")
+        pytest.skip(
+            "the sync library client waits for every background task after each call (its design); "
+            "the async library client covers background jobs in-process"
+        )
 
 
 def test_cancel_stops_a_long_job(client: Any) -> None:
@@ -118,7 +125,9 @@ def test_bad_eval_row_is_a_clear_error(client: Any) -> None:
     benchmark_id = _benchmark(client, QUESTIONS)
     with bad_request("row 1", "input_query"):
         client.alpha.eval.evaluate_rows(
-            benchmark_id, input_rows=[QUESTIONS[0], {"question": "?"}], scoring_functions=FUNCTIONS,
+            benchmark_id,
+            input_rows=[QUESTIONS[0], {"question": "?"}],
+            scoring_functions=FUNCTIONS,
             benchmark_config=CANDIDATE,
         )
 
@@ -133,10 +142,12 @@ async def test_cancel_in_process_with_the_async_library_client(tmp_path: Any) ->
     await client.initialize()
     try:
         slow = [{"input_query": f"SLOW question {i}", "expected_answer": "x"} for i in range(12)]
-        await client.beta.datasets.register(purpose="eval/question-answer", source={"type": "rows", "rows": slow},
-                                            dataset_id="slow")
-        await client.alpha.benchmarks.register(benchmark_id="slow", dataset_id="slow",
-                                               scoring_functions=["judge::subset_of"], provider_id="judge-eval")
+        await client.beta.datasets.register(
+            purpose="eval/question-answer", source={"type": "rows", "rows": slow}, dataset_id="slow"
+        )
+        await client.alpha.benchmarks.register(
+            benchmark_id="slow", dataset_id="slow", scoring_functions=["judge::subset_of"], provider_id="judge-eval"
+        )
         job = await client.alpha.eval.run_eval("slow", benchmark_config=CANDIDATE)
         await asyncio.sleep(0.5)
         assert (await client.alpha.eval.jobs.status(job.job_id, benchmark_id="slow")).status == "in_progress"

@@ -30,7 +30,10 @@ def test_registered_judge_survives_restart(mode: str, state_dir: Path) -> None:
     params = {"type": "llm_as_judge", "judge_model": "scripted/judge", "prompt_template": "Answer: {generated_answer}"}
     with stack_client(mode, run_yaml) as client:
         client.scoring_functions.register(
-            scoring_fn_id="team::kept", description="kept", return_type={"type": "number"}, provider_id="judge",
+            scoring_fn_id="team::kept",
+            description="kept",
+            return_type={"type": "number"},
+            provider_id="judge",
             params=params,
         )
     with stack_client(mode, run_yaml) as client:
@@ -52,7 +55,9 @@ def test_versioned_definition_upgrade(mode: str, state_dir: Path, tmp_path: Path
 
     # The upgrade: a changed definition ships under a new version; the old id is retired, not silently changed.
     (definitions / "team-v1.json").unlink()
-    (definitions / "team-v2.json").write_text(json.dumps({**JUDGE, "prompt_template": "Second version. Answer: {generated_answer}"}))
+    (definitions / "team-v2.json").write_text(
+        json.dumps({**JUDGE, "prompt_template": "Second version. Answer: {generated_answer}"})
+    )
     with stack_client(mode, run_yaml) as client:
         ids = {fn.identifier for fn in client.scoring_functions.list()}
         assert {"judge::team-v1", "judge::team-v2"} <= ids
@@ -93,6 +98,6 @@ def test_invalid_definition_file_stops_startup_naming_the_file(
     definitions.mkdir()
     (definitions / "broken-v1.json").write_text(content)
     run_yaml = run_config_file(state_dir, _with_definition_dir(definitions))
-    with pytest.raises(ValueError, match="broken-v1.json") as error, library_client(run_yaml):
+    with pytest.raises(ValueError, match=r"broken-v1\.json") as error, library_client(run_yaml):
         pass
     assert fragment in str(error.value)

@@ -171,7 +171,9 @@ def test_missing_column_names_row_and_column(client: Any) -> None:
     with bad_request("row 1", "generated_answer"):
         client.scoring.score(input_rows=rows, scoring_functions={"judge::helpfulness-v1": None})
     with bad_request("row 1", "expected_answer"):
-        client.scoring.score(input_rows=[PARIS, {"generated_answer": "x"}], scoring_functions={"judge::subset_of": None})
+        client.scoring.score(
+            input_rows=[PARIS, {"generated_answer": "x"}], scoring_functions={"judge::subset_of": None}
+        )
 
 
 def test_unknown_judge_model_is_a_clear_error(client: Any) -> None:

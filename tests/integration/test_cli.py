@@ -1,0 +1,124 @@
+"""The llama-stack-judge command, run as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fake_openai import fake_openai
+from tests.stacks import REPO, run_config_file
+
+pytestmark = pytest.mark.integration
+CLI = str(Path(sys.executable).parent / "llama-stack-judge")
+ROWS = [
+    {"input_query": "What is the capital of France?", "generated_answer": "Paris", "expected_answer": "Paris"},
+    {"input_query": "What is 2+2?", "generated_answer": "2+2 is 5", "expected_answer": "4"},
+]
+
+
+def _rows_file(tmp_path: Path) -> Path:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    return path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"LLAMA_STACK_LOG_FORMAT": "json", "PATH": str(Path(sys.executable).parent), "HOME": str(Path.home())},
+    )
+
+
+def _results(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_score_with_a_stack_config(tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    run_yaml = run_config_file(tmp_path / "state")
+    done = _run(
+        "score",
+        "--rows",
+        str(_rows_file(tmp_path)),
+        "--scoring-fn",
+        "judge::helpfulness-v1",
+        "--scoring-fn",
+        "judge::subset_of",
+        "--stack-config",
+        str(run_yaml),
+        "--output",
+        str(output),
+    )
+    assert done.returncode == 0, done.stderr
+    results = _results(output)
+    assert [r["results"]["judge::helpfulness-v1"]["score"] for r in results] == [9.0, 2.0]
+    assert [r["results"]["judge::subset_of"]["score"] for r in results] == [1.0, 0.0]
+    assert results[0]["row"] == ROWS[0]
+    assert "judge::helpfulness-v1" in done.stdout and '"average": 5.5' in done.stdout
+
+
+def test_score_against_an_openai_compatible_endpoint(tmp_path: Path) -> None:
+    def reply(messages: list[dict[str, Any]]) -> str:
+        return "Verdict: [[CORRECT]]" if "Answer: Paris" in messages[-1]["content"] else "Verdict: [[INCORRECT]]"
+
+    output = tmp_path / "out.jsonl"
+    with fake_openai("grader", reply) as (url, log):
+        done = _run(
+            "score",
+            "--rows",
+            str(_rows_file(tmp_path)),
+            "--scoring-fn",
+            "judge::correctness-v1",
+            "--inference-url",
+            url,
+            "--judge-model",
+            "grader",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--output",
+            str(output),
+        )
+    assert done.returncode == 0, done.stderr
+    assert [r["results"]["judge::correctness-v1"]["verdict"] for r in _results(output)] == ["CORRECT", "INCORRECT"]
+    assert len(log) == 2 and {request["model"] for request in log} == {"grader"}
+    assert log[0]["messages"][0]["role"] == "system" and log[0]["temperature"] == 0.0
+
+
+def test_score_reports_bad_input_clearly(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"input_query": "q"}\nnot json\n')
+    done = _run("score", "--rows", str(rows), "--scoring-fn", "judge::subset_of", "--stack-config", "x.yaml")
+    assert done.returncode == 2 and f"{rows}:2: invalid JSON" in done.stderr
+    rows.write_text('{"input_query": "q"}\n')
+    done = _run(
+        "score",
+        "--rows",
+        str(rows),
+        "--scoring-fn",
+        "judge::subset_of",
+        "--stack-config",
+        str(run_config_file(tmp_path / "state")),
+    )
+    assert done.returncode == 2 and "row 0: missing column 'expected_answer'" in done.stderr
+
+
+def test_stack_config_prints_a_run_config_that_serves(tmp_path: Path) -> None:
+    done = _run(
+        "stack-config",
+        str(REPO / "provider_configs" / "scripted.yaml"),
+        "--provider-id",
+        "judge",
+        "--state-dir",
+        str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    assert config["providers"]["scoring"][0]["module"] == "llama_stack_judge"
+    assert config["storage"]["backends"]["kv_default"]["db_path"] == f"{tmp_path}/kvstore.db"

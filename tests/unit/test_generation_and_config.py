@@ -1,0 +1,61 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from llama_stack_judge.core.builtin import builtin_scorers
+from llama_stack_judge.core.generation import conversations
+from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.stack_config import build_run_config, load_provider_config, select_provider
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_chat_rows_keep_every_role_after_the_candidate_system_message() -> None:
+    chat = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "again"},
+    ]
+    (messages,) = conversations([{"chat_completion_input": json.dumps(chat)}], system_message="candidate rules")
+    assert [(m.role, m.content) for m in messages] == [("system", "candidate rules")] + [
+        (m["role"], m["content"]) for m in chat
+    ]
+
+
+def test_query_rows_and_bad_rows() -> None:
+    (messages,) = conversations([{"input_query": "q?"}], system_message=None)
+    assert [(m.role, m.content) for m in messages] == [("user", "q?")]
+    with pytest.raises(JudgeInputError, match="row 1: needs a 'chat_completion_input'"):
+        conversations([{"input_query": "q"}, {"question": "q"}], system_message=None)
+    with pytest.raises(JudgeInputError, match="row 0: column 'chat_completion_input' is not valid JSON"):
+        conversations([{"chat_completion_input": "[{"}], system_message=None)
+
+
+def test_subset_of() -> None:
+    (subset,) = builtin_scorers("p")
+    scores = subset.score_rows(
+        [
+            {"expected_answer": "Paris", "generated_answer": "It is Paris."},
+            {"expected_answer": "4", "generated_answer": "5"},
+        ]
+    )
+    assert [r.score for r in scores] == [1.0, 0.0]
+
+
+def test_provider_config_selection_and_run_config() -> None:
+    providers = load_provider_config(REPO / "provider_configs" / "scripted.yaml")
+    config = build_run_config(select_provider(providers, "judge"), state_dir="/tmp/x")
+    assert [p["provider_id"] for p in config["providers"]["scoring"]] == ["judge"]
+    assert config["providers"]["datasetio"][0]["provider_type"] == "inline::localfs"
+    assert config["storage"]["backends"]["kv_default"]["db_path"] == "/tmp/x/kvstore.db"
+    with pytest.raises(JudgeInputError, match="'nope' is not in the provider config"):
+        select_provider(providers, "nope")
+
+
+def test_generated_run_config_is_a_valid_stack_config() -> None:
+    from llama_stack.core.datatypes import StackConfig
+
+    providers = load_provider_config(REPO / "provider_configs" / "scripted.yaml")
+    StackConfig(**build_run_config(providers, state_dir="/tmp/x"))
