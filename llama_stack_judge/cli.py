@@ -113,7 +113,9 @@ def score_command(args: argparse.Namespace) -> int:
     with open_stack(args) as client:
         response = client.scoring.score(input_rows=rows, scoring_functions=dict.fromkeys(args.scoring_fn))
     if args.output:
-        with Path(args.output).open("w", encoding="utf-8") as out:
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("w", encoding="utf-8") as out:
             for index, row in enumerate(rows):
                 scored = {fn: result.score_rows[index] for fn, result in response.results.items()}
                 out.write(json.dumps({"row": row, "results": scored}) + "\n")

@@ -90,7 +90,7 @@ def served_client(run_yaml: Path, *, log: Path | None = None) -> Iterator[LlamaS
             if time.monotonic() > deadline:
                 raise RuntimeError(f"llama stack run did not become healthy:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        client = LlamaStackClient(base_url=base_url, timeout=120, max_retries=0)
+        client = LlamaStackClient(base_url=base_url, timeout=120)
         yield client
         client.close()
     finally:

@@ -17,6 +17,17 @@ def _unique(name: str) -> str:
     return f"test::{name}-{uuid.uuid4().hex[:8]}"
 
 
+def _register(client: Any, fn_id: str, params: dict[str, Any], **extra: Any) -> None:
+    client.scoring_functions.register(
+        scoring_fn_id=fn_id,
+        description=extra.pop("description", "a test judge"),
+        return_type={"type": "number"},
+        provider_id="judge",
+        params={"type": "llm_as_judge", **params},
+        **extra,
+    )
+
+
 def test_lists_builtin_and_shipped_functions(client: Any) -> None:
     functions = {fn.identifier: fn for fn in client.scoring_functions.list()}
     assert {"judge::subset_of", "judge::helpfulness-v1", "judge::correctness-v1"} <= set(functions)
@@ -86,13 +97,10 @@ def test_choice_judge_maps_labels_to_scores(client: Any) -> None:
 
 def test_register_score_unregister(client: Any) -> None:
     fn_id = _unique("strict")
-    client.scoring_functions.register(
-        scoring_fn_id=fn_id,
-        description="ten-point judge",
-        return_type={"type": "number"},
-        provider_id="judge",
-        params={
-            "type": "llm_as_judge",
+    _register(
+        client,
+        fn_id,
+        {
             "judge_model": "scripted/judge",
             "prompt_template": "Question: {input_query}\nAnswer: {generated_answer}",
             "judge_score_regexes": [r"Rating: \[\[(\d+)\]\]"],
@@ -110,14 +118,7 @@ def test_register_score_unregister(client: Any) -> None:
 
 def test_register_on_a_shipped_base_keeps_its_range(client: Any) -> None:
     fn_id = _unique("based")
-    client.scoring_functions.register(
-        scoring_fn_id=fn_id,
-        description="helpfulness judged by the candidate model",
-        return_type={"type": "number"},
-        provider_id="judge",
-        provider_scoring_fn_id="judge::helpfulness-v1",
-        params={"type": "llm_as_judge", "judge_model": "scripted/judge"},
-    )
+    _register(client, fn_id, {"judge_model": "scripted/judge"}, provider_scoring_fn_id="judge::helpfulness-v1")
     judged = client.scoring.score(input_rows=[PARIS], scoring_functions={fn_id: None}).results[fn_id]
     assert judged.score_rows[0]["score"] == 9.0
     assert set(judged.aggregated_results) >= {"average", "median"}  # the base's aggregations
@@ -181,13 +182,7 @@ def test_unknown_judge_model_is_a_clear_error(client: Any) -> None:
     with bad_request("nowhere/model"):
         client.scoring.score(input_rows=[PARIS], scoring_functions={"judge::helpfulness-v1": override})
     with bad_request("nowhere/model"):
-        client.scoring_functions.register(
-            scoring_fn_id=_unique("ghost"),
-            description="judge with a model the stack lacks",
-            return_type={"type": "number"},
-            provider_id="judge",
-            params={"type": "llm_as_judge", "judge_model": "nowhere/model", "prompt_template": "{generated_answer}"},
-        )
+        _register(client, _unique("ghost"), {"judge_model": "nowhere/model", "prompt_template": "{generated_answer}"})
 
 
 @pytest.mark.parametrize(
@@ -204,23 +199,11 @@ def test_unknown_judge_model_is_a_clear_error(client: Any) -> None:
 def test_invalid_registrations_are_refused(client: Any, params: dict[str, Any], fragment: str) -> None:
     fn_id = _unique("invalid")
     with bad_request(fragment):
-        client.scoring_functions.register(
-            scoring_fn_id=fn_id,
-            description="invalid",
-            return_type={"type": "number"},
-            provider_id="judge",
-            params={"type": "llm_as_judge", "judge_model": "scripted/judge", **params},
-        )
+        _register(client, fn_id, {"judge_model": "scripted/judge", **params})
     assert fn_id not in {fn.identifier for fn in client.scoring_functions.list()}
 
 
 def test_shipped_id_cannot_be_taken(client: Any) -> None:
     with bad_request("judge::helpfulness-v1"):
-        client.scoring_functions.register(
-            scoring_fn_id="judge::helpfulness-v1",
-            description="hijack",
-            return_type={"type": "number"},
-            provider_id="judge",
-            params={"type": "llm_as_judge", "judge_model": "scripted/judge", "prompt_template": "{x} [[10]]"},
-        )
+        _register(client, "judge::helpfulness-v1", {"judge_model": "scripted/judge", "prompt_template": "{x} [[10]]"})
     assert client.scoring_functions.retrieve("judge::helpfulness-v1").description.startswith("Rates how helpful")
