@@ -31,6 +31,11 @@ class ScriptedInferenceConfig(BaseModel):
     models: list[str] = Field(default=["judge"], description="Model ids this provider serves.")
     rules: list[ScriptedRule] = Field(default_factory=list, description="Tried in order; the first match answers.")
     default_reply: str = Field(default="Rating: [[5]]", description="Reply when no rule matches.")
+    reply_fn: str | None = Field(
+        default=None,
+        description="'module:function' called with the messages (role/content dicts) when no rule matches; "
+        "its return value is the reply.",
+    )
     delay_s: float = Field(default=0.0, ge=0.0, description="Seconds to wait before each reply.")
     call_log: str | None = Field(default=None, description="JSONL file that gets one line per call.")
 

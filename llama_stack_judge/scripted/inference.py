@@ -1,11 +1,12 @@
 """An inline inference provider whose replies come from rules, for tests and CI without keys or network."""
 
 import asyncio
+import importlib
 import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from llama_stack_api import (
@@ -38,6 +39,16 @@ def _text_of(content: object) -> str:
     return ""
 
 
+def _load_reply_fn(target: str) -> Callable[[list[dict[str, str]]], object]:
+    module_name, _, function_name = target.partition(":")
+    if not module_name or not function_name:
+        raise ValueError(f"reply_fn must look like 'package.module:function', got {target!r}")
+    function = getattr(importlib.import_module(module_name), function_name, None)
+    if not callable(function):
+        raise ValueError(f"reply_fn {target!r} is not a callable")
+    return function  # type: ignore[no-any-return]
+
+
 class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
     """Answers chat completions from the rules of its config."""
 
@@ -47,6 +58,7 @@ class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
         self.config = config
         self._rules = [(re.compile(rule.match), rule) for rule in config.rules]
         self._log_lock = asyncio.Lock()
+        self._reply_fn = _load_reply_fn(config.reply_fn) if config.reply_fn else None
 
     async def initialize(self) -> None:
         """Nothing to load."""
@@ -93,7 +105,12 @@ class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
             await asyncio.sleep(delay)
         if rule is not None and rule.fail is not None:
             raise RuntimeError(rule.fail)
-        reply = rule.reply if rule is not None and rule.reply is not None else self.config.default_reply
+        if rule is not None and rule.reply is not None:
+            reply = rule.reply
+        elif rule is None and self._reply_fn is not None:
+            reply = str(self._reply_fn([{"role": m.role, "content": _text_of(m.content)} for m in params.messages]))
+        else:
+            reply = self.config.default_reply
         return OpenAIChatCompletion(
             id=f"scripted-{uuid.uuid4().hex}",
             created=int(time.time()),

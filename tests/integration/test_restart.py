@@ -101,3 +101,26 @@ def test_invalid_definition_file_stops_startup_naming_the_file(
     with pytest.raises(ValueError, match=r"broken-v1\.json") as error, library_client(run_yaml):
         pass
     assert fragment in str(error.value)
+
+
+def test_scripted_reply_function(state_dir: Path) -> None:
+    providers = copy.deepcopy(selected_providers())
+    providers["inference"][0]["config"]["reply_fn"] = "tests.scripted_replies:rate_by_length"
+    rows = [{"input_query": "q", "generated_answer": "short"}, {"input_query": "q", "generated_answer": "x" * 200}]
+    with library_client(run_config_file(state_dir, providers)) as client:
+        judged = client.scoring.score(input_rows=rows, scoring_functions={"judge::helpfulness-v1": None})
+    scores = [row["score"] for row in judged.results["judge::helpfulness-v1"].score_rows]
+    prompt_lengths = [len(_prompt(row)) for row in rows]
+    assert scores == [float(min(10, 1 + n // 40)) for n in prompt_lengths] and scores[0] < scores[1]
+
+
+def _prompt(row: dict[str, str]) -> str:
+    from llama_stack_judge.core.definitions import load_definitions
+    from tests.stacks import REPO
+
+    (definition,) = [
+        d
+        for d in load_definitions(REPO / "llama_stack_judge" / "fn_defs", prefix="judge")
+        if d.identifier == "judge::helpfulness-v1"
+    ]
+    return definition.templates[-1].render(row)
