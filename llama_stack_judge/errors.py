@@ -19,3 +19,7 @@ class UnknownScoringFunctionError(JudgeInputError):
 
 class JobNotFoundError(JudgeInputError):
     """An eval job id is unknown for the given benchmark."""
+
+
+class GenerationError(JudgeError):
+    """A candidate model could not answer a row, after retries."""

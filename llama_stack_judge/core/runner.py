@@ -46,8 +46,11 @@ async def map_bounded[T, R](items: Sequence[T], work: Callable[[T], Awaitable[R]
         async with semaphore:
             return await work(item)
 
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(bounded(item)) for item in items]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(bounded(item)) for item in items]
+    except ExceptionGroup as failed:  # the first failure, as raised, rather than a group of one
+        raise failed.exceptions[0] from None
     return [task.result() for task in tasks]
 
 

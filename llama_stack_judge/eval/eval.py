@@ -32,8 +32,8 @@ from llama_stack_api.datasets.models import GetDatasetRequest
 
 from llama_stack_judge.core.chat import ChatMessage, ChatRequest
 from llama_stack_judge.core.generation import conversations
-from llama_stack_judge.core.runner import RunSettings, call_with_retries, map_bounded
-from llama_stack_judge.errors import JobNotFoundError, JudgeInputError
+from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_with_retries, map_bounded
+from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.scoring.inference import StackChat
 
@@ -50,7 +50,7 @@ class EvalJob:
     benchmark_id: str
     status: JobStatus = JobStatus.scheduled
     created_at: float = field(default_factory=time.time)
-    task: asyncio.Task[EvaluateResponse] | None = None
+    task: asyncio.Task[None] | None = None
     result: EvaluateResponse | None = None
     error: str | None = None
 
@@ -129,7 +129,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         logger.info("Eval job started", job_id=job.job_id, benchmark_id=benchmark.identifier)
         return Job(job_id=job.job_id, status=job.status)
 
-    async def _run_job(self, job: EvalJob, benchmark: Benchmark, config: BenchmarkConfig) -> EvaluateResponse:
+    async def _run_job(self, job: EvalJob, benchmark: Benchmark, config: BenchmarkConfig) -> None:
         job.status = JobStatus.in_progress
         try:
             limit = config.num_examples if config.num_examples is not None else -1
@@ -138,13 +138,12 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         except asyncio.CancelledError:
             job.status = JobStatus.cancelled
             raise
-        except Exception as exc:  # the job fails with its reason; the server keeps serving
+        except Exception as exc:  # the job fails with its reason, reported by job_status/job_result
             job.status = JobStatus.failed
             job.error = f"{type(exc).__name__}: {exc}"
             logger.warning("Eval job failed", job_id=job.job_id, error=job.error)
-            raise
+            return
         job.status = JobStatus.completed
-        return job.result
 
     async def evaluate_rows(self, request: EvaluateRowsRequest) -> EvaluateResponse:
         """Generate and score the given rows, in the request."""
@@ -159,12 +158,19 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         prompts = conversations(rows, system_message=system if isinstance(system, str) else None)
         sampling = _sampling(candidate.sampling_params, self.config.default_max_tokens)
 
-        async def generate(messages: tuple[ChatMessage, ...]) -> str:
+        async def generate(indexed: tuple[int, tuple[ChatMessage, ...]]) -> str:
+            index, messages = indexed
             request = ChatRequest(model=candidate.model, messages=messages, **sampling)  # type: ignore[arg-type]
-            reply, _ = await call_with_retries(self._chat, request, self._settings)
+            try:
+                reply, _ = await call_with_retries(self._chat, request, self._settings)
+            except CallFailedError as failed:
+                raise GenerationError(
+                    f"row {index}: generation with {candidate.model} failed after {failed.attempts} attempt(s): "
+                    f"{failed.reason}"
+                ) from None
             return reply.text
 
-        answers = await map_bounded(prompts, generate, self._settings.max_concurrency)
+        answers = await map_bounded(list(enumerate(prompts)), generate, self._settings.max_concurrency)
         generations = [{"generated_answer": answer} for answer in answers]
         scored_rows = [row | generation for row, generation in zip(rows, generations, strict=True)]
         functions = {fn: config.scoring_params.get(fn) for fn in scoring_functions}

@@ -1,5 +1,6 @@
 """The scoring-function registry: built-ins, shipped definitions, and the mapping to llama-stack's ScoringFn."""
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,6 @@ def apply_builtin_params(scorer: BuiltinScorer, params: object, *, where: str) -
         raise JudgeDefinitionError(f"{where}: a built-in scorer takes basic params, got {kind!r}")
     if not params.aggregation_functions:
         return scorer
-    from dataclasses import replace
-
     return replace(scorer, aggregation_functions=_aggregations(params.aggregation_functions, where=where))
 
 

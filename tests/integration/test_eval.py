@@ -157,3 +157,11 @@ async def test_cancel_in_process_with_the_async_library_client(tmp_path: Any) ->
         assert time.monotonic() - started < 5
     finally:
         await client.shutdown()
+
+
+def test_failed_job_reports_its_reason(client: Any) -> None:
+    benchmark_id = _benchmark(client, [{"input_query": "BREAK-THE-JUDGE now", "expected_answer": "x"}])
+    job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
+    assert _wait(client, benchmark_id, job.job_id, until={"completed", "failed"}) == "failed"
+    with bad_request("failed", "scripted failure"):
+        client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
