@@ -108,11 +108,14 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
     async def _benchmark(self, benchmark_id: str) -> Benchmark:
         if benchmark_id in self._benchmarks:
             return self._benchmarks[benchmark_id]
-        store = getattr(self, "benchmark_store", None)
+        unknown = JudgeInputError(f"benchmark {benchmark_id} is not registered")
+        store = getattr(self, "benchmark_store", None)  # set by the stack's routing table
+        if store is None:
+            raise unknown
         try:
-            benchmark: Benchmark = await store.get_benchmark(GetBenchmarkRequest(benchmark_id=benchmark_id))  # type: ignore[union-attr]
-        except (ValueError, AttributeError):
-            raise JudgeInputError(f"benchmark {benchmark_id} is not registered") from None
+            benchmark: Benchmark = await store.get_benchmark(GetBenchmarkRequest(benchmark_id=benchmark_id))
+        except ValueError:
+            raise unknown from None
         self._benchmarks[benchmark_id] = benchmark
         return benchmark
 

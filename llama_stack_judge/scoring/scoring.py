@@ -108,11 +108,15 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         return definition
 
     async def _stored_function(self, identifier: str) -> ScoringFn:
-        store = getattr(self, "scoring_function_store", None)
+        unknown = UnknownScoringFunctionError(f"scoring function {identifier} is not served by this provider")
+        store = getattr(self, "scoring_function_store", None)  # set by the stack's routing table
+        if store is None:
+            raise unknown
         try:
-            return await store.get_scoring_function(GetScoringFunctionRequest(scoring_fn_id=identifier))  # type: ignore[union-attr]
-        except (ValueError, AttributeError):
-            raise UnknownScoringFunctionError(f"scoring function {identifier} is not served by this provider") from None
+            stored: ScoringFn = await store.get_scoring_function(GetScoringFunctionRequest(scoring_fn_id=identifier))
+        except ValueError:
+            raise unknown from None
+        return stored
 
     async def _judge_model(self, definition: JudgeDefinition) -> str:
         model = definition.judge_model or self.config.default_judge_model
