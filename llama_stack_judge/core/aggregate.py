@@ -1,34 +1,56 @@
-"""Aggregations over row results: pure functions over scored rows, with failures counted, never averaged in."""
+"""Aggregations over row results: failures are counted, and averaged in only as the policy says."""
 
 import statistics
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from llama_stack_judge.core.definitions import Aggregation
 from llama_stack_judge.core.outcomes import Outcome, RowResult
+from llama_stack_judge.core.rows import Row
+from llama_stack_judge.core.stats import bootstrap_ci, group_means, win_rate
+from llama_stack_judge.errors import JudgeInputError
 
 AggregateValue = dict[str, object]
 
 
-def _scores(results: Sequence[RowResult]) -> list[float]:
-    return [r.score for r in results if r.outcome is Outcome.scored and r.score is not None]
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """How to aggregate: what a failed row counts as, and the bootstrap settings."""
+
+    failed_score: float | None = None  # None: failures are left out (and counted); else they count as this score
+    bootstrap_resamples: int = 1000
+    seed: int = 0
+
+    def scores(self, results: Sequence[RowResult]) -> list[float | None]:
+        """Each row's score for statistics: its score, the failed score, or ``None`` when it is left out."""
+        return [r.score if r.outcome is Outcome.scored else self.failed_score for r in results]
+
+    def ci95(self, values: Sequence[float]) -> list[float] | None:
+        """The seeded bootstrap 95 % interval of the mean, as ``[low, high]``."""
+        interval = bootstrap_ci(values, resamples=self.bootstrap_resamples, seed=self.seed)
+        return None if interval is None else list(interval)
 
 
-def average(results: Sequence[RowResult]) -> AggregateValue:
-    """Mean score of the scored rows; ``None`` when no row was scored."""
-    scores = _scores(results)
-    return {"average": statistics.fmean(scores) if scores else None}
+def _present(scores: Sequence[float | None]) -> list[float]:
+    return [s for s in scores if s is not None]
 
 
-def median(results: Sequence[RowResult]) -> AggregateValue:
-    """Median score of the scored rows; ``None`` when no row was scored."""
-    scores = _scores(results)
+def average(results: Sequence[RowResult], stats: Statistics) -> AggregateValue:
+    """Mean score and its bootstrap 95 % interval; ``None`` when no row counts."""
+    scores = _present(stats.scores(results))
+    return {"average": statistics.fmean(scores) if scores else None, "ci95": stats.ci95(scores)}
+
+
+def median(results: Sequence[RowResult], stats: Statistics) -> AggregateValue:
+    """Median score; ``None`` when no row counts."""
+    scores = _present(stats.scores(results))
     return {"median": statistics.median(scores) if scores else None}
 
 
-def accuracy(results: Sequence[RowResult]) -> AggregateValue:
-    """Share of correct rows, for 0/1 scores: the mean score over scored rows."""
-    scores = _scores(results)
+def accuracy(results: Sequence[RowResult], stats: Statistics) -> AggregateValue:
+    """Share of correct rows, for 0/1 scores."""
+    scores = _present(stats.scores(results))
     return {
         "accuracy": statistics.fmean(scores) if scores else None,
         "num_correct": sum(scores),
@@ -36,7 +58,7 @@ def accuracy(results: Sequence[RowResult]) -> AggregateValue:
     }
 
 
-def categorical_count(results: Sequence[RowResult]) -> AggregateValue:
+def categorical_count(results: Sequence[RowResult], stats: Statistics) -> AggregateValue:
     """How often each verdict (or score, for scorers without verdict labels) occurs among scored rows."""
     labels = Counter(
         r.verdict if r.verdict is not None else str(r.score) for r in results if r.outcome is Outcome.scored
@@ -44,11 +66,18 @@ def categorical_count(results: Sequence[RowResult]) -> AggregateValue:
     return {"categorical_count": dict(sorted(labels.items()))}
 
 
-AGGREGATIONS: dict[Aggregation, Callable[[Sequence[RowResult]], AggregateValue]] = {
+def win_rate_of(results: Sequence[RowResult], stats: Statistics) -> AggregateValue:
+    """Wins, losses, ties and the win rate (ties count half) with its bootstrap 95 % interval."""
+    scores = _present(stats.scores(results))
+    return win_rate(scores) | {"ci95": stats.ci95(scores)}
+
+
+AGGREGATIONS: dict[Aggregation, Callable[[Sequence[RowResult], Statistics], AggregateValue]] = {
     Aggregation.average: average,
     Aggregation.median: median,
     Aggregation.accuracy: accuracy,
     Aggregation.categorical_count: categorical_count,
+    Aggregation.win_rate: win_rate_of,
 }
 
 
@@ -58,7 +87,28 @@ def outcome_counts(results: Sequence[RowResult]) -> dict[str, int]:
     return {f"n_{outcome.value}": counts[outcome] for outcome in Outcome} | {"n_total": len(results)}
 
 
-def aggregate(results: Sequence[RowResult], functions: Sequence[Aggregation]) -> dict[str, object]:
-    """Every requested aggregation, keyed by name, plus the outcome counts."""
-    aggregated: dict[str, object] = {name.value: AGGREGATIONS[name](results) for name in functions}
+def group_keys(rows: Sequence[Row], fields: Sequence[str]) -> dict[str, list[object]]:
+    """Each ``group_by`` field's value in every row; raises ``JudgeInputError`` naming rows that lack one."""
+    missing = [
+        f"row {i}: missing group_by field '{name}'" for name in fields for i, row in enumerate(rows) if name not in row
+    ]
+    if missing:
+        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise JudgeInputError("; ".join(missing[:5]) + more)
+    return {name: [row[name] for row in rows] for name in fields}
+
+
+def aggregate(
+    results: Sequence[RowResult],
+    functions: Sequence[Aggregation],
+    stats: Statistics | None = None,
+    *,
+    groups: Mapping[str, Sequence[object]] | None = None,
+) -> dict[str, object]:
+    """Every requested aggregation keyed by name, the outcome counts, and per-group means when asked."""
+    stats = stats or Statistics()
+    aggregated: dict[str, object] = {name.value: AGGREGATIONS[name](results, stats) for name in functions}
+    if groups:
+        scores = stats.scores(results)
+        aggregated["by_group"] = {name: group_means(keys, scores) for name, keys in groups.items()}
     return aggregated | outcome_counts(results)

@@ -1,7 +1,8 @@
 """The one thing the core needs from an inference stack: an async chat function."""
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,11 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
+    response_schema: Mapping[str, Any] | None = None  # ask for a JSON reply of this schema
+
+    def plain(self) -> "ChatRequest":
+        """This request without a response format."""
+        return replace(self, response_schema=None)
 
 
 @dataclass(frozen=True, slots=True)

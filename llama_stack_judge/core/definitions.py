@@ -10,7 +10,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llama_stack_judge.core.templates import PromptTemplate
-from llama_stack_judge.core.verdicts import ParsedVerdict, parse_choice, parse_rating
+from llama_stack_judge.core.verdicts import (
+    ParsedVerdict,
+    check_choice,
+    check_rating,
+    json_verdict,
+    parse_choice,
+    parse_rating,
+)
 from llama_stack_judge.errors import JudgeDefinitionError
 
 # `[[8]]` or `[[8.5]]`; raw strings, so `\[` means a bracket.
@@ -24,6 +31,14 @@ class Aggregation(StrEnum):
     median = "median"
     accuracy = "accuracy"
     categorical_count = "categorical_count"
+    win_rate = "win_rate"  # ours: pairwise scores 1 / 0.5 / 0, ties counted as half
+
+
+class FailurePolicy(StrEnum):
+    """What aggregates do with rows that could not be scored (they are always counted)."""
+
+    exclude = "exclude"  # left out of the statistics, as MT-bench does
+    minimum = "minimum"  # counted as the lowest score the verdict allows
 
 
 class _Frozen(BaseModel):
@@ -99,6 +114,23 @@ class JudgeDefinition(_Frozen):
     verdict: Verdict = Field(default_factory=RatingVerdict)
     sampling: Sampling = Field(default_factory=Sampling)
     aggregation_functions: tuple[Aggregation, ...] = (Aggregation.average,)
+    num_samples: int = Field(
+        default=1, ge=1, le=32, description="Judgments per row; more than one needs a temperature above 0."
+    )
+    failure_policy: FailurePolicy = FailurePolicy.exclude
+    structured_output: bool = Field(
+        default=False,
+        description="Ask for a JSON verdict (response_format json_schema); falls back to the patterns where the "
+        "inference provider does not support it.",
+    )
+
+    @model_validator(mode="after")
+    def _check_options(self) -> "JudgeDefinition":
+        if self.num_samples > 1 and self.sampling.temperature == 0:
+            raise ValueError(f"num_samples {self.num_samples} needs sampling.temperature > 0 (samples would be equal)")
+        if self.failure_policy is FailurePolicy.minimum and self.minimum_score is None:
+            raise ValueError("failure_policy 'minimum' needs a lowest score: set verdict.min")
+        return self
 
     @model_validator(mode="after")
     def _check_templates(self) -> "JudgeDefinition":
@@ -132,8 +164,36 @@ class JudgeDefinition(_Frozen):
         """The verdict patterns, compiled once."""
         return tuple(re.compile(pattern) for pattern in self.verdict.patterns)
 
+    @property
+    def minimum_score(self) -> float | None:
+        """The lowest score this judge can give, if bounded."""
+        if isinstance(self.verdict, ChoiceVerdict):
+            return min(self.verdict.choices.values())
+        return self.verdict.min
+
+    @cached_property
+    def response_schema(self) -> dict[str, Any]:
+        """The JSON schema of a structured verdict: a short explanation, then the verdict."""
+        verdict: dict[str, Any]
+        if isinstance(self.verdict, ChoiceVerdict):
+            verdict = {"type": "string", "enum": sorted(self.verdict.choices)}
+        else:
+            bounds = {"minimum": self.verdict.min, "maximum": self.verdict.max}
+            verdict = {"type": "number", **{k: v for k, v in bounds.items() if v is not None}}
+        return {
+            "type": "object",
+            "properties": {"explanation": {"type": "string"}, "verdict": verdict},
+            "required": ["explanation", "verdict"],
+            "additionalProperties": False,
+        }
+
     def parse_verdict(self, judge_output: str) -> ParsedVerdict:
-        """Read this judge's verdict from its output."""
+        """Read this judge's verdict from its output: a JSON verdict if it is one, else by the patterns."""
+        structured = json_verdict(judge_output) if self.structured_output else None
+        if structured is not None:
+            if isinstance(self.verdict, ChoiceVerdict):
+                return check_choice(structured, self.verdict.choices)
+            return check_rating(structured, minimum=self.verdict.min, maximum=self.verdict.max)
         if isinstance(self.verdict, ChoiceVerdict):
             return parse_choice(judge_output, self.compiled_patterns, self.verdict.choices)
         return parse_rating(judge_output, self.compiled_patterns, minimum=self.verdict.min, maximum=self.verdict.max)

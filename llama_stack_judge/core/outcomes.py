@@ -1,5 +1,8 @@
 """What happened to one row: a typed outcome instead of sentinel scores."""
 
+import statistics
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -22,7 +25,8 @@ class RowResult:
         verdict: the judge's verdict as written (``"8.5"``, ``"A"``), when one was parsed.
         judge_output: the judge's raw text, kept whatever the outcome (``None`` for non-LLM scorers).
         error: why the row was not scored.
-        attempts: judge calls made for this row (retries included).
+        attempts: judge calls made for this row (retries included, cache hits not).
+        samples: each judgment of the row when it was judged more than once.
     """
 
     outcome: Outcome
@@ -31,6 +35,7 @@ class RowResult:
     judge_output: str | None = None
     error: str | None = None
     attempts: int = 0
+    samples: tuple["RowResult", ...] = ()
 
     @classmethod
     def scored_value(
@@ -39,12 +44,53 @@ class RowResult:
         """A scored row."""
         return cls(Outcome.scored, score=score, verdict=verdict, judge_output=judge_output, attempts=attempts)
 
+    @property
+    def spread(self) -> float | None:
+        """Highest minus lowest score among the samples, when there are several scored ones."""
+        scores = [s.score for s in self.samples if s.score is not None]
+        return max(scores) - min(scores) if len(scores) > 1 else None
+
     def as_score_row(self) -> dict[str, object]:
         """The row as the scoring API returns it."""
-        return {
+        row: dict[str, object] = {
             "score": self.score,
             "status": self.outcome.value,
             "verdict": self.verdict,
             "judge_feedback": self.judge_output,
             "error": self.error,
         }
+        if self.samples:
+            row["spread"] = self.spread
+            row["samples"] = [sample.as_score_row() for sample in self.samples]
+        return row
+
+
+def combine_samples(samples: Sequence[RowResult]) -> RowResult:
+    """One row judged several times: the median of its scored samples, with every sample kept.
+
+    The shown verdict and output are those of the scored sample nearest the median. A row with no scored sample
+    is an inference error when every sample failed to get a reply, otherwise a parse error.
+    """
+    if len(samples) == 1:
+        return samples[0]
+    attempts = sum(s.attempts for s in samples)
+    scored = [s for s in samples if s.outcome is Outcome.scored and s.score is not None]
+    if not scored:
+        outcome = (
+            Outcome.inference_error
+            if all(s.outcome is Outcome.inference_error for s in samples)
+            else Outcome.parse_error
+        )
+        errors = Counter(s.error for s in samples if s.error)
+        error = "; ".join(f"{e} (x{n})" if n > 1 else e for e, n in errors.items())
+        return RowResult(outcome, error=error or None, attempts=attempts, samples=tuple(samples))
+    middle = statistics.median(s.score for s in scored if s.score is not None)
+    nearest = min(scored, key=lambda s: abs((s.score or 0.0) - middle))
+    return RowResult(
+        Outcome.scored,
+        score=middle,
+        verdict=nearest.verdict,
+        judge_output=nearest.judge_output,
+        attempts=attempts,
+        samples=tuple(samples),
+    )

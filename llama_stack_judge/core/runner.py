@@ -1,14 +1,15 @@
-"""Judging rows concurrently: bounded fan-out, retries with backoff, results in input order."""
+"""Judging rows concurrently: bounded fan-out, retries with backoff, a reply cache, results in input order."""
 
 import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
+from llama_stack_judge.core.cache import ReplyCache, cache_key
 from llama_stack_judge.core.chat import ChatFn, ChatMessage, ChatReply, ChatRequest, TransientChatError
 from llama_stack_judge.core.definitions import JudgeDefinition
-from llama_stack_judge.core.outcomes import Outcome, RowResult
+from llama_stack_judge.core.outcomes import Outcome, RowResult, combine_samples
 from llama_stack_judge.core.rows import Row, text_columns
 from llama_stack_judge.errors import JudgeInputError
 
@@ -54,11 +55,41 @@ async def map_bounded[T, R](items: Sequence[T], work: Callable[[T], Awaitable[R]
     return [task.result() for task in tasks]
 
 
+@dataclass(slots=True)
+class Usage:
+    """What a batch cost: judge calls (retries included), cache hits and tokens where the provider reports them."""
+
+    inference_calls: int = 0
+    retries: int = 0
+    cache_hits: int = 0
+    structured_output_fallbacks: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def record(self, reply: ChatReply | None, attempts: int) -> None:
+        """Count one judgment that took ``attempts`` calls and, if it succeeded, its reply's tokens."""
+        self.inference_calls += attempts
+        self.retries += max(0, attempts - 1)
+        if reply is not None:
+            self.prompt_tokens += reply.prompt_tokens or 0
+            self.completion_tokens += reply.completion_tokens or 0
+
+    def add(self, other: "Usage") -> None:
+        """Add another batch's usage to this one."""
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain numbers, for results."""
+        return asdict(self)
+
+
 def build_requests(definition: JudgeDefinition, rows: Sequence[Row], *, judge_model: str) -> list[ChatRequest]:
     """Render every row's judge request; raises ``JudgeInputError`` naming bad rows before any call is made."""
     values = text_columns(rows, definition.required_columns, defaults=definition.defaults, user=definition.identifier)
     sampling = definition.sampling
     roles = ("system", "user") if definition.system_prompt is not None else ("user",)
+    schema = definition.response_schema if definition.structured_output else None
     return [
         ChatRequest(
             model=judge_model,
@@ -69,6 +100,7 @@ def build_requests(definition: JudgeDefinition, rows: Sequence[Row], *, judge_mo
             temperature=sampling.temperature,
             max_tokens=sampling.max_tokens,
             top_p=sampling.top_p,
+            response_schema=schema,
         )
         for row in values
     ]
@@ -77,7 +109,7 @@ def build_requests(definition: JudgeDefinition, rows: Sequence[Row], *, judge_mo
 class CallFailedError(Exception):
     """A judge call that failed for good, with the attempts it took."""
 
-    def __init__(self, cause: Exception, attempts: int) -> None:
+    def __init__(self, cause: Exception, attempts: int, *, transient: bool) -> None:
         reason = (
             "TimeoutError: judge call timed out"
             if isinstance(cause, TimeoutError)
@@ -86,6 +118,7 @@ class CallFailedError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.attempts = attempts
+        self.transient = transient
 
 
 async def call_with_retries(chat: ChatFn, request: ChatRequest, settings: RunSettings) -> tuple[ChatReply, int]:
@@ -102,35 +135,89 @@ async def call_with_retries(chat: ChatFn, request: ChatRequest, settings: RunSet
                 return await chat(request), attempt
         except (TransientChatError, TimeoutError) as exc:
             if attempt > settings.max_retries:
-                raise CallFailedError(exc, attempt) from exc
+                raise CallFailedError(exc, attempt, transient=True) from exc
             delay = settings.backoff(attempt)
             logger.debug("judge call failed (%s); retry %d in %.2fs", exc, attempt, delay)
             await asyncio.sleep(delay)
         except Exception as exc:  # permanent: a bad request will not get better by asking again
-            raise CallFailedError(exc, attempt) from exc
+            raise CallFailedError(exc, attempt, transient=False) from exc
 
 
-async def judge_one(
-    definition: JudgeDefinition, request: ChatRequest, chat: ChatFn, settings: RunSettings
-) -> RowResult:
-    """Judge one rendered request; failures become outcomes, never exceptions."""
-    try:
-        reply, attempts = await call_with_retries(chat, request, settings)
-    except CallFailedError as failed:  # a failed call is data: counted and reported, never raised into the batch
-        return RowResult(Outcome.inference_error, error=failed.reason, attempts=failed.attempts)
-    parsed = definition.parse_verdict(reply.text)
-    if parsed.error is not None or parsed.score is None:
-        return RowResult(
-            Outcome.parse_error, verdict=parsed.label, judge_output=reply.text, error=parsed.error, attempts=attempts
+@dataclass
+class Judge:
+    """Judges rows with one chat function: retries, cache, structured-output fallback and usage accounting.
+
+    With ``reuse_cached`` off, replies are fetched afresh (and still stored). ``no_structured_output`` holds the
+    models that refused a response format; keep one ``Judge`` (or share the set) so a model is asked only once.
+    """
+
+    chat: ChatFn
+    settings: RunSettings = field(default_factory=RunSettings)
+    cache: ReplyCache | None = None
+    reuse_cached: bool = True
+    no_structured_output: set[str] = field(default_factory=set)
+
+    async def reply(self, request: ChatRequest, sample: int, usage: Usage) -> tuple[ChatReply, int]:
+        """The reply to ``request`` (sample number ``sample``), from the cache when it has it.
+
+        Raises:
+            CallFailedError: when no reply could be had.
+        """
+        if request.response_schema is not None and request.model in self.no_structured_output:
+            request = request.plain()
+        key = cache_key(request, sample)
+        if self.cache is not None and self.reuse_cached and (cached := await self.cache.get(key)) is not None:
+            usage.cache_hits += 1
+            return cached, 0
+        try:
+            reply, attempts = await call_with_retries(self.chat, request, self.settings)
+        except CallFailedError as failed:
+            usage.record(None, failed.attempts)
+            if failed.transient or request.response_schema is None:
+                raise
+            # Rejected with a response format: try once without, and stop asking this model if that works.
+            reply, attempts = await self.reply(request.plain(), sample, usage)
+            self.no_structured_output.add(request.model)
+            usage.structured_output_fallbacks += 1
+            return reply, failed.attempts + attempts
+        usage.record(reply, attempts)
+        if self.cache is not None:
+            await self.cache.put(key, reply)
+        return reply, attempts
+
+    async def judge_sample(
+        self, definition: JudgeDefinition, request: ChatRequest, sample: int, usage: Usage
+    ) -> RowResult:
+        """One judgment of one rendered request; failures become outcomes, never exceptions."""
+        try:
+            reply, attempts = await self.reply(request, sample, usage)
+        except CallFailedError as failed:  # a failed call is data: counted and reported, never raised into the batch
+            return RowResult(Outcome.inference_error, error=failed.reason, attempts=failed.attempts)
+        parsed = definition.parse_verdict(reply.text)
+        if parsed.error is not None or parsed.score is None:
+            return RowResult(
+                Outcome.parse_error,
+                verdict=parsed.label,
+                judge_output=reply.text,
+                error=parsed.error,
+                attempts=attempts,
+            )
+        return RowResult.scored_value(parsed.score, verdict=parsed.label, judge_output=reply.text, attempts=attempts)
+
+    async def judge_rows(
+        self, definition: JudgeDefinition, rows: Sequence[Row], *, judge_model: str, usage: Usage | None = None
+    ) -> list[RowResult]:
+        """Judge every row ``definition.num_samples`` times, concurrently within ``settings.max_concurrency``.
+
+        Results keep the input order. Pass ``usage`` to have this batch's calls and tokens added to it.
+        """
+        usage = usage if usage is not None else Usage()
+        requests = build_requests(definition, rows, judge_model=judge_model)
+        n = definition.num_samples
+        jobs = [(request, sample) for request in requests for sample in range(n)]
+        samples = await map_bounded(
+            jobs,
+            lambda job: self.judge_sample(definition, job[0], job[1], usage),
+            self.settings.max_concurrency,
         )
-    return RowResult.scored_value(parsed.score, verdict=parsed.label, judge_output=reply.text, attempts=attempts)
-
-
-async def judge_rows(
-    definition: JudgeDefinition, rows: Sequence[Row], chat: ChatFn, *, judge_model: str, settings: RunSettings
-) -> list[RowResult]:
-    """Judge every row concurrently (at most ``settings.max_concurrency`` calls at once), in input order."""
-    requests = build_requests(definition, rows, judge_model=judge_model)
-    return await map_bounded(
-        requests, lambda request: judge_one(definition, request, chat, settings), settings.max_concurrency
-    )
+        return [combine_samples(samples[i : i + n]) for i in range(0, len(samples), n)]

@@ -1,5 +1,6 @@
 """Reading a verdict from a judge's output: last match of the first pattern that matches, range-checked."""
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,11 @@ def parse_rating(
     captured = last_match(patterns, text)
     if captured is None:
         return ParsedVerdict(error="no verdict found in the judge output")
+    return check_rating(captured, minimum=minimum, maximum=maximum)
+
+
+def check_rating(captured: str, *, minimum: float | None, maximum: float | None) -> ParsedVerdict:
+    """A rating as written, checked to be a finite number within the allowed range."""
     try:
         value = float(captured.strip())
     except ValueError:
@@ -51,7 +57,27 @@ def parse_choice(text: str, patterns: Sequence[re.Pattern[str]], choices: Mappin
     captured = last_match(patterns, text)
     if captured is None:
         return ParsedVerdict(error="no verdict found in the judge output")
+    return check_choice(captured, choices)
+
+
+def check_choice(captured: str, choices: Mapping[str, float]) -> ParsedVerdict:
+    """A categorical verdict as written, checked to be one of the allowed labels."""
     label = captured.strip()
     if label not in choices:
         return ParsedVerdict(label=label, error=f"verdict {label!r} is not one of {sorted(choices)}")
     return ParsedVerdict(score=choices[label], label=label)
+
+
+def json_verdict(text: str) -> str | None:
+    """The ``verdict`` field of a JSON object reply (structured output), as text; ``None`` if it is not one."""
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return None
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError:
+        return None
+    verdict = data.get("verdict") if isinstance(data, dict) else None
+    if isinstance(verdict, bool) or not isinstance(verdict, str | int | float):
+        return None
+    return str(verdict)

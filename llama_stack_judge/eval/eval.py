@@ -32,10 +32,12 @@ from llama_stack_api.datasets.models import GetDatasetRequest
 
 from llama_stack_judge.core.chat import ChatMessage, ChatRequest
 from llama_stack_judge.core.generation import conversations
+from llama_stack_judge.core.options import PROVIDER_DATA_KEY, JudgeOptions
 from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_with_retries, map_bounded
 from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.scoring.inference import StackChat
+from llama_stack_judge.scoring.options import passing_options, request_options
 
 logger = get_logger(name=__name__, category="eval")
 
@@ -61,6 +63,14 @@ def _sampling(params: SamplingParams, default_max_tokens: int) -> dict[str, floa
     temperature = 0.0 if kind == "greedy" else getattr(strategy, "temperature", None)
     top_p = getattr(strategy, "top_p", None) if kind == "top_p" else None
     return {"temperature": temperature, "top_p": top_p, "max_tokens": params.max_tokens or default_max_tokens}
+
+
+def _options(benchmark: Benchmark) -> JudgeOptions:
+    """Judge options of a run: the benchmark's ``judge_options`` metadata, overlaid by the request's."""
+    defaults = benchmark.metadata.get(PROVIDER_DATA_KEY) if benchmark.metadata else None
+    if defaults is not None and not isinstance(defaults, dict):
+        raise JudgeInputError(f"benchmark {benchmark.identifier}: metadata.{PROVIDER_DATA_KEY} must be an object")
+    return request_options(where=f"benchmark {benchmark.identifier}", defaults=defaults)
 
 
 class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
@@ -126,18 +136,21 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             await self._datasets.get_dataset(GetDatasetRequest(dataset_id=benchmark.dataset_id))
         except ValueError as exc:
             raise JudgeInputError(f"benchmark {benchmark.identifier}: dataset {benchmark.dataset_id}: {exc}") from None
+        options = _options(benchmark)
         job = EvalJob(job_id=uuid.uuid4().hex, benchmark_id=benchmark.identifier)
-        job.task = asyncio.create_task(self._run_job(job, benchmark, request.benchmark_config))
+        job.task = asyncio.create_task(self._run_job(job, benchmark, request.benchmark_config, options))
         self._jobs[job.job_id] = job
         logger.info("Eval job started", job_id=job.job_id, benchmark_id=benchmark.identifier)
         return Job(job_id=job.job_id, status=job.status)
 
-    async def _run_job(self, job: EvalJob, benchmark: Benchmark, config: BenchmarkConfig) -> None:
+    async def _run_job(
+        self, job: EvalJob, benchmark: Benchmark, config: BenchmarkConfig, options: JudgeOptions
+    ) -> None:
         job.status = JobStatus.in_progress
         try:
             limit = config.num_examples if config.num_examples is not None else -1
             rows = await self._datasetio.iterrows(IterRowsRequest(dataset_id=benchmark.dataset_id, limit=limit))
-            job.result = await self._evaluate(rows.data, benchmark.scoring_functions, config)
+            job.result = await self._evaluate(rows.data, benchmark.scoring_functions, config, options)
         except asyncio.CancelledError:
             job.status = JobStatus.cancelled
             raise
@@ -150,11 +163,17 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
 
     async def evaluate_rows(self, request: EvaluateRowsRequest) -> EvaluateResponse:
         """Generate and score the given rows, in the request."""
-        await self._benchmark(request.benchmark_id)
-        return await self._evaluate(request.input_rows, request.scoring_functions, request.benchmark_config)
+        benchmark = await self._benchmark(request.benchmark_id)
+        return await self._evaluate(
+            request.input_rows, request.scoring_functions, request.benchmark_config, _options(benchmark)
+        )
 
     async def _evaluate(
-        self, rows: list[dict[str, object]], scoring_functions: list[str], config: BenchmarkConfig
+        self,
+        rows: list[dict[str, object]],
+        scoring_functions: list[str],
+        config: BenchmarkConfig,
+        options: JudgeOptions,
     ) -> EvaluateResponse:
         candidate = config.eval_candidate
         system = candidate.system_message.content if candidate.system_message is not None else None
@@ -173,11 +192,13 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
                 ) from None
             return reply.text
 
-        answers = await map_bounded(list(enumerate(prompts)), generate, self._settings.max_concurrency)
+        concurrency = options.max_concurrency or self._settings.max_concurrency
+        answers = await map_bounded(list(enumerate(prompts)), generate, concurrency)
         generations = [{"generated_answer": answer} for answer in answers]
         scored_rows = [row | generation for row, generation in zip(rows, generations, strict=True)]
         functions = {fn: config.scoring_params.get(fn) for fn in scoring_functions}
-        scores = await self._scoring.score(ScoreRequest(input_rows=scored_rows, scoring_functions=functions))
+        with passing_options(options):  # the scoring API's params cannot carry them
+            scores = await self._scoring.score(ScoreRequest(input_rows=scored_rows, scoring_functions=functions))
         return EvaluateResponse(generations=generations, scores=scores.results)
 
     def _job(self, benchmark_id: str, job_id: str) -> EvalJob:

@@ -50,6 +50,12 @@ class StackChat:
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             top_p=request.top_p,
+            response_format=None
+            if request.response_schema is None
+            else {
+                "type": "json_schema",
+                "json_schema": {"name": "verdict", "schema": dict(request.response_schema), "strict": True},
+            },
         )
         try:
             completion = await self._inference.openai_chat_completion(params)

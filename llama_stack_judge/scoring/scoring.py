@@ -1,7 +1,9 @@
 """JudgeScoringImpl: the Scoring provider, a thin adapter between llama-stack and the judge core."""
 
+from dataclasses import replace
 from typing import Any
 
+from llama_stack.core.storage.kvstore import kvstore_impl
 from llama_stack.log import get_logger
 from llama_stack_api import (
     DatasetIO,
@@ -18,12 +20,15 @@ from llama_stack_api import (
     ScoringResult,
 )
 
-from llama_stack_judge.core.aggregate import aggregate
+from llama_stack_judge.core.aggregate import Statistics, aggregate, group_keys
 from llama_stack_judge.core.builtin import BuiltinScorer
-from llama_stack_judge.core.definitions import JudgeDefinition
+from llama_stack_judge.core.definitions import FailurePolicy, JudgeDefinition
+from llama_stack_judge.core.options import JudgeOptions
+from llama_stack_judge.core.outcomes import RowResult
 from llama_stack_judge.core.rows import Row
-from llama_stack_judge.core.runner import RunSettings, judge_rows
+from llama_stack_judge.core.runner import Judge, RunSettings, Usage
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError, UnknownScoringFunctionError
+from llama_stack_judge.scoring.cache import KVStoreReplyCache
 from llama_stack_judge.scoring.config import JudgeScoringConfig
 from llama_stack_judge.scoring.functions import (
     SHIPPED_MARK,
@@ -34,6 +39,7 @@ from llama_stack_judge.scoring.functions import (
     to_scoring_fn,
 )
 from llama_stack_judge.scoring.inference import StackChat
+from llama_stack_judge.scoring.options import request_options
 
 logger = get_logger(name=__name__, category="scoring")
 
@@ -54,16 +60,20 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         self.config = config
         self._models = models_api
         self._datasetio = datasetio_api
-        self._chat = StackChat(inference_api)
-        self._settings = RunSettings(
-            max_concurrency=config.max_concurrency, max_retries=config.max_retries, timeout_s=config.timeout_s
+        self._judge = Judge(
+            StackChat(inference_api),
+            RunSettings(
+                max_concurrency=config.max_concurrency, max_retries=config.max_retries, timeout_s=config.timeout_s
+            ),
         )
         self.registry = ScoringFunctionRegistry(config.definition_dirs)
         # Judges registered through the API, compiled once; the stack's registry is their source of truth.
         self._registered: dict[str, tuple[ScoringFn, JudgeDefinition]] = {}
 
     async def initialize(self) -> None:
-        """Definitions were loaded and checked in the constructor."""
+        """Open the judgment cache (definitions were loaded and checked in the constructor)."""
+        if self.config.judgment_cache is not None:
+            self._judge.cache = KVStoreReplyCache(await kvstore_impl(self.config.judgment_cache))
         logger.info("Judge scoring provider ready", functions=len(self.registry.shipped()))
 
     async def shutdown(self) -> None:
@@ -131,28 +141,48 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             )
         return model
 
-    async def score_function(self, identifier: str, params: object, rows: list[Row]) -> ScoringResult:
+    def _judge_for(self, options: JudgeOptions) -> Judge:
+        """The provider's judge, or a variant with this call's concurrency and cache choice."""
+        judge = self._judge
+        if options.max_concurrency is not None:
+            judge = replace(judge, settings=replace(judge.settings, max_concurrency=options.max_concurrency))
+        if not options.use_cache:
+            judge = replace(judge, reuse_cached=False)
+        return judge
+
+    async def score_function(
+        self, identifier: str, params: object, rows: list[Row], options: JudgeOptions
+    ) -> ScoringResult:
         """Score ``rows`` with one function, its registered params overlaid by ``params`` for this call only."""
         scorer = await self._resolve(identifier)
         where = f"scoring function {identifier}"
+        groups = group_keys(rows, options.group_by)
+        usage: Usage | None = None
+        failed_score: float | None = None  # failures are left out unless the judge's policy says otherwise
+        results: list[RowResult]
         if isinstance(scorer, BuiltinScorer):
             builtin = apply_builtin_params(scorer, params, where=where)
             results = builtin.score_rows(rows)
             aggregations = builtin.aggregation_functions
         else:
-            definition = apply_params(scorer, params, where=where)
+            definition = options.apply(apply_params(scorer, params, where=where))
             model = await self._judge_model(definition)
-            results = await judge_rows(definition, rows, self._chat, judge_model=model, settings=self._settings)
+            usage = Usage()
+            results = await self._judge_for(options).judge_rows(definition, rows, judge_model=model, usage=usage)
             aggregations = definition.aggregation_functions
-        return ScoringResult(
-            score_rows=[result.as_score_row() for result in results],
-            aggregated_results=aggregate(results, aggregations),
-        )
+            if definition.failure_policy is FailurePolicy.minimum:
+                failed_score = definition.minimum_score
+        stats = Statistics(failed_score, bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
+        aggregated = aggregate(results, aggregations, stats, groups=groups)
+        if usage is not None:
+            aggregated["usage"] = usage.as_dict()
+        return ScoringResult(score_rows=[result.as_score_row() for result in results], aggregated_results=aggregated)
 
     async def score(self, request: ScoreRequest) -> ScoreResponse:
-        """Score inline rows."""
+        """Score inline rows; per-request options come from the ``judge_options`` provider data."""
+        options = request_options(where="score")
         results = {
-            identifier: await self.score_function(identifier, params, request.input_rows)
+            identifier: await self.score_function(identifier, params, request.input_rows, options)
             for identifier, params in request.scoring_functions.items()
         }
         return ScoreResponse(results=results)

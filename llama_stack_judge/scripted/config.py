@@ -13,6 +13,9 @@ class ScriptedRule(BaseModel):
 
     match: str = Field(description="Regex searched in the request's messages joined by newlines.")
     reply: str | None = Field(default=None, description="The assistant text to answer with.")
+    json_reply: dict[str, Any] | None = Field(
+        default=None, description="Reply with this object as JSON when the request asks for a json_schema response."
+    )
     fail: str | None = Field(default=None, description="Fail the call with this message instead of replying.")
     delay_s: float = Field(default=0.0, ge=0.0, description="Extra seconds to wait before answering.")
 
@@ -37,6 +40,10 @@ class ScriptedInferenceConfig(BaseModel):
         "its return value is the reply.",
     )
     delay_s: float = Field(default=0.0, ge=0.0, description="Seconds to wait before each reply.")
+    structured_output_models: list[str] | None = Field(
+        default=None,
+        description="Models that accept a response_format; others refuse such requests. Default: every model.",
+    )
     call_log: str | None = Field(default=None, description="JSONL file that gets one line per call.")
 
     @classmethod

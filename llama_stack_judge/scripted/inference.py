@@ -97,15 +97,22 @@ class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
         """Reply by the first matching rule, else the default reply."""
         if params.stream:
             raise ValueError("the scripted provider does not stream")
+        model = params.model.removeprefix(f"{self.__provider_id__}/")
+        wants_json = getattr(params.response_format, "type", None) == "json_schema"
+        allowed = self.config.structured_output_models
+        if params.response_format is not None and allowed is not None and model not in allowed:
+            raise ValueError(f"model {model!r} does not support response_format")
         conversation = "\n".join(_text_of(message.content) for message in params.messages)
         rule = next((rule for pattern, rule in self._rules if pattern.search(conversation)), None)
-        await self._log(params.model, params.messages, rule)
+        await self._log(params.model, params.messages, rule, params.response_format)
         delay = self.config.delay_s + (rule.delay_s if rule is not None else 0.0)
         if delay:
             await asyncio.sleep(delay)
         if rule is not None and rule.fail is not None:
             raise RuntimeError(rule.fail)
-        if rule is not None and rule.reply is not None:
+        if wants_json and rule is not None and rule.json_reply is not None:
+            reply = json.dumps(rule.json_reply)
+        elif rule is not None and rule.reply is not None:
             reply = rule.reply
         elif rule is None and self._reply_fn is not None:
             reply = str(self._reply_fn([{"role": m.role, "content": _text_of(m.content)} for m in params.messages]))
@@ -125,12 +132,13 @@ class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
             ),
         )
 
-    async def _log(self, model: str, messages: list[object], rule: object) -> None:
+    async def _log(self, model: str, messages: list[object], rule: object, response_format: object) -> None:
         if self.config.call_log is None:
             return
         entry = {
             "time": time.time(),
             "model": model,
+            "response_format": getattr(response_format, "type", None),
             "messages": [
                 {"role": getattr(m, "role", "?"), "content": _text_of(getattr(m, "content", ""))} for m in messages
             ],

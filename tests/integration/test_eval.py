@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from llama_stack_judge.core.options import JudgeOptions
 from tests.stacks import bad_request
 
 pytestmark = pytest.mark.integration
@@ -22,14 +23,20 @@ CANDIDATE = {
 }
 
 
-def _benchmark(client: Any, rows: list[dict[str, Any]], functions: list[str] = FUNCTIONS) -> str:
+def _benchmark(
+    client: Any, rows: list[dict[str, Any]], functions: list[str] = FUNCTIONS, metadata: dict[str, Any] | None = None
+) -> str:
     dataset_id = f"ds-{uuid.uuid4().hex[:8]}"
     client.beta.datasets.register(
         purpose="eval/question-answer", source={"type": "rows", "rows": rows}, dataset_id=dataset_id
     )
     benchmark_id = f"bench-{uuid.uuid4().hex[:8]}"
     client.alpha.benchmarks.register(
-        benchmark_id=benchmark_id, dataset_id=dataset_id, scoring_functions=functions, provider_id="judge-eval"
+        benchmark_id=benchmark_id,
+        dataset_id=dataset_id,
+        scoring_functions=functions,
+        provider_id="judge-eval",
+        metadata=metadata or {},
     )
     return benchmark_id
 
@@ -80,6 +87,33 @@ def test_scoring_params_override_per_function(client: Any) -> None:
     )
     assert "average" not in result.scores["judge::helpfulness-v1"].aggregated_results
     assert result.scores["judge::helpfulness-v1"].aggregated_results["median"] == {"median": 5.5}
+
+
+def test_judge_options_from_benchmark_metadata_and_request(client: Any) -> None:
+    rows = [q | {"category": c} for q, c in zip(QUESTIONS, ["geo", "math"], strict=True)]
+    benchmark_id = _benchmark(client, rows, metadata={"judge_options": {"group_by": ["category"], "use_cache": False}})
+    result = client.alpha.eval.evaluate_rows(
+        benchmark_id, input_rows=rows, scoring_functions=FUNCTIONS, benchmark_config=CANDIDATE
+    )
+    helpfulness = result.scores["judge::helpfulness-v1"].aggregated_results
+    assert set(helpfulness["by_group"]["category"]) == {"geo", "math"}
+    assert helpfulness["usage"]["inference_calls"] == 2 and helpfulness["usage"]["cache_hits"] == 0
+    overlaid = client.alpha.eval.evaluate_rows(
+        benchmark_id,
+        input_rows=rows,
+        scoring_functions=FUNCTIONS,
+        benchmark_config=CANDIDATE,
+        extra_headers=JudgeOptions(use_cache=True, group_by=("category",)).headers(),
+    )
+    assert overlaid.scores["judge::helpfulness-v1"].aggregated_results["usage"]["cache_hits"] == 2
+    with bad_request("num_samples"):
+        client.alpha.eval.evaluate_rows(
+            benchmark_id,
+            input_rows=rows,
+            scoring_functions=FUNCTIONS,
+            benchmark_config=CANDIDATE,
+            extra_headers={"X-LlamaStack-Provider-Data": '{"judge_options": {"num_samples": 0}}'},
+        )
 
 
 def _skip_if_sync_library(client: Any) -> None:

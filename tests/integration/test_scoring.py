@@ -57,7 +57,7 @@ def test_judge_scores_are_numbers_with_feedback(client: Any) -> None:
     assert [row["score"] for row in judged.score_rows] == [9.0, 2.0]
     assert [row["status"] for row in judged.score_rows] == ["scored", "scored"]
     assert judged.score_rows[0]["judge_feedback"] == "The answer names Paris, which is correct. Rating: [[9]]"
-    assert judged.aggregated_results["average"] == {"average": 5.5}
+    assert judged.aggregated_results["average"] == {"average": 5.5, "ci95": [2.0, 9.0]}
     assert judged.aggregated_results["median"] == {"median": 5.5}
     assert judged.aggregated_results["n_scored"] == 2
 
@@ -77,7 +77,7 @@ def test_failures_are_counted_not_scored(client: Any) -> None:
     assert "scripted failure" in judged.score_rows[2]["error"]
     counts = {k: judged.aggregated_results[k] for k in ("n_scored", "n_parse_error", "n_inference_error", "n_total")}
     assert counts == {"n_scored": 1, "n_parse_error": 1, "n_inference_error": 1, "n_total": 3}
-    assert judged.aggregated_results["average"] == {"average": 9.0}
+    assert judged.aggregated_results["average"] == {"average": 9.0, "ci95": None}
 
 
 def test_choice_judge_maps_labels_to_scores(client: Any) -> None:
@@ -138,7 +138,9 @@ def test_per_call_override_leaves_registered_definition(client: Any) -> None:
     overridden = client.scoring.score(input_rows=[PARIS], scoring_functions={fn_id: override}).results[fn_id]
     # Without "Answer: " in the prompt no verdict rule matches: the default reply rates 5.
     assert overridden.score_rows[0]["score"] == 5.0
-    assert set(overridden.aggregated_results) == {"median", "n_scored", "n_parse_error", "n_inference_error", "n_total"}
+    assert set(overridden.aggregated_results) == {
+        *("median", "n_scored", "n_parse_error", "n_inference_error", "n_total", "usage")
+    }
     after = client.scoring_functions.retrieve(fn_id)
     assert after.params == before.params
     again = client.scoring.score(input_rows=[PARIS], scoring_functions={fn_id: None}).results[fn_id]

@@ -6,9 +6,10 @@ import pytest
 
 from llama_stack_judge.core.aggregate import aggregate
 from llama_stack_judge.core.chat import ChatReply, ChatRequest, TransientChatError
-from llama_stack_judge.core.definitions import Aggregation, validate_definition
+from llama_stack_judge.core.definitions import Aggregation, JudgeDefinition, validate_definition
 from llama_stack_judge.core.outcomes import Outcome, RowResult
-from llama_stack_judge.core.runner import RunSettings, judge_rows
+from llama_stack_judge.core.rows import Row
+from llama_stack_judge.core.runner import Judge, RunSettings
 from llama_stack_judge.errors import JudgeInputError
 
 JUDGE = validate_definition(
@@ -21,6 +22,12 @@ JUDGE = validate_definition(
     source="test",
 )
 FAST = RunSettings(max_concurrency=4, max_retries=2, timeout_s=1.0, backoff_base_s=0.001, backoff_max_s=0.002)
+
+
+async def judge_rows(
+    definition: JudgeDefinition, rows: list[Row], chat: "ScriptedChat", *, judge_model: str, settings: RunSettings
+) -> list[RowResult]:
+    return await Judge(chat, settings).judge_rows(definition, rows, judge_model=judge_model)
 
 
 class ScriptedChat:
@@ -117,18 +124,19 @@ def test_aggregates_count_failures_and_never_divide_by_zero() -> None:
     failed = [RowResult(Outcome.parse_error), RowResult(Outcome.inference_error)]
     everything = list(Aggregation)
     assert aggregate(failed, everything) == {
-        "average": {"average": None},
+        "average": {"average": None, "ci95": None},
         "median": {"median": None},
         "accuracy": {"accuracy": None, "num_correct": 0, "num_total": 0},
         "categorical_count": {"categorical_count": {}},
+        "win_rate": {"win_rate": None, "wins": 0, "losses": 0, "ties": 0, "ci95": None},
         "n_scored": 0,
         "n_parse_error": 1,
         "n_inference_error": 1,
         "n_total": 2,
     }
     mixed = [RowResult.scored_value(2.0, verdict="2"), RowResult.scored_value(9.0, verdict="9"), *failed]
-    result = aggregate(mixed, everything)
-    assert result["average"] == {"average": 5.5} and result["median"] == {"median": 5.5}
+    result = aggregate(mixed, [a for a in everything if a is not Aggregation.win_rate])
+    assert result["average"]["average"] == 5.5 and result["median"] == {"median": 5.5}  # type: ignore[index]
     assert result["categorical_count"] == {"categorical_count": {"2": 1, "9": 1}}
     assert result["n_scored"] == 2 and result["n_total"] == 4
 
@@ -136,7 +144,7 @@ def test_aggregates_count_failures_and_never_divide_by_zero() -> None:
 def test_core_does_not_import_llama_stack() -> None:
     code = (
         "import sys, llama_stack_judge.core.runner, llama_stack_judge.core.aggregate, llama_stack_judge.core.builtin,"
-        " llama_stack_judge.core.generation; "
+        " llama_stack_judge.core.generation, llama_stack_judge.core.options, llama_stack_judge.core.cache; "
         "print(sorted(m for m in sys.modules if m.startswith('llama_stack') and not m.startswith('llama_stack_judge')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

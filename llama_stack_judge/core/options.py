@@ -1,0 +1,66 @@
+"""Options of one scoring call or job: how to run the judges, not what they judge.
+
+They travel in the stack's per-request provider data (the ``X-LlamaStack-Provider-Data`` header) under
+``judge_options``, because the scoring API's params have a fixed set of fields.
+"""
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llama_stack_judge.core.definitions import FailurePolicy, JudgeDefinition
+from llama_stack_judge.errors import JudgeInputError
+
+PROVIDER_DATA_KEY = "judge_options"
+PROVIDER_DATA_HEADER = "X-LlamaStack-Provider-Data"
+
+
+class JudgeOptions(BaseModel):
+    """Per-call options; unset fields keep the provider's and the definition's settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrency: int | None = Field(default=None, ge=1, le=1024, description="Judge calls in flight at once.")
+    use_cache: bool = Field(
+        default=True, description="Reuse stored judgments of identical requests; off judges afresh (and stores)."
+    )
+    num_samples: int | None = Field(default=None, ge=1, le=32, description="Judgments per row.")
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="Judge sampling temperature.")
+    failure_policy: FailurePolicy | None = None
+    structured_output: bool | None = None
+    group_by: tuple[str, ...] = Field(default=(), description="Row fields to report per-group means by.")
+    bootstrap_resamples: int = Field(default=1000, ge=0, le=100_000, description="0 turns confidence intervals off.")
+    seed: int = Field(default=0, description="Seed of the bootstrap, for reproducible intervals.")
+
+    @classmethod
+    def parse(cls, data: Any, *, where: str) -> "JudgeOptions":
+        """Validate raw options, with an error that names ``where`` and each bad field."""
+        if data is None:
+            return cls()
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in err['loc']) or '(options)'}: {err['msg']}" for err in exc.errors()
+            )
+            raise JudgeInputError(f"{where}: invalid judge options: {problems}") from None
+
+    def apply(self, definition: JudgeDefinition) -> JudgeDefinition:
+        """``definition`` with these options' judge settings laid over it (a validated copy, or itself)."""
+        changes: dict[str, Any] = {
+            name: value
+            for name in ("num_samples", "failure_policy", "structured_output")
+            if (value := getattr(self, name)) is not None
+        }
+        if self.temperature is not None:
+            changes["sampling"] = definition.sampling.model_copy(update={"temperature": self.temperature})
+        return definition.with_changes(**changes) if changes else definition
+
+    def provider_data(self) -> dict[str, Any]:
+        """These options as provider data, to merge with any other provider data of the request."""
+        return {PROVIDER_DATA_KEY: self.model_dump(mode="json", exclude_unset=True)}
+
+    def headers(self) -> dict[str, str]:
+        """``extra_headers`` for a client call: ``client.scoring.score(..., extra_headers=options.headers())``."""
+        return {PROVIDER_DATA_HEADER: json.dumps(self.provider_data())}

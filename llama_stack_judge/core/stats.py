@@ -1,0 +1,56 @@
+"""Statistics over scores: seeded bootstrap confidence intervals, win rates, per-group means."""
+
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+# Scores of a pairwise verdict seen from the first model: a win, a tie (half a win) and a loss.
+WIN, TIE, LOSS = 1.0, 0.5, 0.0
+
+
+def bootstrap_ci(
+    values: Sequence[float], *, resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean; ``None`` with fewer than two values or no resamples.
+
+    Seeded, so the same values give the same interval on every run.
+    """
+    if len(values) < 2 or resamples < 1:
+        return None
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def win_rate(scores: Sequence[float]) -> dict[str, object]:
+    """Wins, losses and ties of pairwise scores (1 / 0 / 0.5) and the win rate with a tie counted as half."""
+    counts = Counter(scores)
+    unexpected = sorted(set(counts) - {WIN, TIE, LOSS})
+    if unexpected:
+        raise ValueError(f"win_rate needs scores of 1 (win), 0.5 (tie) or 0 (loss); got {unexpected}")
+    return {
+        "win_rate": (counts[WIN] + counts[TIE] / 2) / len(scores) if scores else None,
+        "wins": counts[WIN],
+        "losses": counts[LOSS],
+        "ties": counts[TIE],
+    }
+
+
+def group_means(keys: Sequence[Hashable], scores: Sequence[float | None]) -> dict[str, dict[str, object]]:
+    """Mean of the values per group key, with ``n`` values counted of ``n_total`` (``None`` is left out)."""
+    grouped: dict[str, list[float | None]] = defaultdict(list)
+    for key, score in zip(keys, scores, strict=True):
+        grouped[str(key)].append(score)
+    means: dict[str, dict[str, object]] = {}
+    for key in sorted(grouped):
+        scored = [s for s in grouped[key] if s is not None]
+        means[key] = {
+            "average": sum(scored) / len(scored) if scored else None,
+            "n": len(scored),
+            "n_total": len(grouped[key]),
+        }
+    return means
