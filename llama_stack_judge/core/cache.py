@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
@@ -34,14 +36,14 @@ def decode_reply(stored: str) -> ChatReply | None:
 
 
 class ReplyCache(Protocol):
-    """Where judge replies are kept between calls and runs."""
+    """Where judge replies are kept between calls and runs; batch operations, so a store pays per batch."""
 
-    async def get(self, key: str) -> ChatReply | None:
-        """The stored reply for ``key``, if any."""
+    async def get_many(self, keys: Sequence[str]) -> dict[str, ChatReply]:
+        """The stored replies among ``keys``."""
         ...
 
-    async def put(self, key: str, reply: ChatReply) -> None:
-        """Store ``reply`` under ``key``."""
+    async def put_many(self, replies: Mapping[str, ChatReply]) -> None:
+        """Store ``replies`` (replacing any under the same keys)."""
         ...
 
 
@@ -51,10 +53,37 @@ class MemoryCache:
     def __init__(self) -> None:
         self.replies: dict[str, ChatReply] = {}
 
-    async def get(self, key: str) -> ChatReply | None:
-        """The stored reply for ``key``, if any."""
-        return self.replies.get(key)
+    async def get_many(self, keys: Sequence[str]) -> dict[str, ChatReply]:
+        """The stored replies among ``keys``."""
+        return {key: self.replies[key] for key in keys if key in self.replies}
 
-    async def put(self, key: str, reply: ChatReply) -> None:
-        """Store ``reply`` under ``key``."""
-        self.replies[key] = reply
+    async def put_many(self, replies: Mapping[str, ChatReply]) -> None:
+        """Store ``replies``."""
+        self.replies.update(replies)
+
+
+class CacheWriter:
+    """Collects new replies and stores them in batches: every ``batch_size`` replies or ``interval_s`` seconds.
+
+    Call ``flush`` at the end (also on cancellation) so nothing judged is lost.
+    """
+
+    def __init__(self, cache: ReplyCache, *, batch_size: int = 64, interval_s: float = 2.0) -> None:
+        self._cache = cache
+        self._pending: dict[str, ChatReply] = {}
+        self._batch_size = batch_size
+        self._interval_s = interval_s
+        self._last_flush = time.monotonic()
+
+    async def add(self, key: str, reply: ChatReply) -> None:
+        """Queue one reply; store the queue when it is full or old enough."""
+        self._pending[key] = reply
+        if len(self._pending) >= self._batch_size or time.monotonic() - self._last_flush >= self._interval_s:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Store every queued reply."""
+        batch, self._pending = self._pending, {}
+        self._last_flush = time.monotonic()
+        if batch:
+            await self._cache.put_many(batch)

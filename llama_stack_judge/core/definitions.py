@@ -7,7 +7,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from llama_stack_judge.core.templates import PromptTemplate
 from llama_stack_judge.core.verdicts import (
@@ -88,7 +97,14 @@ class ChoiceVerdict(_Frozen):
     _check_patterns = field_validator("patterns")(_compile_patterns)
 
 
-Verdict = Annotated[RatingVerdict | ChoiceVerdict, Field(discriminator="type")]
+def _verdict_type(value: Any) -> str:
+    """The verdict kind; a verdict without ``type`` is a rating."""
+    return str(value.get("type", "rating") if isinstance(value, dict) else getattr(value, "type", "rating"))
+
+
+Verdict = Annotated[
+    Annotated[RatingVerdict, Tag("rating")] | Annotated[ChoiceVerdict, Tag("choice")], Discriminator(_verdict_type)
+]
 
 
 class Sampling(_Frozen):

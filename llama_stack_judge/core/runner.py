@@ -6,7 +6,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from llama_stack_judge.core.cache import ReplyCache, cache_key
+from llama_stack_judge.core.cache import CacheWriter, ReplyCache, cache_key
 from llama_stack_judge.core.chat import ChatFn, ChatMessage, ChatReply, ChatRequest, TransientChatError
 from llama_stack_judge.core.definitions import JudgeDefinition
 from llama_stack_judge.core.outcomes import Outcome, RowResult, combine_samples
@@ -144,6 +144,16 @@ async def call_with_retries(chat: ChatFn, request: ChatRequest, settings: RunSet
 
 
 @dataclass
+class _Batch:
+    """The state of one ``judge_rows`` call: its usage, the cached replies it found, and its cache writer."""
+
+    usage: Usage
+    cached: dict[str, ChatReply] = field(default_factory=dict)
+    looked_up: set[str] = field(default_factory=set)
+    writer: CacheWriter | None = None
+
+
+@dataclass
 class Judge:
     """Judges rows with one chat function: retries, cache, structured-output fallback and usage accounting.
 
@@ -157,40 +167,52 @@ class Judge:
     reuse_cached: bool = True
     no_structured_output: set[str] = field(default_factory=set)
 
-    async def reply(self, request: ChatRequest, sample: int, usage: Usage) -> tuple[ChatReply, int]:
+    def _effective(self, request: ChatRequest) -> ChatRequest:
+        if request.response_schema is not None and request.model in self.no_structured_output:
+            return request.plain()
+        return request
+
+    async def _cached(self, key: str, batch: _Batch) -> ChatReply | None:
+        if self.cache is None or not self.reuse_cached:
+            return None
+        if key not in batch.looked_up:  # e.g. the plain form of a request after a structured-output fallback
+            batch.cached |= await self.cache.get_many([key])
+            batch.looked_up.add(key)
+        return batch.cached.get(key)
+
+    async def _reply(self, request: ChatRequest, sample: int, batch: _Batch) -> tuple[ChatReply, int]:
         """The reply to ``request`` (sample number ``sample``), from the cache when it has it.
 
         Raises:
             CallFailedError: when no reply could be had.
         """
-        if request.response_schema is not None and request.model in self.no_structured_output:
-            request = request.plain()
+        request = self._effective(request)
         key = cache_key(request, sample)
-        if self.cache is not None and self.reuse_cached and (cached := await self.cache.get(key)) is not None:
-            usage.cache_hits += 1
+        if (cached := await self._cached(key, batch)) is not None:
+            batch.usage.cache_hits += 1
             return cached, 0
         try:
             reply, attempts = await call_with_retries(self.chat, request, self.settings)
         except CallFailedError as failed:
-            usage.record(None, failed.attempts)
+            batch.usage.record(None, failed.attempts)
             if failed.transient or request.response_schema is None:
                 raise
             # Rejected with a response format: try once without, and stop asking this model if that works.
-            reply, attempts = await self.reply(request.plain(), sample, usage)
+            reply, attempts = await self._reply(request.plain(), sample, batch)
             self.no_structured_output.add(request.model)
-            usage.structured_output_fallbacks += 1
+            batch.usage.structured_output_fallbacks += 1
             return reply, failed.attempts + attempts
-        usage.record(reply, attempts)
-        if self.cache is not None:
-            await self.cache.put(key, reply)
+        batch.usage.record(reply, attempts)
+        if batch.writer is not None:
+            await batch.writer.add(key, reply)
         return reply, attempts
 
-    async def judge_sample(
-        self, definition: JudgeDefinition, request: ChatRequest, sample: int, usage: Usage
+    async def _judge_sample(
+        self, definition: JudgeDefinition, request: ChatRequest, sample: int, batch: _Batch
     ) -> RowResult:
         """One judgment of one rendered request; failures become outcomes, never exceptions."""
         try:
-            reply, attempts = await self.reply(request, sample, usage)
+            reply, attempts = await self._reply(request, sample, batch)
         except CallFailedError as failed:  # a failed call is data: counted and reported, never raised into the batch
             return RowResult(Outcome.inference_error, error=failed.reason, attempts=failed.attempts)
         parsed = definition.parse_verdict(reply.text)
@@ -209,15 +231,27 @@ class Judge:
     ) -> list[RowResult]:
         """Judge every row ``definition.num_samples`` times, concurrently within ``settings.max_concurrency``.
 
-        Results keep the input order. Pass ``usage`` to have this batch's calls and tokens added to it.
+        Results keep the input order. Cached replies are looked up in one batch first; new ones are stored in
+        batches as they come, and the rest when the call ends, even when it is cancelled. Pass ``usage`` to have
+        this batch's calls and tokens added to it.
         """
-        usage = usage if usage is not None else Usage()
+        batch = _Batch(usage if usage is not None else Usage())
         requests = build_requests(definition, rows, judge_model=judge_model)
         n = definition.num_samples
         jobs = [(request, sample) for request in requests for sample in range(n)]
-        samples = await map_bounded(
-            jobs,
-            lambda job: self.judge_sample(definition, job[0], job[1], usage),
-            self.settings.max_concurrency,
-        )
+        if self.cache is not None:
+            batch.writer = CacheWriter(self.cache)
+            if self.reuse_cached:
+                keys = list(dict.fromkeys(cache_key(self._effective(r), sample) for r, sample in jobs))
+                batch.cached = await self.cache.get_many(keys)
+                batch.looked_up = set(keys)
+        try:
+            samples = await map_bounded(
+                jobs,
+                lambda job: self._judge_sample(definition, job[0], job[1], batch),
+                self.settings.max_concurrency,
+            )
+        finally:
+            if batch.writer is not None:
+                await batch.writer.flush()
         return [combine_samples(samples[i : i + n]) for i in range(0, len(samples), n)]

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from llama_stack.core.storage.datatypes import KVStoreReference
+from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -25,8 +25,8 @@ class JudgeScoringConfig(BaseModel):
     max_concurrency: int = Field(default=16, ge=1, description="Judge calls in flight at once, per score request.")
     max_retries: int = Field(default=3, ge=0, description="Retries of a judge call after a transient failure.")
     timeout_s: float = Field(default=120.0, gt=0, description="Time limit of one judge call, in seconds.")
-    judgment_cache: KVStoreReference | None = Field(
-        default_factory=lambda: KVStoreReference(backend="kv_default", namespace="llama_stack_judge::judgments"),
+    judgment_cache: SqlStoreReference | None = Field(
+        default_factory=lambda: SqlStoreReference(backend="sql_default", table_name="llama_stack_judge_replies"),
         description="Where judge replies are kept so identical requests are not paid for twice; null turns it off.",
     )
 

@@ -3,7 +3,6 @@
 from dataclasses import replace
 from typing import Any
 
-from llama_stack.core.storage.kvstore import kvstore_impl
 from llama_stack.log import get_logger
 from llama_stack_api import (
     DatasetIO,
@@ -28,7 +27,7 @@ from llama_stack_judge.core.outcomes import RowResult
 from llama_stack_judge.core.rows import Row
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError, UnknownScoringFunctionError
-from llama_stack_judge.scoring.cache import KVStoreReplyCache
+from llama_stack_judge.scoring.cache import SqlReplyCache
 from llama_stack_judge.scoring.config import JudgeScoringConfig
 from llama_stack_judge.scoring.functions import (
     SHIPPED_MARK,
@@ -39,7 +38,7 @@ from llama_stack_judge.scoring.functions import (
     to_scoring_fn,
 )
 from llama_stack_judge.scoring.inference import StackChat
-from llama_stack_judge.scoring.options import request_options
+from llama_stack_judge.scoring.options import taking_options
 
 logger = get_logger(name=__name__, category="scoring")
 
@@ -73,7 +72,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
     async def initialize(self) -> None:
         """Open the judgment cache (definitions were loaded and checked in the constructor)."""
         if self.config.judgment_cache is not None:
-            self._judge.cache = KVStoreReplyCache(await kvstore_impl(self.config.judgment_cache))
+            self._judge.cache = await SqlReplyCache.open(self.config.judgment_cache)
         logger.info("Judge scoring provider ready", functions=len(self.registry.shipped()))
 
     async def shutdown(self) -> None:
@@ -180,11 +179,11 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
 
     async def score(self, request: ScoreRequest) -> ScoreResponse:
         """Score inline rows; per-request options come from the ``judge_options`` provider data."""
-        options = request_options(where="score")
-        results = {
-            identifier: await self.score_function(identifier, params, request.input_rows, options)
-            for identifier, params in request.scoring_functions.items()
-        }
+        with taking_options(where="score") as options:
+            results = {
+                identifier: await self.score_function(identifier, params, request.input_rows, options)
+                for identifier, params in request.scoring_functions.items()
+            }
         return ScoreResponse(results=results)
 
     async def score_batch(self, request: ScoreBatchRequest) -> ScoreBatchResponse:

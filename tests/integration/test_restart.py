@@ -45,6 +45,20 @@ def test_registered_judge_survives_restart(mode: str, state_dir: Path) -> None:
         assert "team::kept" not in {fn.identifier for fn in client.scoring_functions.list()}
 
 
+def test_judgments_are_cached_across_restarts(mode: str, state_dir: Path) -> None:
+    run_yaml = run_config_file(state_dir)
+    rows = [ROW, {"input_query": "q", "generated_answer": "2+2 is 5"}]
+    functions = {"judge::helpfulness-v1": None}
+    with stack_client(mode, run_yaml) as client:
+        first = client.scoring.score(input_rows=rows[:1], scoring_functions=functions).results
+    with stack_client(mode, run_yaml) as client:
+        again = client.scoring.score(input_rows=rows, scoring_functions=functions).results["judge::helpfulness-v1"]
+    assert first["judge::helpfulness-v1"].aggregated_results["usage"]["inference_calls"] == 1
+    assert again.aggregated_results["usage"]["cache_hits"] == 1
+    assert again.aggregated_results["usage"]["inference_calls"] == 1  # only the row judged for the first time
+    assert [row["score"] for row in again.score_rows] == [9.0, 2.0]
+
+
 def test_versioned_definition_upgrade(mode: str, state_dir: Path, tmp_path: Path) -> None:
     definitions = tmp_path / "defs"
     definitions.mkdir()

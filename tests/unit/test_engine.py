@@ -2,11 +2,12 @@
 
 import asyncio
 import json
+from collections.abc import Mapping, Sequence
 
 import pytest
 
 from llama_stack_judge.core.aggregate import Statistics, aggregate, group_keys
-from llama_stack_judge.core.cache import MemoryCache, cache_key
+from llama_stack_judge.core.cache import CacheWriter, MemoryCache, cache_key
 from llama_stack_judge.core.chat import ChatReply, ChatRequest
 from llama_stack_judge.core.definitions import Aggregation, JudgeDefinition, validate_definition
 from llama_stack_judge.core.options import PROVIDER_DATA_HEADER, JudgeOptions
@@ -69,9 +70,55 @@ async def test_without_reuse_replies_are_fetched_afresh_and_stored() -> None:
     chat, cache = EchoChat(), MemoryCache()
     rows = [{"answer": "3"}]
     await Judge(chat, FAST, cache).judge_rows(judge_definition(), rows, judge_model="m")
-    cache.replies.clear()
+    cache.replies.clear()  # forget, so a stored reply below can only come from the second run
     await Judge(chat, FAST, cache, reuse_cached=False).judge_rows(judge_definition(), rows, judge_model="m")
     assert len(chat.requests) == 2 and len(cache.replies) == 1
+
+
+class CountingCache(MemoryCache):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups: list[int] = []
+        self.writes: list[int] = []
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, ChatReply]:
+        self.lookups.append(len(keys))
+        return await super().get_many(keys)
+
+    async def put_many(self, replies: Mapping[str, ChatReply]) -> None:
+        self.writes.append(len(replies))
+        await super().put_many(replies)
+
+
+async def test_cache_is_read_in_one_batch_and_written_in_batches() -> None:
+    cache = CountingCache()
+    rows = [{"answer": str(n % 10 + 1)} for n in range(150)]  # 10 distinct requests
+    await Judge(EchoChat(), FAST, cache).judge_rows(judge_definition(), rows, judge_model="m")
+    assert cache.lookups == [10] and sum(cache.writes) >= 10 and len(cache.replies) == 10
+    writer_cache = CountingCache()
+    writer = CacheWriter(writer_cache, batch_size=3, interval_s=3600)
+    for n in range(7):
+        await writer.add(str(n), ChatReply(text=str(n)))
+    await writer.flush()
+    assert writer_cache.writes == [3, 3, 1]
+
+
+async def test_a_cancelled_batch_keeps_what_was_judged() -> None:
+    class Stuck(EchoChat):
+        async def __call__(self, request: ChatRequest) -> ChatReply:
+            if request.messages[-1].content == "Answer: 9":
+                await asyncio.sleep(3600)
+            return await super().__call__(request)
+
+    cache = MemoryCache()
+    rows = [{"answer": str(n)} for n in range(1, 10)]
+    task = asyncio.create_task(Judge(Stuck(), FAST, cache).judge_rows(judge_definition(), rows, judge_model="m"))
+    await asyncio.sleep(0.2)  # eight rows are judged; their replies wait in the writer's batch
+    assert not cache.replies
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(cache.replies) == 8
 
 
 async def test_interrupted_batch_resumes_with_only_the_missing_rows() -> None:

@@ -1,0 +1,241 @@
+"""Throughput of our judge against llama-stack's built-in ``inline::llm-as-judge``, through the same stack.
+
+Two fake OpenAI-compatible judges run in their own processes (one with ``--latency`` seconds per request, one
+with none); one in-process stack has both scoring providers and reaches the judges through ``remote::openai``.
+The same rows and template are scored with ``client.scoring.score`` by each provider, then the script prints
+rows/s, the ratios and the targets of issue #4, the core's own cost per row (in-process judge, no HTTP), and a
+cache-hit re-run.
+
+Run: ``LLAMA_STACK_LOG_FORMAT=json .venv/bin/python benchmarks/judge_throughput.py [--rows 200]``
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from llama_stack_judge.core.chat import ChatReply, ChatRequest
+from llama_stack_judge.core.definitions import validate_definition
+from llama_stack_judge.core.options import JudgeOptions
+from llama_stack_judge.core.runner import Judge, RunSettings
+from llama_stack_judge.stack_config import build_run_config
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = (
+    "Question: {input_query}\nReference answer: {expected_answer}\nAnswer: {generated_answer}\n"
+    'Rate the answer from 1 to 10 in the format "Rating: [[n]]".'
+)
+REGEX = r"Rating: \[\[(\d+)\]\]"
+OURS, BUILTIN = "bench::ours", "llm-as-judge::base"
+
+
+@contextlib.contextmanager
+def fake_judge(latency_s: float) -> Iterator[str]:
+    """A fake judge server in a subprocess; yields its base URL (…/v1)."""
+    with contextlib.closing(__import__("socket").socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "fake_judge_server.py"), "--port", str(port), "--latency", str(latency_s)]
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/stats", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the fake judge did not start")
+        yield f"{base}/v1"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def server_requests(url: str) -> int:
+    """Requests the fake judge at ``url`` has served."""
+    return int(httpx.get(url.removesuffix("/v1") + "/stats").json()["requests"])
+
+
+def run_config(state: Path, urls: dict[str, str], concurrency: int) -> Path:
+    """A stack with our scoring provider and the built-in one, judging through remote::openai."""
+    providers: dict[str, list[dict[str, Any]]] = {
+        "inference": [
+            {"provider_id": name, "provider_type": "remote::openai", "config": {"base_url": url, "api_key": "none"}}
+            for name, url in urls.items()
+        ],
+        "scoring": [
+            {
+                "provider_id": "judge",
+                "provider_type": "inline::judge-scoring",
+                "module": "llama_stack_judge",
+                "config": {"max_concurrency": concurrency, "max_retries": 0},
+            },
+            {"provider_id": "builtin", "provider_type": "inline::llm-as-judge", "config": {}},
+        ],
+    }
+    path = state / "run.yaml"
+    path.write_text(yaml.safe_dump(build_run_config(providers, state_dir=str(state))), encoding="utf-8")
+    return path
+
+
+def bench_rows(count: int, tag: str) -> list[dict[str, str]]:
+    """Distinct QA rows (``tag`` keeps one run's rows apart from another's)."""
+    return [
+        {
+            "input_query": f"[{tag}] What is {n} + {n}?",
+            "expected_answer": str(2 * n),
+            "generated_answer": f"It is {2 * n if n % 3 else 2 * n + 1}.",
+        }
+        for n in range(count)
+    ]
+
+
+def params(model: str, aggregation: str) -> dict[str, Any]:
+    return {
+        "type": "llm_as_judge",
+        "judge_model": model,
+        "prompt_template": TEMPLATE,
+        "judge_score_regexes": [REGEX],
+        "aggregation_functions": [aggregation],
+    }
+
+
+def timed_score(
+    client: Any, fn_id: str, fn_params: dict[str, Any], rows: list[dict[str, str]], **extra: Any
+) -> tuple[float, float, Any]:
+    """Wall seconds, CPU seconds of this process (all threads) and the result of one score call."""
+    start, cpu = time.perf_counter(), time.process_time()
+    result = client.scoring.score(input_rows=rows, scoring_functions={fn_id: fn_params}, **extra).results[fn_id]
+    return time.perf_counter() - start, time.process_time() - cpu, result
+
+
+def bare_client_rate(url: str, rows: int, concurrency: int) -> float:
+    """Rows/s of one shared AsyncOpenAI client at ``concurrency``, no stack: what this machine allows at best."""
+    from openai import AsyncOpenAI
+
+    async def run() -> float:
+        client = AsyncOpenAI(base_url=url, api_key="none")
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(n: int) -> None:
+            async with limit:
+                await client.chat.completions.create(model="judge", messages=[{"role": "user", "content": f"{n}"}])
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(n) for n in range(rows)))
+        return rows / (time.perf_counter() - start)
+
+    return asyncio.run(run())
+
+
+def core_cost_per_row(rows: int) -> float:
+    """Seconds per row of the core alone: render, call an in-process judge, parse, aggregate."""
+
+    async def instant(request: ChatRequest) -> ChatReply:
+        return ChatReply(text="Fine. Rating: [[7]]")
+
+    definition = validate_definition(
+        {
+            "identifier": "bench::core",
+            "prompt_template": TEMPLATE,
+            "verdict": {"patterns": [REGEX], "min": 1, "max": 10},
+        },
+        source="benchmark",
+    )
+    data = bench_rows(rows, "core")
+    judge = Judge(instant, RunSettings(max_concurrency=16))
+    asyncio.run(judge.judge_rows(definition, data[:50], judge_model="m"))  # warm-up
+    start = time.perf_counter()
+    asyncio.run(judge.judge_rows(definition, data, judge_model="m"))
+    return (time.perf_counter() - start) / rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=0.2, help="seconds per judge request of the slow server")
+    parser.add_argument("--concurrency", type=int, default=16, help="our provider's max_concurrency")
+    args = parser.parse_args()
+    os.environ.setdefault("LLAMA_STACK_LOG_FORMAT", "json")
+    from llama_stack.core.library_client import LlamaStackAsLibraryClient
+
+    figures: dict[str, float] = {}
+    with fake_judge(args.latency) as slow, fake_judge(0.0) as fast, tempfile.TemporaryDirectory() as tmp:
+        with contextlib.redirect_stdout(sys.stderr):
+            client = LlamaStackAsLibraryClient(
+                str(run_config(Path(tmp), {"slow": slow, "fast": fast}, args.concurrency))
+            )
+        with client:
+            client.scoring_functions.register(
+                scoring_fn_id=OURS,
+                description="benchmark judge",
+                return_type={"type": "number"},
+                provider_id="judge",
+                params=params("slow/judge", "average"),
+            )
+            fresh = {"extra_headers": JudgeOptions(use_cache=False).headers()}
+            warm = bench_rows(8, "warm-up")
+            for model in ("slow/judge", "fast/judge"):  # first calls pay for imports and table creation
+                timed_score(client, OURS, params(model, "average"), warm, **fresh)
+                timed_score(client, BUILTIN, params(model, "categorical_count"), warm)
+            for label, model in (("latency", "slow/judge"), ("zero", "fast/judge")):
+                rows = bench_rows(args.rows, label)
+                seconds, cpu, ours = timed_score(client, OURS, params(model, "average"), rows, **fresh)
+                figures[f"ours_{label}"] = args.rows / seconds
+                figures[f"ours_{label}_cpu_ms"] = cpu / args.rows * 1000
+                seconds, cpu, builtin = timed_score(client, BUILTIN, params(model, "categorical_count"), rows)
+                figures[f"builtin_{label}"] = args.rows / seconds
+                figures[f"builtin_{label}_cpu_ms"] = cpu / args.rows * 1000
+                same = [r["score"] for r in ours.score_rows] == [float(r["score"]) for r in builtin.score_rows]
+                if not same:
+                    raise SystemExit(f"{label}: the two providers disagree on the scores")
+            before = server_requests(fast)
+            rows = bench_rows(args.rows, "cache")
+            timed_score(client, OURS, params("fast/judge", "average"), rows)  # fills the cache
+            seconds, _, cached = timed_score(client, OURS, params("fast/judge", "average"), rows)
+            figures["cached_seconds"] = seconds
+            figures["cached_calls"] = cached.aggregated_results["usage"]["inference_calls"]
+            figures["cached_server_requests"] = server_requests(fast) - before - args.rows
+        figures["bare_latency"] = bare_client_rate(slow, args.rows, args.concurrency)
+    figures["core_ms_per_row"] = core_cost_per_row(max(2000, args.rows)) * 1000
+    report(figures, args)
+
+
+def report(f: dict[str, float], args: argparse.Namespace) -> None:
+    target = 0.8 * args.concurrency / args.latency
+    lines = [
+        f"rows: {args.rows}, judge latency: {args.latency} s, our max_concurrency: {args.concurrency}",
+        f"at {args.latency} s latency: ours {f['ours_latency']:.1f} rows/s, built-in {f['builtin_latency']:.2f} rows/s,"
+        f" ratio {f['ours_latency'] / f['builtin_latency']:.1f}x (target >= {target:.0f} rows/s:"
+        f" {'met' if f['ours_latency'] >= target else 'MISSED'})",
+        f"  reference: one shared AsyncOpenAI client, no stack, concurrency {args.concurrency}:"
+        f" {f['bare_latency']:.1f} rows/s",
+        f"  CPU per row in the stack process: ours {f['ours_latency_cpu_ms']:.1f} ms,"
+        f" built-in {f['builtin_latency_cpu_ms']:.1f} ms",
+        f"at zero latency: ours {f['ours_zero']:.1f} rows/s, built-in {f['builtin_zero']:.1f} rows/s,"
+        f" ratio {f['ours_zero'] / f['builtin_zero']:.2f}x (target >= 2x:"
+        f" {'met' if f['ours_zero'] >= 2 * f['builtin_zero'] else 'MISSED'})",
+        f"  CPU per row in the stack process: ours {f['ours_zero_cpu_ms']:.1f} ms,"
+        f" built-in {f['builtin_zero_cpu_ms']:.1f} ms",
+        f"core cost: {f['core_ms_per_row']:.3f} ms/row"
+        f" (target <= 1 ms: {'met' if f['core_ms_per_row'] <= 1 else 'MISSED'})",
+        f"cache-hit re-run of {args.rows} rows: {f['cached_seconds']:.2f} s, {f['cached_calls']:.0f} inference calls,"
+        f" {f['cached_server_requests']:.0f} requests reached the judge server",
+    ]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
