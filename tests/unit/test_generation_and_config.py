@@ -59,3 +59,20 @@ def test_generated_run_config_is_a_valid_stack_config() -> None:
 
     providers = load_provider_config(REPO / "provider_configs" / "scripted.yaml")
     StackConfig(**build_run_config(providers, state_dir="/tmp/x"))
+
+
+def test_transient_inference_errors_are_told_apart() -> None:
+    import httpx
+
+    from llama_stack_judge.scoring.inference import is_transient
+
+    class StatusError(Exception):
+        def __init__(self, status_code: int) -> None:
+            self.status_code = status_code
+
+    assert [is_transient(StatusError(code)) for code in (500, 503, 429, 408, 400, 404)] == [
+        *(True, True, True, True),
+        *(False, False),
+    ]
+    assert is_transient(httpx.ConnectError("refused")) and is_transient(TimeoutError())
+    assert not is_transient(ValueError("model not found"))
