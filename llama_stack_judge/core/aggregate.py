@@ -72,12 +72,29 @@ def win_rate_of(results: Sequence[RowResult], stats: Statistics) -> AggregateVal
     return win_rate(scores) | {"ci95": stats.ci95(scores)}
 
 
+def position_bias(results: Sequence[RowResult], stats: Statistics | None = None) -> dict[str, object]:
+    """Position consistency (share of pairs whose winner survives the swap) and how often the first position wins.
+
+    Both are over judgments that produced a verdict; ``None`` when there are none.
+    """
+    orders = [r.details.get("orders") for r in results if r.details]
+    pairs = [o for o in orders if isinstance(o, list) and all(order["status"] == "scored" for order in o)]
+    consistent = sum(1 for r in results if r.details and r.details.get("winner") not in (None, "tie (inconsistent)"))
+    verdicts = [order["verdict"] for o in orders if isinstance(o, list) for order in o if order["status"] == "scored"]
+    return {
+        "position_consistency": consistent / len(pairs) if pairs else None,
+        "first_position_win_rate": verdicts.count("A") / len(verdicts) if verdicts else None,
+        "n_pairs_both_orders": len(pairs),
+    }
+
+
 AGGREGATIONS: dict[Aggregation, Callable[[Sequence[RowResult], Statistics], AggregateValue]] = {
     Aggregation.average: average,
     Aggregation.median: median,
     Aggregation.accuracy: accuracy,
     Aggregation.categorical_count: categorical_count,
     Aggregation.win_rate: win_rate_of,
+    Aggregation.position_bias: position_bias,
 }
 
 

@@ -41,6 +41,7 @@ class Aggregation(StrEnum):
     accuracy = "accuracy"
     categorical_count = "categorical_count"
     win_rate = "win_rate"  # ours: pairwise scores 1 / 0.5 / 0, ties counted as half
+    position_bias = "position_bias"  # ours: position consistency and first-position wins of pairwise tasks
 
 
 class FailurePolicy(StrEnum):

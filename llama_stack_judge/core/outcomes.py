@@ -2,7 +2,7 @@
 
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -27,6 +27,7 @@ class RowResult:
         error: why the row was not scored.
         attempts: judge calls made for this row (retries included, cache hits not).
         samples: each judgment of the row when it was judged more than once.
+        details: further fields of the scored row (e.g. which judge, both orders of a pairwise judgment).
     """
 
     outcome: Outcome
@@ -36,6 +37,7 @@ class RowResult:
     error: str | None = None
     attempts: int = 0
     samples: tuple["RowResult", ...] = ()
+    details: Mapping[str, object] | None = None
 
     @classmethod
     def scored_value(
@@ -62,6 +64,8 @@ class RowResult:
         if self.samples:
             row["spread"] = self.spread
             row["samples"] = [sample.as_score_row() for sample in self.samples]
+        if self.details:
+            row |= self.details
         return row
 
 

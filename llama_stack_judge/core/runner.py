@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from llama_stack_judge.core.cache import CacheWriter, ReplyCache, cache_key
@@ -84,26 +84,27 @@ class Usage:
         return asdict(self)
 
 
+def render_request(definition: JudgeDefinition, values: Mapping[str, str], *, judge_model: str) -> ChatRequest:
+    """The judge request for one row's text values (checked beforehand)."""
+    sampling = definition.sampling
+    roles = ("system", "user") if definition.system_prompt is not None else ("user",)
+    return ChatRequest(
+        model=judge_model,
+        messages=tuple(
+            ChatMessage(role, template.render({**definition.defaults, **values}))
+            for role, template in zip(roles, definition.templates, strict=True)
+        ),
+        temperature=sampling.temperature,
+        max_tokens=sampling.max_tokens,
+        top_p=sampling.top_p,
+        response_schema=definition.response_schema if definition.structured_output else None,
+    )
+
+
 def build_requests(definition: JudgeDefinition, rows: Sequence[Row], *, judge_model: str) -> list[ChatRequest]:
     """Render every row's judge request; raises ``JudgeInputError`` naming bad rows before any call is made."""
     values = text_columns(rows, definition.required_columns, defaults=definition.defaults, user=definition.identifier)
-    sampling = definition.sampling
-    roles = ("system", "user") if definition.system_prompt is not None else ("user",)
-    schema = definition.response_schema if definition.structured_output else None
-    return [
-        ChatRequest(
-            model=judge_model,
-            messages=tuple(
-                ChatMessage(role, template.render(definition.defaults | row))
-                for role, template in zip(roles, definition.templates, strict=True)
-            ),
-            temperature=sampling.temperature,
-            max_tokens=sampling.max_tokens,
-            top_p=sampling.top_p,
-            response_schema=schema,
-        )
-        for row in values
-    ]
+    return [render_request(definition, row, judge_model=judge_model) for row in values]
 
 
 class CallFailedError(Exception):
@@ -229,29 +230,40 @@ class Judge:
     async def judge_rows(
         self, definition: JudgeDefinition, rows: Sequence[Row], *, judge_model: str, usage: Usage | None = None
     ) -> list[RowResult]:
-        """Judge every row ``definition.num_samples`` times, concurrently within ``settings.max_concurrency``.
+        """Judge every row with one definition; see ``judge_requests``."""
+        requests = build_requests(definition, rows, judge_model=judge_model)
+        return await self.judge_requests([(definition, request) for request in requests], usage=usage)
 
-        Results keep the input order. Cached replies are looked up in one batch first; new ones are stored in
-        batches as they come, and the rest when the call ends, even when it is cancelled. Pass ``usage`` to have
-        this batch's calls and tokens added to it.
+    async def judge_requests(
+        self, items: Sequence[tuple[JudgeDefinition, ChatRequest]], *, usage: Usage | None = None
+    ) -> list[RowResult]:
+        """Judge every rendered request ``num_samples`` times (of its definition), concurrently.
+
+        At most ``settings.max_concurrency`` calls are in flight; results keep the input order. Cached replies are
+        looked up in one batch first; new ones are stored in batches as they come, and the rest when the call ends,
+        even when it is cancelled. Pass ``usage`` to have this batch's calls and tokens added to it.
         """
         batch = _Batch(usage if usage is not None else Usage())
-        requests = build_requests(definition, rows, judge_model=judge_model)
-        n = definition.num_samples
-        jobs = [(request, sample) for request in requests for sample in range(n)]
+        jobs = [
+            (definition, request, sample) for definition, request in items for sample in range(definition.num_samples)
+        ]
         if self.cache is not None:
             batch.writer = CacheWriter(self.cache)
             if self.reuse_cached:
-                keys = list(dict.fromkeys(cache_key(self._effective(r), sample) for r, sample in jobs))
+                keys = list(dict.fromkeys(cache_key(self._effective(r), sample) for _, r, sample in jobs))
                 batch.cached = await self.cache.get_many(keys)
                 batch.looked_up = set(keys)
         try:
             samples = await map_bounded(
                 jobs,
-                lambda job: self._judge_sample(definition, job[0], job[1], batch),
+                lambda job: self._judge_sample(job[0], job[1], job[2], batch),
                 self.settings.max_concurrency,
             )
         finally:
             if batch.writer is not None:
                 await batch.writer.flush()
-        return [combine_samples(samples[i : i + n]) for i in range(0, len(samples), n)]
+        results, start = [], 0
+        for definition, _ in items:
+            results.append(combine_samples(samples[start : start + definition.num_samples]))
+            start += definition.num_samples
+        return results

@@ -20,12 +20,14 @@ from llama_stack_judge.core.definitions import (
     load_definitions,
     validate_definition,
 )
+from llama_stack_judge.core.tasks import AssessmentTask, build_tasks
 from llama_stack_judge.errors import JudgeDefinitionError
 
 PREFIX = "judge"
 SHIPPED_MARK = "llama_stack_judge.shipped"
 
-Scorer = JudgeDefinition | BuiltinScorer
+Scorer = JudgeDefinition | BuiltinScorer | AssessmentTask
+_STACK_AGGREGATIONS = {a.value for a in AggregationFunctionType}
 
 
 def _aggregations(names: list[AggregationFunctionType], *, where: str) -> tuple[Aggregation, ...]:
@@ -38,12 +40,23 @@ def _aggregations(names: list[AggregationFunctionType], *, where: str) -> tuple[
 
 def to_scoring_fn(scorer: Scorer, provider_id: str) -> ScoringFn:
     """The ScoringFn this provider advertises for a built-in or shipped scorer."""
-    aggregations = [AggregationFunctionType(a.value) for a in scorer.aggregation_functions]
+    # Our own aggregations (win_rate, position_bias) are not in the stack's enum: they travel in the metadata.
+    aggregations = [AggregationFunctionType(a.value) for a in scorer.aggregation_functions if a in _STACK_AGGREGATIONS]
     if isinstance(scorer, BuiltinScorer):
         params: LLMAsJudgeScoringFnParams | BasicScoringFnParams = BasicScoringFnParams(
             aggregation_functions=aggregations
         )
         metadata: dict[str, Any] = {SHIPPED_MARK: True, "columns": list(scorer.columns)}
+    elif isinstance(scorer, AssessmentTask):
+        params = LLMAsJudgeScoringFnParams(judge_model="", aggregation_functions=aggregations)
+        metadata = {
+            SHIPPED_MARK: True,
+            "task": {
+                "kind": scorer.kind,
+                "judges": {name: d.identifier for name, d in scorer.judges.items()},
+                "aggregation_functions": [a.value for a in scorer.aggregation_functions],
+            },
+        }
     else:
         params = LLMAsJudgeScoringFnParams(
             judge_model=scorer.judge_model,
@@ -93,6 +106,18 @@ def apply_params(definition: JudgeDefinition, params: object, *, where: str) -> 
     return validate_definition({**definition.model_dump(), **changes}, source=where)
 
 
+def task_judge_model(params: object, *, where: str) -> str | None:
+    """The judge model of a per-call override for a task; a task's templates and patterns are its judges'."""
+    judge_params = _judge_params(params, where=where)
+    if judge_params is None:
+        return None
+    if judge_params.prompt_template is not None or judge_params.judge_score_regexes:
+        raise JudgeDefinitionError(
+            f"{where}: a task routes rows to its own judges; only judge_model can be set per call"
+        )
+    return judge_params.judge_model or None
+
+
 def apply_builtin_params(scorer: BuiltinScorer, params: object, *, where: str) -> BuiltinScorer:
     """A built-in with a per-call aggregation override."""
     if params is None:
@@ -118,6 +143,9 @@ class ScoringFunctionRegistry:
                         f"{directory}: {definition.identifier} is already defined by the package or an earlier one"
                     )
                 self._scorers[definition.identifier] = definition
+        judges = {i: s for i, s in self._scorers.items() if isinstance(s, JudgeDefinition)}
+        for task in build_tasks(judges, prefix=PREFIX):
+            self._scorers[task.identifier] = task
 
     def shipped(self) -> list[Scorer]:
         """Every built-in and shipped scorer."""

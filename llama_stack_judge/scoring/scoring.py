@@ -26,6 +26,7 @@ from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import RowResult
 from llama_stack_judge.core.rows import Row
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
+from llama_stack_judge.core.tasks import AssessmentTask
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError, UnknownScoringFunctionError
 from llama_stack_judge.scoring.cache import SqlReplyCache
 from llama_stack_judge.scoring.config import JudgeScoringConfig
@@ -35,6 +36,7 @@ from llama_stack_judge.scoring.functions import (
     ScoringFunctionRegistry,
     apply_builtin_params,
     apply_params,
+    task_judge_model,
     to_scoring_fn,
 )
 from llama_stack_judge.scoring.inference import StackChat
@@ -86,7 +88,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         """Validate and compile a judge registered through the API; invalid ones are refused with a 400."""
         definition = self.registry.definition_from_registration(scoring_fn)
         if definition.judge_model:
-            await self._judge_model(definition)
+            await self._judge_model(definition.judge_model, where=definition.identifier)
         self._registered[scoring_fn.identifier] = (scoring_fn, definition)
         logger.info("Registered judge", identifier=scoring_fn.identifier)
 
@@ -127,16 +129,16 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             raise unknown from None
         return stored
 
-    async def _judge_model(self, definition: JudgeDefinition) -> str:
-        model = definition.judge_model or self.config.default_judge_model
+    async def _judge_model(self, named: str, *, where: str) -> str:
+        model = named or self.config.default_judge_model
         if not model:
             raise JudgeDefinitionError(
-                f"{definition.identifier}: no judge model; pass judge_model in the params or set default_judge_model "
+                f"{where}: no judge model; pass judge_model in the params or set default_judge_model "
                 "in the provider config"
             )
         if not await self._models.has_model(model):
             raise JudgeInputError(
-                f"{definition.identifier}: judge model {model!r} is not served by this stack (see client.models.list())"
+                f"{where}: judge model {model!r} is not served by this stack (see client.models.list())"
             )
         return model
 
@@ -163,9 +165,15 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             builtin = apply_builtin_params(scorer, params, where=where)
             results = builtin.score_rows(rows)
             aggregations = builtin.aggregation_functions
+        elif isinstance(scorer, AssessmentTask):
+            task = scorer.adjusted(judge_model=task_judge_model(params, where=where), options=options)
+            model = await self._judge_model(task.judge_model, where=where)
+            usage = Usage()
+            results = await task.score_rows(rows, self._judge_for(options), judge_model=model, usage=usage)
+            aggregations = task.aggregation_functions
         else:
             definition = options.apply(apply_params(scorer, params, where=where))
-            model = await self._judge_model(definition)
+            model = await self._judge_model(definition.judge_model, where=where)
             usage = Usage()
             results = await self._judge_for(options).judge_rows(definition, rows, judge_model=model, usage=usage)
             aggregations = definition.aggregation_functions

@@ -12,7 +12,9 @@ class ScriptedRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     match: str = Field(description="Regex searched in the request's messages joined by newlines.")
-    reply: str | None = Field(default=None, description="The assistant text to answer with.")
+    reply: str | None = Field(
+        default=None, description="The assistant text to answer with; \\1 or \\g<name> insert groups of the match."
+    )
     json_reply: dict[str, Any] | None = Field(
         default=None, description="Reply with this object as JSON when the request asks for a json_schema response."
     )

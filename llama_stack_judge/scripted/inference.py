@@ -103,7 +103,8 @@ class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
         if params.response_format is not None and allowed is not None and model not in allowed:
             raise ValueError(f"model {model!r} does not support response_format")
         conversation = "\n".join(_text_of(message.content) for message in params.messages)
-        rule = next((rule for pattern, rule in self._rules if pattern.search(conversation)), None)
+        found = next(((match, rule) for pattern, rule in self._rules if (match := pattern.search(conversation))), None)
+        match, rule = found if found is not None else (None, None)
         await self._log(params.model, params.messages, rule, params.response_format)
         delay = self.config.delay_s + (rule.delay_s if rule is not None else 0.0)
         if delay:
@@ -112,8 +113,8 @@ class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
             raise RuntimeError(rule.fail)
         if wants_json and rule is not None and rule.json_reply is not None:
             reply = json.dumps(rule.json_reply)
-        elif rule is not None and rule.reply is not None:
-            reply = rule.reply
+        elif match is not None and rule is not None and rule.reply is not None:
+            reply = match.expand(rule.reply)
         elif rule is None and self._reply_fn is not None:
             reply = str(self._reply_fn([{"role": m.role, "content": _text_of(m.content)} for m in params.messages]))
         else:

@@ -1,0 +1,187 @@
+"""MT-bench: its data files, and which of the eight judges sees which row with which fields.
+
+Routing follows the MT-bench paper and FastChat's llm_judge: math, reasoning and coding are judged against a
+reference answer; the second turn is judged by the multi-turn judges, which are shown the whole conversation.
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from llama_stack_judge.errors import JudgeInputError
+
+NEED_REFERENCE = frozenset({"math", "reasoning", "coding"})
+JUDGE_PREFIX = "mt-bench-"  # shipped definition files are mt-bench-<MT-bench judge name>.json
+Kind = Literal["single", "pair"]
+
+
+def data_file(name: str) -> Path:
+    """A file of the MT-bench data shipped with the package."""
+    return Path(str(resources.files("llama_stack_judge") / "mtbench_data" / name))
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One MT-bench question: its id, category and user turns."""
+
+    question_id: int
+    category: str
+    turns: tuple[str, ...]
+
+
+def _jsonl(path: Path) -> list[dict[str, object]]:
+    records = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise JudgeInputError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
+            if not isinstance(record, dict):
+                raise JudgeInputError(f"{path}:{number}: expected a JSON object")
+            records.append(record | {"_line": number})
+    return records
+
+
+def _text_list(value: object, *, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(turn, str) for turn in value):
+        raise JudgeInputError(f"{where}: expected a non-empty list of strings")
+    return tuple(value)
+
+
+def _question_id(record: Mapping[str, object], *, where: str) -> int:
+    value = record.get("question_id")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise JudgeInputError(f"{where}: 'question_id' must be an integer, got {value!r}")
+    return value
+
+
+def load_questions(path: Path) -> dict[int, Question]:
+    """Questions by id, from a FastChat ``question.jsonl``."""
+    questions = {}
+    for record in _jsonl(path):
+        where = f"{path}:{record['_line']}"
+        category = record.get("category")
+        if not isinstance(category, str):
+            raise JudgeInputError(f"{where}: 'category' must be a string")
+        qid = _question_id(record, where=where)
+        questions[qid] = Question(qid, category, _text_list(record.get("turns"), where=f"{where}: 'turns'"))
+    return questions
+
+
+def load_turn_answers(path: Path) -> dict[int, tuple[str, ...]]:
+    """Answer turns by question id, from a FastChat answer file (``choices[0].turns``); also reference answers."""
+    answers = {}
+    for record in _jsonl(path):
+        where = f"{path}:{record['_line']}"
+        choices = record.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise JudgeInputError(f"{where}: expected 'choices': [{{'turns': [...]}}]")
+        answers[_question_id(record, where=where)] = _text_list(choices[0].get("turns"), where=f"{where}: 'turns'")
+    return answers
+
+
+def judge_name(kind: Kind, *, turn: int, with_reference: bool) -> str:
+    """The MT-bench judge for a kind of judgment, turn and reference (e.g. ``single-math-v1-multi-turn``)."""
+    bases = {
+        ("single", False): "single-v1",
+        ("single", True): "single-math-v1",
+        ("pair", False): "pair-v2",
+        ("pair", True): "pair-math-v1",
+    }
+    base = bases[(kind, with_reference)]
+    return f"{base}-multi-turn" if turn == 2 else base
+
+
+def _turns(row: Mapping[str, object], key: str, *, where: str, required: bool = True) -> tuple[str, ...] | None:
+    value = row.get(key)
+    if value is None:
+        if required:
+            raise JudgeInputError(f"{where}: missing field '{key}'")
+        return None
+    if isinstance(value, str):
+        return (value,)
+    return _text_list(value, where=f"{where}: '{key}' must be text or a list of texts; it")
+
+
+def _turn(row: Mapping[str, object], responses: Sequence[str], *, where: str) -> int:
+    turn = row.get("turn", len(responses))
+    if turn not in (1, 2) or isinstance(turn, bool):
+        raise JudgeInputError(f"{where}: 'turn' must be 1 or 2, got {turn!r}")
+    return int(turn)  # type: ignore[call-overload]
+
+
+def _conversation_fields(
+    row: Mapping[str, object], response_keys: Mapping[str, str], *, where: str
+) -> tuple[int, bool, dict[str, str]]:
+    """The turn, whether a reference is used, and the template fields of one row.
+
+    ``response_keys`` maps row fields to template names (``{"response": "response"}`` or, for pairwise,
+    ``{"response_a": "response_a", "response_b": "response_b"}``).
+    """
+    questions = _turns(row, "question", where=where)
+    responses = {name: _turns(row, key, where=where) for key, name in response_keys.items()}
+    reference = _turns(row, "reference", where=where, required=False)
+    category = row.get("category")
+    if category is not None and not isinstance(category, str):
+        raise JudgeInputError(f"{where}: 'category' must be text")
+    if category in NEED_REFERENCE and reference is None:
+        raise JudgeInputError(f"{where}: category '{category}' is judged against a reference answer: add 'reference'")
+    with_reference = reference is not None and (category is None or category in NEED_REFERENCE)
+    first = next(iter(responses.values()))
+    turn = _turn(row, first or (), where=where)
+    sources = {"question": questions, **responses, **({"reference": reference} if with_reference else {})}
+    short = [key for key, turns in sources.items() if turns is not None and len(turns) < turn]
+    if short:
+        raise JudgeInputError(f"{where}: turn {turn} needs {turn} entries in {short}")
+    fields: dict[str, str] = {}
+    for name, turns in sources.items():
+        assert turns is not None
+        if turn == 1:
+            fields[name] = turns[0]
+        else:
+            fields[f"{name}_1"], fields[f"{name}_2"] = turns[0], turns[1]
+    return turn, with_reference, fields
+
+
+def rating_inputs(row: Mapping[str, object], *, where: str) -> tuple[str, dict[str, str]]:
+    """The judge for a single-answer row and its template fields.
+
+    A row has ``question`` and ``response`` (text, or a list with one entry per turn), optionally ``reference``,
+    ``category`` and ``turn`` (1 or 2; default: the number of responses).
+    """
+    turn, with_reference, fields = _conversation_fields(row, {"response": "response"}, where=where)
+    return judge_name("single", turn=turn, with_reference=with_reference), fields
+
+
+def _swap_sides(key: str) -> str:
+    """``response_a…`` ↔ ``response_b…``; other fields stay."""
+    for side, other in (("response_a", "response_b"), ("response_b", "response_a")):
+        if key.startswith(side):
+            return other + key.removeprefix(side)
+    return key
+
+
+def pairwise_inputs(row: Mapping[str, object], *, where: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The judge for a pairwise row and its template fields in both orders (A/B, then B/A)."""
+    keys = {"response_a": "response_a", "response_b": "response_b"}
+    turn, with_reference, fields = _conversation_fields(row, keys, where=where)
+    swapped = {_swap_sides(key): value for key, value in fields.items()}
+    return judge_name("pair", turn=turn, with_reference=with_reference), fields, swapped
+
+
+Winner = Literal["model_a", "model_b", "tie", "tie (inconsistent)"]
+_WINNER_AB: dict[str, Winner] = {"A": "model_a", "B": "model_b", "C": "tie"}
+_WINNER_BA: dict[str, Winner] = {"A": "model_b", "B": "model_a", "C": "tie"}
+WINNER_SCORE: dict[Winner, float] = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (inconsistent)": 0.5}
+
+
+def combine_orders(verdict_ab: str, verdict_ba: str) -> Winner:
+    """The winner of a pair judged in both orders: the same winner twice, else a tie marked inconsistent."""
+    first, second = _WINNER_AB[verdict_ab], _WINNER_BA[verdict_ba]
+    return first if first == second else "tie (inconsistent)"

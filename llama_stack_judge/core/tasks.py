@@ -1,0 +1,150 @@
+"""Response-assessment tasks: one scoring function that routes each row to the right MT-bench judge.
+
+``response_assessment.rating`` rates a single response; ``response_assessment.pairwise_comparison`` compares two,
+judged in both orders (A/B, then B/A) so that position bias shows up as inconsistency instead of as a winner.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from llama_stack_judge.core.chat import ChatRequest
+from llama_stack_judge.core.definitions import Aggregation, JudgeDefinition
+from llama_stack_judge.core.mtbench import (
+    JUDGE_PREFIX,
+    WINNER_SCORE,
+    Kind,
+    combine_orders,
+    judge_name,
+    pairwise_inputs,
+    rating_inputs,
+)
+from llama_stack_judge.core.options import JudgeOptions
+from llama_stack_judge.core.outcomes import Outcome, RowResult
+from llama_stack_judge.core.rows import Row
+from llama_stack_judge.core.runner import Judge, Usage, render_request
+from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError
+
+RATING_TASK = "response_assessment.rating"
+PAIRWISE_TASK = "response_assessment.pairwise_comparison"
+_MAX_REPORTED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentTask:
+    """A task scoring function over the MT-bench judges of one kind."""
+
+    identifier: str
+    kind: Kind
+    description: str
+    judges: Mapping[str, JudgeDefinition]  # MT-bench judge name -> definition
+    aggregation_functions: tuple[Aggregation, ...]
+
+    def adjusted(self, *, judge_model: str | None, options: JudgeOptions) -> "AssessmentTask":
+        """This task with a judge model and per-call options applied to every judge."""
+        changes = {"judge_model": judge_model} if judge_model else {}
+        judges = {
+            name: options.apply(definition.with_changes(**changes) if changes else definition)
+            for name, definition in self.judges.items()
+        }
+        return replace(self, judges=judges)
+
+    @property
+    def judge_model(self) -> str:
+        """The judges' model ('' for the provider's default); they share one."""
+        return next(iter(self.judges.values())).judge_model
+
+    def route(self, rows: Sequence[Row]) -> list[tuple[str, list[dict[str, str]]]]:
+        """Each row's judge name and template fields (two sets, both orders, for pairwise rows).
+
+        Raises:
+            JudgeInputError: naming every bad row, before any judge call is made.
+        """
+        if not rows:
+            raise JudgeInputError(f"{self.identifier}: no rows to score")
+        routed, problems = [], []
+        for index, row in enumerate(rows):
+            where = f"row {index}"
+            try:
+                if self.kind == "single":
+                    name, fields = rating_inputs(row, where=where)
+                    routed.append((name, [fields]))
+                else:
+                    name, ab, ba = pairwise_inputs(row, where=where)
+                    routed.append((name, [ab, ba]))
+            except JudgeInputError as exc:
+                problems.append(str(exc))
+        if problems:
+            more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
+            raise JudgeInputError(f"{self.identifier}: " + "; ".join(problems[:_MAX_REPORTED]) + more)
+        return routed
+
+    async def score_rows(self, rows: Sequence[Row], judge: Judge, *, judge_model: str, usage: Usage) -> list[RowResult]:
+        """Judge every row with its judge; pairwise rows in both orders."""
+        routed = self.route(rows)
+        items: list[tuple[JudgeDefinition, ChatRequest]] = [
+            (self.judges[name], render_request(self.judges[name], fields, judge_model=judge_model))
+            for name, orders in routed
+            for fields in orders
+        ]
+        results = await judge.judge_requests(items, usage=usage)
+        if self.kind == "single":
+            return [replace(result, details={"judge": name}) for result, (name, _) in zip(results, routed, strict=True)]
+        return [combine_pair(name, results[2 * i], results[2 * i + 1]) for i, (name, _) in enumerate(routed)]
+
+
+def _order(label: str, result: RowResult) -> dict[str, object]:
+    return {
+        "order": label,
+        "verdict": result.verdict,
+        "status": result.outcome.value,
+        "judge_feedback": result.judge_output,
+        "error": result.error,
+    }
+
+
+def combine_pair(name: str, ab: RowResult, ba: RowResult) -> RowResult:
+    """One pairwise row from its two orders; its score is model A's: 1 win, ½ tie, 0 loss."""
+    details: dict[str, object] = {"judge": name, "orders": [_order("AB", ab), _order("BA", ba)]}
+    attempts = ab.attempts + ba.attempts
+    if ab.outcome is Outcome.scored and ba.outcome is Outcome.scored and ab.verdict and ba.verdict:
+        winner = combine_orders(ab.verdict, ba.verdict)
+        return RowResult(
+            Outcome.scored,
+            score=WINNER_SCORE[winner],
+            verdict=winner,
+            judge_output=ab.judge_output,
+            attempts=attempts,
+            details=details | {"winner": winner},
+        )
+    failed = [(label, r) for label, r in (("A/B", ab), ("B/A", ba)) if r.outcome is not Outcome.scored]
+    outcome = (
+        Outcome.inference_error if any(r.outcome is Outcome.inference_error for _, r in failed) else Outcome.parse_error
+    )
+    error = "; ".join(f"{label} order: {r.error}" for label, r in failed)
+    return RowResult(
+        outcome, judge_output=ab.judge_output, error=error, attempts=attempts, details=details | {"winner": None}
+    )
+
+
+def build_tasks(definitions: Mapping[str, JudgeDefinition], *, prefix: str) -> list[AssessmentTask]:
+    """The two tasks over the shipped MT-bench definitions (``<prefix>::mt-bench-<name>``)."""
+    tasks = []
+    for identifier, kind, aggregations, what in (
+        (RATING_TASK, "single", (Aggregation.average,), "Rates a response 1-10"),
+        (PAIRWISE_TASK, "pair", (Aggregation.win_rate, Aggregation.position_bias), "Compares two responses"),
+    ):
+        names = [judge_name(kind, turn=t, with_reference=r) for t in (1, 2) for r in (False, True)]  # type: ignore[arg-type]
+        missing = [n for n in names if f"{prefix}::{JUDGE_PREFIX}{n}" not in definitions]
+        if missing:
+            raise JudgeDefinitionError(f"{identifier}: the MT-bench judges {missing} are not defined")
+        tasks.append(
+            AssessmentTask(
+                identifier=f"{prefix}::{identifier}",
+                kind=kind,  # type: ignore[arg-type]
+                description=f"{what} with the MT-bench judges, routed by category (reference-guided for math, "
+                "reasoning and coding) and turn (multi-turn judges for turn 2).",
+                judges={n: definitions[f"{prefix}::{JUDGE_PREFIX}{n}"] for n in names},
+                aggregation_functions=aggregations,
+            )
+        )
+    return tasks
