@@ -1,13 +1,15 @@
 """An OpenAI-compatible judge for benchmarks: fixed latency per request, requests served concurrently.
 
-Run: ``python benchmarks/fake_judge_server.py --port 8399 --latency 0.2``. It serves one model, ``judge``, whose
-reply rates the answer 1-10 from a hash of the prompt, and ``GET /stats`` reports requests served and the most
-that were in flight at once.
+Run: ``python benchmarks/fake_judge_server.py --port 8399 --latency 0.2``. It serves one model, ``judge``. Asked
+for a rating it answers ``Rating: [[n]]`` with n from a hash of the prompt; asked for a pairwise verdict (an
+MT-bench prompt that offers ``[[A]]``/``[[B]]``/``[[C]]``) it prefers the longer answer, as a verbosity-biased judge
+would, and calls it a tie within 10 %. ``GET /stats`` reports requests served and the most in flight at once.
 """
 
 import argparse
 import asyncio
 import hashlib
+import re
 import time
 from typing import Any
 
@@ -16,6 +18,26 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+_SIDES = {
+    side: re.compile(
+        rf"\[The Start of Assistant {side}'s Answer\]\n(.*?)\n\[The End of Assistant {side}'s Answer\]"
+        rf"|### Assistant {side}:\n(.*?)(?:\n\n### User:|\n\n<\|The End)",
+        re.S,
+    )
+    for side in "AB"
+}
+
+
+def verdict(prompt: str) -> str:
+    """The fake judge's reply to one prompt."""
+    if "[[A]]" not in prompt:
+        rating = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 10 + 1
+        return f"The answer is reasonable. Rating: [[{rating}]]"
+    length = {side: sum(len(a or b) for a, b in pattern.findall(prompt)) for side, pattern in _SIDES.items()}
+    if abs(length["A"] - length["B"]) <= 0.1 * max(length.values(), default=0):
+        return "Both answers are about as good. [[C]]"
+    return "Assistant A is more thorough. [[A]]" if length["A"] > length["B"] else "Assistant B is more thorough. [[B]]"
 
 
 def build_app(latency_s: float) -> Starlette:
@@ -35,9 +57,8 @@ def build_app(latency_s: float) -> Starlette:
         try:
             if latency_s:
                 await asyncio.sleep(latency_s)
-            prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []))
-            rating = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 10 + 1
-            text = f"The answer is reasonable. Rating: [[{rating}]]"
+            prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+            text = verdict(prompt)
             return JSONResponse(
                 {
                     "id": f"bench-{stats['requests']}",

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from llama_stack_judge import mtbench_cli
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.provider import SCORING_PROVIDER_TYPE
 from llama_stack_judge.stack_config import (
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--state-dir", help="directory of the sqlite stores (default: $JUDGE_STATE_DIR or ~/.llama)")
     stack.add_argument("--port", type=int, default=8321)
     stack.set_defaults(run=stack_config_command)
+
+    mtbench_cli.add_parser(commands, add_judge_options)
     return parser
 
 

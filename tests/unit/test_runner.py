@@ -129,13 +129,14 @@ def test_aggregates_count_failures_and_never_divide_by_zero() -> None:
         "accuracy": {"accuracy": None, "num_correct": 0, "num_total": 0},
         "categorical_count": {"categorical_count": {}},
         "win_rate": {"win_rate": None, "wins": 0, "losses": 0, "ties": 0, "ci95": None},
+        "position_bias": {"position_consistency": None, "first_position_win_rate": None, "n_pairs_both_orders": 0},
         "n_scored": 0,
         "n_parse_error": 1,
         "n_inference_error": 1,
         "n_total": 2,
     }
     mixed = [RowResult.scored_value(2.0, verdict="2"), RowResult.scored_value(9.0, verdict="9"), *failed]
-    result = aggregate(mixed, [a for a in everything if a is not Aggregation.win_rate])
+    result = aggregate(mixed, [Aggregation.average, Aggregation.median, Aggregation.categorical_count])
     assert result["average"]["average"] == 5.5 and result["median"] == {"median": 5.5}  # type: ignore[index]
     assert result["categorical_count"] == {"categorical_count": {"2": 1, "9": 1}}
     assert result["n_scored"] == 2 and result["n_total"] == 4

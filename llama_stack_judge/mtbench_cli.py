@@ -1,0 +1,323 @@
+"""The ``mt-bench`` command: judge FastChat answer files with the MT-bench judges through a llama-stack."""
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TimeRemainingColumn
+from rich.text import Text
+
+from llama_stack_judge.core.agreement import agreement
+from llama_stack_judge.core.mtbench import (
+    NEED_REFERENCE,
+    Question,
+    data_file,
+    load_questions,
+    load_turn_answers,
+)
+from llama_stack_judge.core.options import JudgeOptions
+from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
+from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
+from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.scoring.functions import PREFIX
+
+DEFAULT_CHUNK_PER_SLOT = 4  # rows per score call = 4 x max_concurrency: keeps every slot busy, progress fine-grained
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """Rows for the scoring task and, for each, what it is about (written into judgments.jsonl)."""
+
+    rows: list[dict[str, Any]]
+    about: list[dict[str, Any]]
+    skipped: list[str]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSONL file; a bad line is reported with its number."""
+    records = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise JudgeInputError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
+                if not isinstance(record, dict):
+                    raise JudgeInputError(f"{path}:{number}: each line must be a JSON object")
+                records.append(record)
+    return records
+
+
+def selected_questions(args: argparse.Namespace) -> list[Question]:
+    """The questions to judge, in id order, after --question-ids, --categories and --limit."""
+    questions = sorted(load_questions(Path(args.questions)).values(), key=lambda q: q.question_id)
+    if args.question_ids:
+        wanted = {int(part) for part in args.question_ids.split(",")}
+        unknown = wanted - {q.question_id for q in questions}
+        if unknown:
+            raise JudgeInputError(f"--question-ids: no such questions {sorted(unknown)} in {args.questions}")
+        questions = [q for q in questions if q.question_id in wanted]
+    if args.categories:
+        categories = set(args.categories.split(","))
+        questions = [q for q in questions if q.category in categories]
+    return questions[: args.limit] if args.limit else questions
+
+
+def answer_files(paths: Sequence[str]) -> dict[str, dict[int, tuple[str, ...]]]:
+    """Answers by model (the file stem) and question id."""
+    answers: dict[str, dict[int, tuple[str, ...]]] = {}
+    for path in map(Path, paths):
+        if path.stem in answers:
+            raise JudgeInputError(f"{path}: two answer files for model {path.stem!r}")
+        answers[path.stem] = load_turn_answers(path)
+    return answers
+
+
+def _references(args: argparse.Namespace, questions: Sequence[Question]) -> dict[int, tuple[str, ...]]:
+    references = load_turn_answers(Path(args.references))
+    lacking = [q.question_id for q in questions if q.category in NEED_REFERENCE and q.question_id not in references]
+    if lacking:
+        raise JudgeInputError(
+            f"{args.references}: no reference answers for questions {lacking} (math/reasoning/coding)"
+        )
+    return references
+
+
+def _conversation(question: Question, references: dict[int, tuple[str, ...]], turn: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"question": list(question.turns[:turn]), "category": question.category, "turn": turn}
+    if question.category in NEED_REFERENCE:
+        row["reference"] = list(references[question.question_id][:turn])
+    return row
+
+
+def single_work(args: argparse.Namespace) -> Work:
+    """One row per model, question and turn."""
+    questions = selected_questions(args)
+    references = _references(args, questions)
+    work = Work([], [], [])
+    for model, answers in answer_files(args.answers).items():
+        for question in questions:
+            turns = answers.get(question.question_id)
+            for turn in args.turns:
+                if turns is None or len(turns) < turn:
+                    work.skipped.append(f"{model}: no answer to question {question.question_id} turn {turn}")
+                    continue
+                work.rows.append(_conversation(question, references, turn) | {"response": list(turns[:turn])})
+                about = {"question_id": question.question_id, "model": model, "turn": turn}
+                work.about.append(about | {"category": question.category})
+    return work
+
+
+def pairwise_work(args: argparse.Namespace) -> Work:
+    """One row per model pair (all pairs, or each model against --baseline), question and turn."""
+    questions = selected_questions(args)
+    references = _references(args, questions)
+    answers = answer_files(args.answers)
+    if args.baseline is not None and args.baseline not in answers:
+        raise JudgeInputError(f"--baseline {args.baseline!r} is not one of the answer files' models {sorted(answers)}")
+    if args.baseline is None:
+        pairs = list(combinations(sorted(answers), 2))
+    else:
+        pairs = [(model, args.baseline) for model in sorted(answers) if model != args.baseline]
+    if not pairs:
+        raise JudgeInputError("pairwise judging needs answers of at least two models")
+    work = Work([], [], [])
+    for model_a, model_b in pairs:
+        for question in questions:
+            a, b = answers[model_a].get(question.question_id), answers[model_b].get(question.question_id)
+            for turn in args.turns:
+                if a is None or b is None or len(a) < turn or len(b) < turn:
+                    work.skipped.append(f"{model_a} vs {model_b}: question {question.question_id} turn {turn}")
+                    continue
+                row = _conversation(question, references, turn)
+                work.rows.append(row | {"response_a": list(a[:turn]), "response_b": list(b[:turn])})
+                about = {"question_id": question.question_id, "model_a": model_a, "model_b": model_b, "turn": turn}
+                work.about.append(about | {"category": question.category})
+    return work
+
+
+def single_judgment(about: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
+    """A judgments.jsonl line of a single-answer judgment."""
+    return about | {
+        "judge": scored.get("judge"),
+        "score": scored["score"],
+        "status": scored["status"],
+        "judge_output": scored.get("judge_feedback"),
+        "error": scored.get("error"),
+    }
+
+
+def pairwise_judgment(about: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
+    """A judgments.jsonl line of a pairwise judgment, with both orders' verdicts and outputs."""
+    ab, ba = scored["orders"]
+    return about | {
+        "judge": scored.get("judge"),
+        "winner": scored.get("winner"),
+        "status": scored["status"],
+        "verdict_ab": ab["verdict"],
+        "verdict_ba": ba["verdict"],
+        "judge_output_ab": ab["judge_feedback"],
+        "judge_output_ba": ba["judge_feedback"],
+        "error": scored.get("error"),
+    }
+
+
+class RateColumn(ProgressColumn):
+    """Rows judged per second."""
+
+    def render(self, task: Task) -> Text:
+        """The task's current speed."""
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} rows/s" if speed else "- rows/s")
+
+
+@contextmanager
+def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr with rate and ETA; yields the function that advances it."""
+    columns = (description, BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.advance(task, done)
+
+
+def judge_work(
+    client: Any,
+    args: argparse.Namespace,
+    work: Work,
+    *,
+    function_id: str,
+    to_judgment: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+    out: IO[str],
+) -> tuple[list[dict[str, Any]], dict[str, int], bool]:
+    """Score the rows in chunks, writing each judgment as it comes; returns the judgments, usage, and completeness.
+
+    Ctrl-C stops after keeping what was judged; the same command run again takes the rest (judged rows come back
+    from the judgment cache without an inference call).
+    """
+    options = JudgeOptions(max_concurrency=args.max_concurrency, use_cache=not args.no_cache)
+    params = (
+        {"type": "llm_as_judge", "judge_model": args.judge_model} if args.stack_config and args.judge_model else None
+    )
+    chunk = (args.max_concurrency or 16) * DEFAULT_CHUNK_PER_SLOT
+    judgments: list[dict[str, Any]] = []
+    usage: dict[str, int] = {}
+    try:
+        with progress_bar(len(work.rows), f"judging ({function_id})") as advance:
+            for start in range(0, len(work.rows), chunk):
+                rows = work.rows[start : start + chunk]
+                result = client.scoring.score(
+                    input_rows=rows, scoring_functions={function_id: params}, extra_headers=options.headers()
+                ).results[function_id]
+                for about, scored in zip(work.about[start : start + chunk], result.score_rows, strict=True):
+                    judgment = to_judgment(about, scored)
+                    judgments.append(judgment)
+                    out.write(json.dumps(judgment, ensure_ascii=False) + "\n")
+                out.flush()
+                for key, value in result.aggregated_results.get("usage", {}).items():
+                    usage[key] = usage.get(key, 0) + value
+                advance(len(rows))
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: {len(judgments)} of {len(work.rows)} judged and kept; run the same command again to "
+            "judge the rest",
+            file=sys.stderr,
+        )
+        return judgments, usage, False
+    return judgments, usage, True
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def run_judging(args: argparse.Namespace, kind: str) -> int:
+    """``mt-bench single`` and ``mt-bench pairwise``: judge, then write judgments, summary, plot and report."""
+    from llama_stack_judge.cli import open_stack
+    from llama_stack_judge.report import print_summary, write_report
+
+    work = single_work(args) if kind == "single" else pairwise_work(args)
+    if not work.rows:
+        raise JudgeInputError("nothing to judge: check --answers, --question-ids, --categories and --turns")
+    for line in work.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    function_id = f"{PREFIX}::{RATING_TASK if kind == 'single' else PAIRWISE_TASK}"
+    to_judgment = single_judgment if kind == "single" else pairwise_judgment
+    with open_stack(args) as client, (output / "judgments.jsonl").open("w", encoding="utf-8") as out:
+        judgments, usage, complete = judge_work(
+            client, args, work, function_id=function_id, to_judgment=to_judgment, out=out
+        )
+    summary: dict[str, Any] = {
+        "kind": kind,
+        "complete": complete,
+        "n_judgments": len(judgments),
+        "n_planned": len(work.rows),
+        "skipped": work.skipped,
+        "usage": usage,
+    }
+    summary |= {"models": summarize_single(judgments)} if kind == "single" else summarize_pairwise(judgments)
+    _write_json(output / "summary.json", summary)
+    print_summary(summary)
+    write_report(output, summary, judgments)
+    print(f"wrote {output / 'judgments.jsonl'}, summary.json, scores.png and report.html", file=sys.stderr)
+    return 0 if complete else 130
+
+
+def run_agreement(args: argparse.Namespace) -> int:
+    """``mt-bench agreement``: our pairwise verdicts against other votes."""
+    from llama_stack_judge.report import print_agreement
+
+    report = agreement(read_jsonl(Path(args.judgments)), read_jsonl(Path(args.labels)), judge=args.judge)
+    if args.output:
+        _write_json(Path(args.output), report)
+    print_agreement(report)
+    return 0
+
+
+def _turns(value: str) -> tuple[int, ...]:
+    turns = tuple(sorted({int(part) for part in value.split(",")}))
+    if not turns or not set(turns) <= {1, 2}:
+        raise argparse.ArgumentTypeError("turns are 1, 2 or 1,2")
+    return turns
+
+
+def add_parser(commands: Any, add_judge_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The ``mt-bench`` command and its three subcommands."""
+    mtbench = commands.add_parser("mt-bench", help="judge MT-bench answers (single, pairwise) and compare with votes")
+    kinds = mtbench.add_subparsers(dest="mtbench", required=True)
+    for kind, help_text in (
+        ("single", "rate each model's answers 1-10"),
+        ("pairwise", "compare models' answers, in both orders"),
+    ):
+        sub = kinds.add_parser(kind, help=help_text)
+        sub.add_argument("--answers", nargs="+", required=True, help="FastChat answer files; the model is the stem")
+        if kind == "pairwise":
+            sub.add_argument("--baseline", help="compare each model with this one instead of all pairs")
+        sub.add_argument("--questions", default=str(data_file("question.jsonl")), help="default: the shipped file")
+        sub.add_argument(
+            "--references", default=str(data_file("reference_answer_gpt-4.jsonl")), help="default: GPT-4's"
+        )
+        sub.add_argument("--question-ids", help="comma-separated question ids")
+        sub.add_argument("--categories", help="comma-separated categories")
+        sub.add_argument("--turns", type=_turns, default=(1, 2), help="1, 2 or 1,2 (default)")
+        sub.add_argument("--limit", type=int, help="only the first N questions")
+        sub.add_argument("--max-concurrency", type=int, help="judge calls in flight (default: the provider's)")
+        sub.add_argument("--output", required=True, help="directory for judgments, summary, plot and report")
+        sub.add_argument("--no-cache", action="store_true", help="judge afresh instead of reusing stored replies")
+        add_judge_options(sub)
+        sub.set_defaults(run=lambda args, kind=kind: run_judging(args, kind))
+    agree = kinds.add_parser("agreement", help="agreement of pairwise judgments with other votes")
+    agree.add_argument("--judgments", required=True, help="judgments.jsonl of an `mt-bench pairwise` run")
+    agree.add_argument("--labels", required=True, help="votes: question_id, model_a, model_b, turn, winner, judge")
+    agree.add_argument("--judge", help="only votes whose judge name starts with this (e.g. 'expert')")
+    agree.add_argument("--output", help="write the agreement report as JSON")
+    agree.set_defaults(run=run_agreement)

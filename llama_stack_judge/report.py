@@ -1,0 +1,217 @@
+"""What an MT-bench run shows: printed tables, ``scores.png`` and a self-contained ``report.html``."""
+
+import base64
+import html
+import io
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(ci: Sequence[float] | None, digits: int = 2) -> str:
+    return "-" if not ci else f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def _console() -> Console:
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def single_table(summary: dict[str, Any]) -> Table:
+    """Per model: turn means, overall mean with its interval, and counts (best model first)."""
+    table = Table("model", "turn 1", "turn 2", "overall", "95% CI", "scored", "failed", title="MT-bench single")
+    ranked = sorted(summary["models"].items(), key=lambda item: -(item[1]["overall"] or 0))
+    for model, s in ranked:
+        table.add_row(
+            model,
+            _number(s["turn_1"]),
+            _number(s["turn_2"]),
+            _number(s["overall"]),
+            _interval(s["ci95"]),
+            str(s["n_scored"]),
+            str(s["n_failed"]),
+        )
+    return table
+
+
+def category_table(summary: dict[str, Any]) -> Table:
+    """Per-category means, one column per model."""
+    models = sorted(summary["models"])
+    categories = sorted({c for s in summary["models"].values() for c in s["categories"]})
+    table = Table("category", *models, title="per category")
+    for category in categories:
+        table.add_row(category, *(_number(summary["models"][m]["categories"].get(category)) for m in models))
+    return table
+
+
+def pairwise_table(summary: dict[str, Any]) -> Table:
+    """Per model: wins, losses, ties and win rate (ties = ½) with its interval."""
+    table = Table("model", "wins", "losses", "ties", "win rate", "95% CI", "games", title="MT-bench pairwise")
+    ranked = sorted(summary["models"].items(), key=lambda item: -(item[1]["win_rate"] or 0))
+    for model, s in ranked:
+        table.add_row(
+            model,
+            str(s["wins"]),
+            str(s["losses"]),
+            str(s["ties"]),
+            _number(s["win_rate"], 3),
+            _interval(s["ci95"], 3),
+            str(s["n_games"]),
+        )
+    return table
+
+
+def pairwise_headline(summary: dict[str, Any]) -> str:
+    """Position consistency and first-position wins, the numbers that show a judge's position bias."""
+    return (
+        f"position consistency {_number(summary['position_consistency'], 3)} "
+        f"({summary['inconsistent_ties']} of {summary['n_scored']} pairs changed winner with the order); "
+        f"first position wins {_number(summary['first_position_win_rate'], 3)} of verdicts; "
+        f"failed {summary['n_failed']} of {summary['n_total']}"
+    )
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The summary tables on stdout."""
+    console = _console()
+    if summary["kind"] == "single":
+        console.print(single_table(summary))
+        console.print(category_table(summary))
+    else:
+        console.print(pairwise_table(summary))
+        console.print(pairwise_headline(summary))
+    usage = summary.get("usage") or {}
+    console.print(
+        f"judgments {summary['n_judgments']} of {summary['n_planned']}; "
+        f"inference calls {usage.get('inference_calls', 0)}, cache hits {usage.get('cache_hits', 0)}, "
+        f"retries {usage.get('retries', 0)}, tokens {usage.get('prompt_tokens', 0)} in / "
+        f"{usage.get('completion_tokens', 0)} out"
+    )
+
+
+def print_agreement(report: dict[str, Any]) -> None:
+    """Agreement per turn, with and without ties, and Cohen's kappa."""
+    table = Table("turn", "ours vs votes (ties)", "n", "(no ties)", "n", "kappa", "votes vs votes (ties)", "(no ties)")
+    for scope, r in report.items():
+        ours, votes = r["ours_vs_votes"], r["votes_vs_votes"]
+        table.add_row(
+            scope,
+            _number(ours["with_ties"]["agreement"], 3),
+            str(ours["with_ties"]["n"]),
+            _number(ours["without_ties"]["agreement"], 3),
+            str(ours["without_ties"]["n"]),
+            _number(ours["kappa_with_ties"], 3),
+            f"{_number(votes['with_ties']['agreement'], 3)} (n={votes['with_ties']['n']})",
+            f"{_number(votes['without_ties']['agreement'], 3)} (n={votes['without_ties']['n']})",
+        )
+    _console().print(table)
+
+
+def plot(summary: dict[str, Any]) -> bytes:
+    """PNG bytes: per-category bars per model (single) or win-rate bars with 95 % intervals (pairwise)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted(summary["models"])
+    figure, axes = plt.subplots(figsize=(10, 4.5))
+    if summary["kind"] == "single":
+        categories = sorted({c for s in summary["models"].values() for c in s["categories"]})
+        width = 0.8 / max(1, len(models))
+        for index, model in enumerate(models):
+            values = [summary["models"][model]["categories"].get(c) or 0.0 for c in categories]
+            positions = [i + index * width for i in range(len(categories))]
+            axes.bar(positions, values, width=width, label=model)
+        axes.set_xticks([i + 0.4 - width / 2 for i in range(len(categories))], categories, rotation=20)
+        axes.set_ylim(0, 10)
+        axes.set_ylabel("mean rating (1-10)")
+        axes.legend(fontsize="small")
+        axes.set_title("MT-bench single-answer ratings by category")
+    else:
+        rates = [summary["models"][m]["win_rate"] or 0.0 for m in models]
+        errors = [
+            [r - (s["ci95"] or [r, r])[0] for r, s in zip(rates, (summary["models"][m] for m in models), strict=True)],
+            [(s["ci95"] or [r, r])[1] - r for r, s in zip(rates, (summary["models"][m] for m in models), strict=True)],
+        ]
+        axes.bar(models, rates, yerr=errors, capsize=6, color="tab:blue")
+        axes.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
+        axes.set_ylim(0, 1)
+        axes.set_ylabel("win rate (ties = 1/2), 95% CI")
+        axes.set_title("MT-bench pairwise win rates")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(str(column.header))}</th>" for column in table.columns)
+    cells = [list(column.cells) for column in table.columns]
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cells[c][r]))}</td>" for c in range(len(cells))) + "</tr>"
+        for r in range(table.row_count)
+    )
+    return f"<h2>{html.escape(str(table.title or ''))}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def _judgment_rows(kind: str, judgments: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """The judgment index table (linking to each text) and the texts themselves."""
+    index, texts = [], []
+    for number, j in enumerate(judgments):
+        anchor = f"j{number}"
+        if kind == "single":
+            who, verdict = j["model"], _number(j["score"], 1)
+            outputs = [("judge output", j.get("judge_output"))]
+        else:
+            who, verdict = f"{j['model_a']} vs {j['model_b']}", str(j.get("winner"))
+            outputs = [("order A/B", j.get("judge_output_ab")), ("order B/A", j.get("judge_output_ba"))]
+        cells = (j["question_id"], j["turn"], j.get("category"), who, j.get("judge"), verdict, j["status"])
+        index.append(
+            "<tr>"
+            + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells)
+            + f'<td><a href="#{anchor}">text</a></td></tr>'
+        )
+        blocks = "".join(f"<h4>{label}</h4><pre>{html.escape(text or '')}</pre>" for label, text in outputs)
+        error = f"<p class=error>{html.escape(j['error'])}</p>" if j.get("error") else ""
+        texts.append(
+            f'<section id="{anchor}"><h3>#{number}: question {j["question_id"]}, turn {j["turn"]}, '
+            f"{html.escape(str(who))}</h3>{error}{blocks}</section>"
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("question", "turn", "category", "model", "judge", "verdict", "status", ""))
+    return f"<table><tr>{head}</tr>{''.join(index)}</table>", "".join(texts)
+
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+    "pre{white-space:pre-wrap;background:#f6f6f6;padding:8px}.error{color:#b00}img{max-width:100%}"
+)
+
+
+def write_report(output: Path, summary: dict[str, Any], judgments: Sequence[dict[str, Any]]) -> None:
+    """Write ``scores.png`` and ``report.html`` (tables, the plot inlined, and every judgment's text)."""
+    image = plot(summary) if summary["models"] else b""
+    if image:
+        (output / "scores.png").write_bytes(image)
+    if summary["kind"] == "single":
+        tables = _html_table(single_table(summary)) + _html_table(category_table(summary))
+    else:
+        tables = _html_table(pairwise_table(summary)) + f"<p>{html.escape(pairwise_headline(summary))}</p>"
+    picture = f'<img alt="scores" src="data:image/png;base64,{base64.b64encode(image).decode()}">' if image else ""
+    index, texts = _judgment_rows(summary["kind"], judgments)
+    status = "" if summary["complete"] else "<p class=error>Interrupted: not every judgment was made.</p>"
+    page = (
+        f"<!doctype html><html><head><meta charset=utf-8><title>MT-bench {summary['kind']}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>MT-bench {summary['kind']}</h1>{status}{tables}{picture}"
+        f"<h2>Judgments</h2>{index}{texts}</body></html>"
+    )
+    (output / "report.html").write_text(page, encoding="utf-8")

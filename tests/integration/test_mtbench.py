@@ -1,0 +1,320 @@
+"""MT-bench through the stack: routing to the eight judges, the position swap, verdicts, and the mt-bench command."""
+
+import copy
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llama_stack_judge.core.definitions import load_definition_file
+from llama_stack_judge.core.mtbench import NEED_REFERENCE, data_file, load_questions, load_turn_answers
+from llama_stack_judge.core.options import JudgeOptions
+from llama_stack_judge.core.runner import render_request
+from tests.fake_openai import fake_openai
+from tests.integration.test_cli import CLI, _run
+from tests.stacks import REPO, bad_request, run_config_file, selected_providers, stack_client
+
+pytestmark = pytest.mark.integration
+
+RATING = "judge::response_assessment.rating"
+PAIRWISE = "judge::response_assessment.pairwise_comparison"
+QUESTIONS = load_questions(data_file("question.jsonl"))
+REFERENCES = load_turn_answers(data_file("reference_answer_gpt-4.jsonl"))
+
+
+@pytest.fixture(scope="module", params=["library", "served"])
+def logged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+    """A stack whose scripted judge logs every call, and the log's path."""
+    state = tmp_path_factory.mktemp(f"mtbench-{request.param}")
+    providers = copy.deepcopy(selected_providers())
+    log = state / "calls.jsonl"
+    providers["inference"][0]["config"]["call_log"] = str(log)
+    with stack_client(request.param, run_config_file(state, providers)) as client:
+        yield client, log
+
+
+def _calls(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _score(client: Any, function: str, rows: list[dict[str, Any]], **options: Any) -> Any:
+    extra = {"extra_headers": JudgeOptions(**options).headers()} if options else {}
+    return client.scoring.score(input_rows=rows, scoring_functions={function: None}, **extra).results[function]
+
+
+def _one_question_per_category() -> list[int]:
+    seen: dict[str, int] = {}
+    for question in sorted(QUESTIONS.values(), key=lambda q: q.question_id):
+        seen.setdefault(question.category, question.question_id)
+    return sorted(seen.values())
+
+
+def test_every_category_and_turn_goes_to_its_judge_with_its_fields(logged: tuple[Any, Path]) -> None:
+    client, log = logged
+    tag = uuid.uuid4().hex[:8]
+    rows, expected = [], []
+    for qid in _one_question_per_category():
+        question = QUESTIONS[qid]
+        for turn in (1, 2):
+            row: dict[str, Any] = {
+                "question": list(question.turns[:turn]),
+                "response": [f"{tag} turn-1 answer to {qid} SCORE=3", f"{tag} turn-2 answer to {qid} SCORE=6"][:turn],
+                "category": question.category,
+                "turn": turn,
+            }
+            with_reference = question.category in NEED_REFERENCE
+            if with_reference:
+                row["reference"] = list(REFERENCES[qid][:turn])
+            rows.append(row)
+            name = ("single-math-v1" if with_reference else "single-v1") + ("-multi-turn" if turn == 2 else "")
+            expected.append(name)
+    before = len(_calls(log))
+    result = _score(client, RATING, rows)
+    assert [row["judge"] for row in result.score_rows] == expected
+    assert [row["score"] for row in result.score_rows] == [3.0, 6.0] * (len(rows) // 2)
+    calls = _calls(log)[before:]
+    assert len(calls) == len(rows)
+    for row, name in zip(rows, expected, strict=True):
+        definition = load_definition_file(REPO / "llama_stack_judge" / "fn_defs" / f"mt-bench-{name}.json", prefix="j")
+        turn = row["turn"]
+        names = ["question", "response"] + (["reference"] if "reference" in row else [])
+        fields = (
+            {n: row[n][0] for n in names} if turn == 1 else {f"{n}_{i}": row[n][i - 1] for n in names for i in (1, 2)}
+        )
+        rendered = render_request(definition, fields, judge_model="scripted/judge")
+        wanted = [{"role": m.role, "content": m.content} for m in rendered.messages]
+        assert any(call["messages"] == wanted for call in calls), f"no call rendered as {name} for {row}"
+
+
+def test_pairwise_is_judged_in_both_orders(logged: tuple[Any, Path]) -> None:
+    client, log = logged
+    tag = uuid.uuid4().hex[:8]
+    rows = [
+        {"question": f"{tag} q1", "response_a": "GOOD answer", "response_b": "weak answer"},
+        {"question": f"{tag} q2", "response_a": "weak answer", "response_b": "GOOD answer"},
+        {"question": f"BIASED {tag} q3", "response_a": "one", "response_b": "two"},
+        {"question": f"{tag} q4", "response_a": "same", "response_b": "same"},
+    ]
+    before = len(_calls(log))
+    result = _score(client, PAIRWISE, rows)
+    winners = [row["winner"] for row in result.score_rows]
+    assert winners == ["model_a", "model_b", "tie (inconsistent)", "tie"]
+    assert [[o["verdict"] for o in row["orders"]] for row in result.score_rows] == [
+        ["A", "B"],
+        ["B", "A"],
+        ["A", "A"],
+        ["C", "C"],
+    ]
+    assert [row["score"] for row in result.score_rows] == [1.0, 0.0, 0.5, 0.5]
+    aggregated = result.aggregated_results
+    assert aggregated["position_bias"] == {
+        "position_consistency": 0.75,
+        "first_position_win_rate": 0.5,  # A in 4 of the 8 verdicts
+        "n_pairs_both_orders": 4,
+    }
+    assert aggregated["win_rate"]["win_rate"] == 0.5 and aggregated["win_rate"]["ties"] == 2
+    first = [c["messages"][-1]["content"] for c in _calls(log)[before:] if f"{tag} q1" in c["messages"][-1]["content"]]
+    assert len(first) == 2
+    orders = sorted(first, key=lambda text: text.index("GOOD"))
+    assert "Assistant A's Answer]\nGOOD answer" in orders[0] and "Assistant B's Answer]\nGOOD answer" in orders[1]
+
+
+def test_verdicts_from_real_looking_judge_outputs(logged: tuple[Any, Path]) -> None:
+    client, _ = logged
+    tag = uuid.uuid4().hex[:8]
+    answers = ["SCORE=8.5", "LENIENT=4", "UNPARSEABLE", "SCORE=11", "SCORE=2"]
+    rows = [{"question": f"{tag} {i}", "response": a, "turn": 1} for i, a in enumerate(answers)]
+    rows[-1] = {"question": [f"{tag} x", "y"], "response": ["SCORE=9", "SCORE=2"], "turn": 2}
+    result = _score(client, RATING, rows, group_by=["turn"])
+    assert [r["status"] for r in result.score_rows] == ["scored", "scored", "parse_error", "parse_error", "scored"]
+    assert [r["score"] for r in result.score_rows] == [8.5, 4.0, None, None, 2.0]
+    assert result.score_rows[0]["judge_feedback"].startswith('Following the format "[[rating]]"')
+    assert "outside [1.0, 10.0]" in result.score_rows[3]["error"]
+    aggregated = result.aggregated_results
+    assert aggregated["average"]["average"] == pytest.approx((8.5 + 4.0 + 2.0) / 3)
+    assert aggregated["by_group"]["turn"]["1"] == {"average": 6.25, "n": 2, "n_total": 4}
+    assert (aggregated["n_scored"], aggregated["n_parse_error"]) == (3, 2)
+
+
+def test_task_rows_are_checked_before_judging(logged: tuple[Any, Path]) -> None:
+    client, _ = logged
+    with bad_request("row 1: category 'math' is judged against a reference answer", "row 2: missing field 'question'"):
+        _score(
+            client,
+            RATING,
+            [
+                {"question": "q", "response": "r"},
+                {"question": "q", "response": "r", "category": "math"},
+                {"response": "r"},
+            ],
+        )
+    with bad_request("only judge_model can be set per call"):
+        client.scoring.score(
+            input_rows=[{"question": "q", "response": "r"}],
+            scoring_functions={RATING: {"type": "llm_as_judge", "judge_model": "", "prompt_template": "{x}"}},
+        )
+
+
+def _answers(path: Path, model: str, answers: dict[int, list[str]]) -> Path:
+    lines = [
+        {"question_id": qid, "model_id": model, "choices": [{"index": 0, "turns": turns}]}
+        for qid, turns in answers.items()
+    ]
+    file = path / f"{model}.jsonl"
+    file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return file
+
+
+def _last_answer(text: str, side: str) -> str:
+    """The last answer shown for assistant ``side`` ("" for single-answer prompts) in an MT-bench prompt."""
+    name = f" {side}" if side else ""
+    single = re.findall(rf"\[The Start of Assistant{name}'s Answer\]\n(.*?)\n\[The End", text, re.S)
+    multi = re.findall(rf"### Assistant {side or 'A'}:\n(.*?)(?:\n\n###|\n\n<\|The End)", text, re.S)
+    found = single or multi
+    return found[-1] if found else ""
+
+
+def _fake_judge(messages: list[dict[str, Any]]) -> str:
+    """Rates an answer saying 'good' 8 and others 3; prefers the answer that says 'good'."""
+    text = "\n".join(m["content"] for m in messages)
+    if "[[A]]" in text:
+        a, b = ("good" in _last_answer(text, side) for side in "AB")
+        return "A is better. [[A]]" if a and not b else "B is better. [[B]]" if b and not a else "Tie. [[C]]"
+    return "Rating: [[8]]" if "good" in _last_answer(text, "") else "Rating: [[3]]"
+
+
+def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
+    ids = [81, 111]  # writing, and math (reference-guided)
+    alpha = _answers(tmp_path, "alpha", {81: ["good poem", "good rewrite"], 111: ["good math", "bad math"]})
+    beta = _answers(tmp_path, "beta", {81: ["meh poem", "meh rewrite"], 111: ["meh math", "good math 2"]})
+    with fake_openai("judge", _fake_judge) as (url, log):
+        common = ["--inference-url", url, "--judge-model", "judge", "--state-dir", str(tmp_path / "state")]
+        single = _run(
+            "mt-bench",
+            "single",
+            "--answers",
+            str(alpha),
+            str(beta),
+            "--question-ids",
+            "81,111",
+            "--output",
+            str(tmp_path / "single"),
+            *common,
+        )
+        assert single.returncode == 0, single.stderr
+        calls_single = len(log)
+        pairwise = _run(
+            "mt-bench",
+            "pairwise",
+            "--answers",
+            str(alpha),
+            str(beta),
+            "--baseline",
+            "beta",
+            "--output",
+            str(tmp_path / "pair"),
+            "--question-ids",
+            ",".join(map(str, ids)),
+            *common,
+        )
+        assert pairwise.returncode == 0, pairwise.stderr
+        again = _run(
+            "mt-bench",
+            "single",
+            "--answers",
+            str(alpha),
+            str(beta),
+            "--question-ids",
+            "81,111",
+            "--output",
+            str(tmp_path / "single-again"),
+            *common,
+        )
+        assert again.returncode == 0 and len(log) == calls_single + 8  # the re-run came from the cache
+    judgments = [json.loads(line) for line in (tmp_path / "single" / "judgments.jsonl").read_text().splitlines()]
+    assert len(judgments) == 8 and set(judgments[0]) == {
+        "question_id",
+        "model",
+        "turn",
+        "category",
+        "judge",
+        "score",
+        "status",
+        "judge_output",
+        "error",
+    }
+    by_key = {(j["model"], j["question_id"], j["turn"]): j for j in judgments}
+    assert by_key[("alpha", 111, 1)]["judge"] == "single-math-v1" and by_key[("alpha", 111, 1)]["score"] == 8.0
+    assert (
+        by_key[("alpha", 111, 2)]["judge"] == "single-math-v1-multi-turn" and by_key[("alpha", 111, 2)]["score"] == 3.0
+    )
+    summary = json.loads((tmp_path / "single" / "summary.json").read_text())
+    assert summary["models"]["alpha"]["turn_1"] == 8.0 and summary["models"]["alpha"]["turn_2"] == 5.5
+    assert summary["models"]["beta"]["overall"] == pytest.approx((3 + 3 + 3 + 8) / 4)
+    assert summary["usage"]["inference_calls"] == 8 and "alpha" in single.stdout and "turn 1" in single.stdout
+    assert (tmp_path / "single" / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (tmp_path / "single" / "report.html").read_text()
+    assert report.count('<section id="j') == 8 and 'href="#j7"' in report and "data:image/png;base64," in report
+    pairs = [json.loads(line) for line in (tmp_path / "pair" / "judgments.jsonl").read_text().splitlines()]
+    assert len(pairs) == 4 and {p["model_a"] for p in pairs} == {"alpha"} and {p["model_b"] for p in pairs} == {"beta"}
+    assert {(p["question_id"], p["turn"]): p["winner"] for p in pairs} == {
+        (81, 1): "model_a",
+        (81, 2): "model_a",
+        (111, 1): "model_a",
+        (111, 2): "model_b",
+    }
+    assert all(p["verdict_ab"] and p["verdict_ba"] and p["judge_output_ba"] for p in pairs)
+    pair_summary = json.loads((tmp_path / "pair" / "summary.json").read_text())
+    assert pair_summary["models"]["alpha"]["win_rate"] == 0.75 and pair_summary["position_consistency"] == 1.0
+    votes = tmp_path / "votes.jsonl"
+    votes.write_text(
+        "".join(
+            json.dumps(v) + "\n"
+            for v in [
+                {
+                    "question_id": 81,
+                    "model_a": "beta",
+                    "model_b": "alpha",
+                    "turn": 1,
+                    "winner": "model_b",
+                    "judge": "human",
+                },
+                {
+                    "question_id": 111,
+                    "model_a": "alpha",
+                    "model_b": "beta",
+                    "turn": 2,
+                    "winner": "model_a",
+                    "judge": "human",
+                },
+            ]
+        )
+    )
+    agreed = _run(
+        "mt-bench",
+        "agreement",
+        "--judgments",
+        str(tmp_path / "pair" / "judgments.jsonl"),
+        "--labels",
+        str(votes),
+        "--output",
+        str(tmp_path / "agreement.json"),
+    )
+    assert agreed.returncode == 0, agreed.stderr
+    report_json = json.loads((tmp_path / "agreement.json").read_text())
+    assert report_json["all"]["ours_vs_votes"]["with_ties"] == {"agreement": 0.5, "n": 2}
+    assert report_json["turn_1"]["ours_vs_votes"]["with_ties"] == {"agreement": 1.0, "n": 1}
+
+
+def test_mt_bench_command_reports_bad_input(tmp_path: Path) -> None:
+    broken = tmp_path / "m.jsonl"
+    broken.write_text('{"question_id": 81, "choices": [{"turns": "not a list"}]}\n')
+    done = _run(
+        "mt-bench", "single", "--answers", str(broken), "--output", str(tmp_path / "o"), "--stack-config", "unused.yaml"
+    )
+    assert done.returncode == 2 and f"{broken}:1: 'turns': expected a non-empty list of strings" in done.stderr
+    assert Path(CLI).exists()
