@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from llama_stack_judge import mtbench_cli
+from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.provider import SCORING_PROVIDER_TYPE
 from llama_stack_judge.stack_config import (
@@ -72,23 +73,6 @@ def open_stack(args: argparse.Namespace) -> Iterator[Any]:
         yield client
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a bad line is reported with its number."""
-    rows = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise JudgeInputError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
-            if not isinstance(row, dict):
-                raise JudgeInputError(f"{path}:{number}: each line must be a JSON object")
-            rows.append(row)
-    return rows
-
-
 def print_aggregates(results: dict[str, Any]) -> None:
     """A table of each function's aggregates and outcome counts."""
     from rich.console import Console
@@ -110,7 +94,7 @@ def print_aggregates(results: dict[str, Any]) -> None:
 
 def score_command(args: argparse.Namespace) -> int:
     """Score a JSONL file and write one line per row with every function's result."""
-    rows = read_rows(Path(args.rows))
+    rows = read_jsonl(Path(args.rows))
     with open_stack(args) as client:
         response = client.scoring.score(input_rows=rows, scoring_functions=dict.fromkeys(args.scoring_fn))
     if args.output:

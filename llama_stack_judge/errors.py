@@ -1,5 +1,7 @@
 """Error hierarchy. Every input error is a ValueError, which llama-stack maps to HTTP 400."""
 
+from pydantic import ValidationError
+
 
 class JudgeError(Exception):
     """Base class of every error raised by llama-stack-judge."""
@@ -23,3 +25,11 @@ class JobNotFoundError(JudgeInputError):
 
 class GenerationError(JudgeError):
     """A candidate model could not answer a row, after retries."""
+
+
+def validation_problems(error: ValidationError) -> str:
+    """A pydantic validation error as ``field.path: message; …``."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or '(top level)'}: {problem['msg']}"
+        for problem in error.errors()
+    )

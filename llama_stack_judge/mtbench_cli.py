@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from llama_stack_judge.core.agreement import agreement
+from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.core.mtbench import (
     NEED_REFERENCE,
     Question,
@@ -38,22 +39,6 @@ class Work:
     rows: list[dict[str, Any]]
     about: list[dict[str, Any]]
     skipped: list[str]
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The objects of a JSONL file; a bad line is reported with its number."""
-    records = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise JudgeInputError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
-                if not isinstance(record, dict):
-                    raise JudgeInputError(f"{path}:{number}: each line must be a JSON object")
-                records.append(record)
-    return records
 
 
 def selected_questions(args: argparse.Namespace) -> list[Question]:

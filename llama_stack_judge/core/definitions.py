@@ -27,7 +27,7 @@ from llama_stack_judge.core.verdicts import (
     parse_choice,
     parse_rating,
 )
-from llama_stack_judge.errors import JudgeDefinitionError
+from llama_stack_judge.errors import JudgeDefinitionError, validation_problems
 
 # `[[8]]` or `[[8.5]]`; raw strings, so `\[` means a bracket.
 DEFAULT_RATING_PATTERN = r"\[\[\s*(-?\d+(?:\.\d+)?)\s*\]\]"
@@ -225,10 +225,7 @@ def validate_definition(data: Any, *, source: str) -> JudgeDefinition:
     try:
         return JudgeDefinition.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc']) or '(definition)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise JudgeDefinitionError(f"{source}: invalid judge definition: {problems}") from None
+        raise JudgeDefinitionError(f"{source}: invalid judge definition: {validation_problems(exc)}") from None
 
 
 def load_definition_file(path: Path, *, prefix: str) -> JudgeDefinition:

@@ -4,13 +4,13 @@ Routing follows the MT-bench paper and FastChat's llm_judge: math, reasoning and
 reference answer; the second turn is judged by the multi-turn judges, which are shown the whole conversation.
 """
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from llama_stack_judge.core.jsonl import read_numbered
 from llama_stack_judge.errors import JudgeInputError
 
 NEED_REFERENCE = frozenset({"math", "reasoning", "coding"})
@@ -32,22 +32,6 @@ class Question:
     turns: tuple[str, ...]
 
 
-def _jsonl(path: Path) -> list[dict[str, object]]:
-    records = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise JudgeInputError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
-            if not isinstance(record, dict):
-                raise JudgeInputError(f"{path}:{number}: expected a JSON object")
-            records.append(record | {"_line": number})
-    return records
-
-
 def _text_list(value: object, *, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(turn, str) for turn in value):
         raise JudgeInputError(f"{where}: expected a non-empty list of strings")
@@ -64,8 +48,8 @@ def _question_id(record: Mapping[str, object], *, where: str) -> int:
 def load_questions(path: Path) -> dict[int, Question]:
     """Questions by id, from a FastChat ``question.jsonl``."""
     questions = {}
-    for record in _jsonl(path):
-        where = f"{path}:{record['_line']}"
+    for line, record in read_numbered(path):
+        where = f"{path}:{line}"
         category = record.get("category")
         if not isinstance(category, str):
             raise JudgeInputError(f"{where}: 'category' must be a string")
@@ -77,8 +61,8 @@ def load_questions(path: Path) -> dict[int, Question]:
 def load_turn_answers(path: Path) -> dict[int, tuple[str, ...]]:
     """Answer turns by question id, from a FastChat answer file (``choices[0].turns``); also reference answers."""
     answers = {}
-    for record in _jsonl(path):
-        where = f"{path}:{record['_line']}"
+    for line, record in read_numbered(path):
+        where = f"{path}:{line}"
         choices = record.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise JudgeInputError(f"{where}: expected 'choices': [{{'turns': [...]}}]")

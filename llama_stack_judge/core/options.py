@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llama_stack_judge.core.definitions import FailurePolicy, JudgeDefinition
-from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.errors import JudgeInputError, validation_problems
 
 PROVIDER_DATA_KEY = "judge_options"
 PROVIDER_DATA_HEADER = "X-LlamaStack-Provider-Data"
@@ -41,10 +41,7 @@ class JudgeOptions(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in err['loc']) or '(options)'}: {err['msg']}" for err in exc.errors()
-            )
-            raise JudgeInputError(f"{where}: invalid judge options: {problems}") from None
+            raise JudgeInputError(f"{where}: invalid judge options: {validation_problems(exc)}") from None
 
     def apply(self, definition: JudgeDefinition) -> JudgeDefinition:
         """``definition`` with these options' judge settings laid over it (a validated copy, or itself)."""

@@ -38,6 +38,7 @@ from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInp
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import passing_options, request_options
+from llama_stack_judge.stored import from_registry
 
 logger = get_logger(name=__name__, category="eval")
 
@@ -118,14 +119,12 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
     async def _benchmark(self, benchmark_id: str) -> Benchmark:
         if benchmark_id in self._benchmarks:
             return self._benchmarks[benchmark_id]
-        unknown = JudgeInputError(f"benchmark {benchmark_id} is not registered")
-        store = getattr(self, "benchmark_store", None)  # set by the stack's routing table
-        if store is None:
-            raise unknown
-        try:
-            benchmark: Benchmark = await store.get_benchmark(GetBenchmarkRequest(benchmark_id=benchmark_id))
-        except ValueError:
-            raise unknown from None
+        benchmark: Benchmark = await from_registry(
+            self,
+            "benchmark_store",
+            lambda store: store.get_benchmark(GetBenchmarkRequest(benchmark_id=benchmark_id)),
+            JudgeInputError(f"benchmark {benchmark_id} is not registered"),
+        )
         self._benchmarks[benchmark_id] = benchmark
         return benchmark
 

@@ -41,6 +41,7 @@ from llama_stack_judge.scoring.functions import (
 )
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import taking_options
+from llama_stack_judge.stored import from_registry
 
 logger = get_logger(name=__name__, category="scoring")
 
@@ -119,14 +120,12 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         return definition
 
     async def _stored_function(self, identifier: str) -> ScoringFn:
-        unknown = UnknownScoringFunctionError(f"scoring function {identifier} is not served by this provider")
-        store = getattr(self, "scoring_function_store", None)  # set by the stack's routing table
-        if store is None:
-            raise unknown
-        try:
-            stored: ScoringFn = await store.get_scoring_function(GetScoringFunctionRequest(scoring_fn_id=identifier))
-        except ValueError:
-            raise unknown from None
+        stored: ScoringFn = await from_registry(
+            self,
+            "scoring_function_store",
+            lambda store: store.get_scoring_function(GetScoringFunctionRequest(scoring_fn_id=identifier)),
+            UnknownScoringFunctionError(f"scoring function {identifier} is not served by this provider"),
+        )
         return stored
 
     async def _judge_model(self, named: str, *, where: str) -> str:

@@ -191,50 +191,21 @@ def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
     ids = [81, 111]  # writing, and math (reference-guided)
     alpha = _answers(tmp_path, "alpha", {81: ["good poem", "good rewrite"], 111: ["good math", "bad math"]})
     beta = _answers(tmp_path, "beta", {81: ["meh poem", "meh rewrite"], 111: ["meh math", "good math 2"]})
+    answers = ["--answers", str(alpha), str(beta), "--question-ids", ",".join(map(str, ids))]
     with fake_openai("judge", _fake_judge) as (url, log):
-        common = ["--inference-url", url, "--judge-model", "judge", "--state-dir", str(tmp_path / "state")]
-        single = _run(
-            "mt-bench",
-            "single",
-            "--answers",
-            str(alpha),
-            str(beta),
-            "--question-ids",
-            "81,111",
-            "--output",
-            str(tmp_path / "single"),
-            *common,
-        )
-        assert single.returncode == 0, single.stderr
+
+        def mt_bench(kind: str, output: str, *extra: str) -> None:
+            judge = ["--inference-url", url, "--judge-model", "judge", "--state-dir", str(tmp_path / "state")]
+            done = _run("mt-bench", kind, *answers, "--output", str(tmp_path / output), *judge, *extra)
+            assert done.returncode == 0, done.stderr
+            outputs[output] = done.stdout
+
+        outputs: dict[str, str] = {}
+        mt_bench("single", "single")
         calls_single = len(log)
-        pairwise = _run(
-            "mt-bench",
-            "pairwise",
-            "--answers",
-            str(alpha),
-            str(beta),
-            "--baseline",
-            "beta",
-            "--output",
-            str(tmp_path / "pair"),
-            "--question-ids",
-            ",".join(map(str, ids)),
-            *common,
-        )
-        assert pairwise.returncode == 0, pairwise.stderr
-        again = _run(
-            "mt-bench",
-            "single",
-            "--answers",
-            str(alpha),
-            str(beta),
-            "--question-ids",
-            "81,111",
-            "--output",
-            str(tmp_path / "single-again"),
-            *common,
-        )
-        assert again.returncode == 0 and len(log) == calls_single + 8  # the re-run came from the cache
+        mt_bench("pairwise", "pair", "--baseline", "beta")
+        mt_bench("single", "single-again")
+        assert len(log) == calls_single + 8  # pairwise: 4 rows x 2 orders; the single re-run came from the cache
     judgments = [json.loads(line) for line in (tmp_path / "single" / "judgments.jsonl").read_text().splitlines()]
     assert len(judgments) == 8 and set(judgments[0]) == {
         "question_id",
@@ -255,7 +226,7 @@ def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "single" / "summary.json").read_text())
     assert summary["models"]["alpha"]["turn_1"] == 8.0 and summary["models"]["alpha"]["turn_2"] == 5.5
     assert summary["models"]["beta"]["overall"] == pytest.approx((3 + 3 + 3 + 8) / 4)
-    assert summary["usage"]["inference_calls"] == 8 and "alpha" in single.stdout and "turn 1" in single.stdout
+    assert summary["usage"]["inference_calls"] == 8 and "alpha" in outputs["single"] and "turn 1" in outputs["single"]
     assert (tmp_path / "single" / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (tmp_path / "single" / "report.html").read_text()
     assert report.count('<section id="j') == 8 and 'href="#j7"' in report and "data:image/png;base64," in report
