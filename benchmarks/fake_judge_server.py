@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import re
 import time
+import uuid
 from typing import Any
 
 import uvicorn
@@ -61,7 +62,7 @@ def build_app(latency_s: float) -> Starlette:
             text = verdict(prompt)
             return JSONResponse(
                 {
-                    "id": f"bench-{stats['requests']}",
+                    "id": f"bench-{uuid.uuid4().hex}",
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": body.get("model", "judge"),

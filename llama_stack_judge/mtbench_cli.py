@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -210,6 +211,7 @@ def judge_work(
                     usage[key] = usage.get(key, 0) + value
                 advance(len(rows))
     except KeyboardInterrupt:
+        threading.excepthook = _quiet_after_interrupt
         print(
             f"interrupted: {len(judgments)} of {len(work.rows)} judged and kept; run the same command again to "
             "judge the rest",
@@ -217,6 +219,13 @@ def judge_work(
         )
         return judgments, usage, False
     return judgments, usage, True
+
+
+def _quiet_after_interrupt(args: threading.ExceptHookArgs) -> None:
+    """After Ctrl-C the stack's sqlite worker threads report that the event loop has closed: expected, so quiet."""
+    if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value):
+        return
+    threading.__excepthook__(args)
 
 
 def _write_json(path: Path, data: Any) -> None:

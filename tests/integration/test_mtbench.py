@@ -3,6 +3,9 @@
 import copy
 import json
 import re
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,3 +292,53 @@ def test_mt_bench_command_reports_bad_input(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and f"{broken}:1: 'turns': expected a non-empty list of strings" in done.stderr
     assert Path(CLI).exists()
+
+
+def test_ctrl_c_keeps_what_was_judged_and_a_rerun_resumes(tmp_path: Path) -> None:
+    answers = _answers(tmp_path, "gamma", {qid: [f"answer {qid}", f"second {qid}"] for qid in range(81, 87)})
+    output = tmp_path / "out"
+
+    def slow_judge(messages: list[dict[str, Any]]) -> str:
+        time.sleep(0.15)
+        return "Rating: [[6]]"
+
+    with fake_openai("judge", slow_judge) as (url, log):
+        command = [
+            CLI,
+            "mt-bench",
+            "single",
+            "--answers",
+            str(answers),
+            "--max-concurrency",
+            "1",
+            "--output",
+            str(output),
+            "--inference-url",
+            url,
+            "--judge-model",
+            "judge",
+            "--state-dir",
+            str(tmp_path / "s"),
+        ]
+        env = {"LLAMA_STACK_LOG_FORMAT": "json", "PATH": str(Path(CLI).parent), "HOME": str(Path.home())}
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        judgments = output / "judgments.jsonl"
+        deadline = time.monotonic() + 60
+        while not (judgments.exists() and len(judgments.read_text().splitlines()) >= 4):  # a chunk is 4 rows here
+            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        assert "interrupted:" in stderr and "Traceback" not in stderr
+        kept = len(judgments.read_text().splitlines())
+        assert 4 <= kept < 12
+        summary = json.loads((output / "summary.json").read_text())
+        assert summary["complete"] is False and summary["n_judgments"] == kept
+        first_calls = len(log)
+        again = _run(*command[1:])
+        assert again.returncode == 0, again.stderr
+    resumed = json.loads((output / "summary.json").read_text())
+    assert resumed["complete"] is True and resumed["n_judgments"] == 12
+    assert resumed["usage"]["cache_hits"] >= kept  # what was judged before is not paid for again
+    assert len(log) - first_calls == resumed["usage"]["inference_calls"] == 12 - resumed["usage"]["cache_hits"]
