@@ -65,8 +65,8 @@ def library_client(run_yaml: Path) -> Iterator[Any]:
         client.close()
 
 
-@contextlib.contextmanager
-def served_client(run_yaml: Path, *, log: Path | None = None) -> Iterator[LlamaStackClient]:
+def start_server(run_yaml: Path, *, log: Path | None = None) -> tuple[subprocess.Popen[bytes], LlamaStackClient]:
+    """``llama stack run`` on a free port of 127.0.0.1, once healthy, and a client for it."""
     port = free_port()
     llama = Path(sys.executable).parent / "llama"
     log = log or run_yaml.with_suffix(".log")
@@ -79,27 +79,38 @@ def served_client(run_yaml: Path, *, log: Path | None = None) -> Iterator[LlamaS
             env=env,
         )
     base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"llama stack run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/v1/health", timeout=1).status_code == 200:
+                break
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"llama stack run did not become healthy:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return process, LlamaStackClient(base_url=base_url, timeout=120)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started by ``start_server`` (terminate, then kill)."""
+    process.terminate()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"llama stack run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/v1/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"llama stack run did not become healthy:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        client = LlamaStackClient(base_url=base_url, timeout=120)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def served_client(run_yaml: Path, *, log: Path | None = None) -> Iterator[LlamaStackClient]:
+    process, client = start_server(run_yaml, log=log)
+    try:
         yield client
         client.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from llama_stack_judge.core.chat import ChatMessage
 from llama_stack_judge.core.rows import Row
@@ -29,24 +30,62 @@ def _messages_from_json(value: object, index: int) -> list[ChatMessage]:
     return messages
 
 
-def conversation_from_row(row: Row, index: int, *, system_message: str | None) -> tuple[ChatMessage, ...]:
-    """The messages to send for one row: the candidate's system message, then the row's own messages.
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """What a candidate answers for one row: the opening messages, then further user turns, one at a time.
 
-    Rows carry either ``chat_completion_input`` (a list of messages, or its JSON text; system, user and assistant
-    turns are all kept) or ``input_query`` (one user message).
+    Turn k+1 is asked with the model's own earlier answers in the conversation, as MT-bench answer generation does.
     """
-    if "chat_completion_input" in row:
+
+    opening: tuple[ChatMessage, ...]
+    follow_ups: tuple[str, ...] = ()
+
+    def with_answers(self, answers: Sequence[str]) -> tuple[ChatMessage, ...]:
+        """The messages for the next turn, given the answers so far (one per turn already asked)."""
+        messages = list(self.opening)
+        for answer, user in zip(answers, self.follow_ups, strict=False):
+            messages += [ChatMessage("assistant", answer), ChatMessage("user", user)]
+        return tuple(messages)
+
+    @property
+    def turns(self) -> int:
+        """How many answers the row needs."""
+        return 1 + len(self.follow_ups)
+
+
+def _user_turns(value: object, index: int) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(turn, str) for turn in value):
+        raise JudgeInputError(f"row {index}: column 'turns' must be a non-empty list of user messages")
+    return value
+
+
+def conversation_from_row(row: Row, index: int, *, system_message: str | None) -> Conversation:
+    """The conversation of one row: the candidate's system message, then the row's own messages.
+
+    Rows carry ``turns`` (user messages answered one after another), ``chat_completion_input`` (a list of messages,
+    or its JSON text; system, user and assistant turns are all kept) or ``input_query`` (one user message).
+    """
+    follow_ups: list[str] = []
+    if "turns" in row:
+        first, *follow_ups = _user_turns(row["turns"], index)
+        messages = [ChatMessage("user", first)]
+    elif "chat_completion_input" in row:
         messages = _messages_from_json(row["chat_completion_input"], index)
     elif isinstance(row.get("input_query"), str):
         messages = [ChatMessage("user", str(row["input_query"]))]
     else:
-        raise JudgeInputError(f"row {index}: needs a 'chat_completion_input' or a text 'input_query' column")
+        raise JudgeInputError(f"row {index}: needs a 'turns', 'chat_completion_input' or text 'input_query' column")
     system = [ChatMessage("system", system_message)] if system_message else []
-    return (*system, *messages)
+    return Conversation((*system, *messages), tuple(follow_ups))
 
 
-def conversations(rows: Sequence[Row], *, system_message: str | None) -> list[tuple[ChatMessage, ...]]:
+def conversations(rows: Sequence[Row], *, system_message: str | None) -> list[Conversation]:
     """Conversations of all rows, checked before any generation starts."""
     if not rows:
         raise JudgeInputError("no rows to evaluate")
     return [conversation_from_row(row, index, system_message=system_message) for index, row in enumerate(rows)]
+
+
+def generation_columns(answers: Sequence[str]) -> dict[str, object]:
+    """The columns a row's answers add: ``generated_answer`` (the last), and ``generated_turns`` when several."""
+    return {"generated_answer": answers[-1]} | ({"generated_turns": list(answers)} if len(answers) > 1 else {})

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -15,6 +16,10 @@ class JudgeEvalConfig(BaseModel):
     timeout_s: float = Field(default=300.0, gt=0, description="Time limit of one generation call, in seconds.")
     default_max_tokens: int = Field(
         default=1024, ge=1, description="max_tokens when the candidate's sampling params give none."
+    )
+    job_store: SqlStoreReference = Field(
+        default_factory=lambda: SqlStoreReference(backend="sql_default", table_name="llama_stack_judge_eval"),
+        description="SQL store for jobs and generations (table_name is the prefix of its two tables).",
     )
 
     @classmethod

@@ -1,9 +1,15 @@
-"""JudgeEvalImpl: eval jobs that generate with a candidate model through the stack, then score."""
+"""JudgeEvalImpl: eval jobs that generate with a candidate model through the stack, then score.
+
+Jobs and every row's generation are kept in the stack's SQL store as they happen: a job that was running when the
+process stopped is resumed when the provider starts again, and generates only the rows that have no answer yet
+(judgments already made come back from the scoring provider's judgment cache).
+"""
 
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
 from llama_stack.log import get_logger
 from llama_stack_api import (
@@ -30,32 +36,21 @@ from llama_stack_api import (
 )
 from llama_stack_api.datasets.models import GetDatasetRequest
 
-from llama_stack_judge.core.chat import ChatMessage, ChatRequest
-from llama_stack_judge.core.generation import conversations
+from llama_stack_judge.core.chat import ChatRequest
+from llama_stack_judge.core.generation import Conversation, conversations, generation_columns
 from llama_stack_judge.core.options import PROVIDER_DATA_KEY, JudgeOptions
 from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_with_retries, map_bounded
 from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError
 from llama_stack_judge.eval.config import JudgeEvalConfig
+from llama_stack_judge.eval.store import JobRecord, JobStore
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import passing_options, request_options
 from llama_stack_judge.stored import from_registry
 
 logger = get_logger(name=__name__, category="eval")
 
-_FINISHED = {JobStatus.completed, JobStatus.failed, JobStatus.cancelled}
-
-
-@dataclass
-class EvalJob:
-    """One run_eval job of this process."""
-
-    job_id: str
-    benchmark_id: str
-    status: JobStatus = JobStatus.scheduled
-    created_at: float = field(default_factory=time.time)
-    task: asyncio.Task[None] | None = None
-    result: EvaluateResponse | None = None
-    error: str | None = None
+_FINISHED = {JobStatus.completed.value, JobStatus.failed.value, JobStatus.cancelled.value}
+Generation = dict[str, Any]
 
 
 def _sampling(params: SamplingParams, default_max_tokens: int) -> dict[str, float | int | None]:
@@ -75,7 +70,7 @@ def _options(benchmark: Benchmark) -> JudgeOptions:
 
 
 class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
-    """Runs benchmarks as background jobs with bounded concurrency and real cancellation."""
+    """Runs benchmarks as persistent background jobs with bounded concurrency and real cancellation."""
 
     __provider_id__: str
 
@@ -97,16 +92,40 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             max_concurrency=config.max_concurrency, max_retries=config.max_retries, timeout_s=config.timeout_s
         )
         self._benchmarks: dict[str, Benchmark] = {}
-        self._jobs: dict[str, EvalJob] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._store: JobStore | None = None
+        self._resumed = False
 
     async def initialize(self) -> None:
-        """Nothing to load."""
+        """Open the job store (its tables are created on first use)."""
+        if self._store is None:
+            self._store = await JobStore.open(self.config.job_store)
+
+    async def _resume_unfinished(self) -> None:
+        """Restart the jobs an earlier process left unfinished, once, on the first eval call of this process.
+
+        Not in ``initialize``: ``llama stack run`` initializes providers in an event loop of its own that ends before
+        the server's starts, and tasks started there would never run.
+        """
+        if self._resumed:
+            return
+        self._resumed = True
+        for job in await self.store.unfinished():
+            if job.job_id not in self._tasks:
+                logger.info("Resuming eval job", job_id=job.job_id, benchmark_id=job.benchmark_id)
+                self._start(job)
 
     async def shutdown(self) -> None:
-        """Cancel jobs still running."""
-        for job in self._jobs.values():
-            if job.task is not None and not job.task.done():
-                job.task.cancel()
+        """Stop running jobs; they stay unfinished in the store and resume at the next start."""
+        for task in self._tasks.values():
+            task.cancel()
+
+    @property
+    def store(self) -> JobStore:
+        """The job store (opened by ``initialize``)."""
+        if self._store is None:
+            raise RuntimeError("the eval provider is not initialized")
+        return self._store
 
     async def register_benchmark(self, benchmark: Benchmark) -> None:
         """Remember a benchmark (the stack's registry persists it)."""
@@ -129,43 +148,81 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         return benchmark
 
     async def run_eval(self, request: RunEvalRequest) -> Job:
-        """Start a job in the background and return its id at once."""
+        """Record a job and start it in the background; returns its id at once."""
+        await self._resume_unfinished()
         benchmark = await self._benchmark(request.benchmark_id)
         try:
             await self._datasets.get_dataset(GetDatasetRequest(dataset_id=benchmark.dataset_id))
         except ValueError as exc:
             raise JudgeInputError(f"benchmark {benchmark.identifier}: dataset {benchmark.dataset_id}: {exc}") from None
-        options = _options(benchmark)
-        job = EvalJob(job_id=uuid.uuid4().hex, benchmark_id=benchmark.identifier)
-        job.task = asyncio.create_task(self._run_job(job, benchmark, request.benchmark_config, options))
-        self._jobs[job.job_id] = job
+        job = JobRecord(
+            job_id=uuid.uuid4().hex,
+            benchmark_id=benchmark.identifier,
+            dataset_id=benchmark.dataset_id,
+            scoring_functions=list(benchmark.scoring_functions),
+            benchmark_config=request.benchmark_config.model_dump(mode="json"),
+            options=_options(benchmark).provider_data()[PROVIDER_DATA_KEY],
+        )
+        await self.store.save(job)
+        self._start(job)
         logger.info("Eval job started", job_id=job.job_id, benchmark_id=benchmark.identifier)
-        return Job(job_id=job.job_id, status=job.status)
+        return Job(job_id=job.job_id, status=JobStatus(job.status))
 
-    async def _run_job(
-        self, job: EvalJob, benchmark: Benchmark, config: BenchmarkConfig, options: JudgeOptions
-    ) -> None:
-        job.status = JobStatus.in_progress
+    def _start(self, job: JobRecord) -> None:
+        self._tasks[job.job_id] = asyncio.create_task(self._run_job(job))
+
+    async def _run_job(self, job: JobRecord) -> None:
+        job.status, job.started_at = JobStatus.in_progress.value, job.started_at or time.time()
+        await self.store.save(job)
         try:
+            config = BenchmarkConfig.model_validate(job.benchmark_config)
             limit = config.num_examples if config.num_examples is not None else -1
-            rows = await self._datasetio.iterrows(IterRowsRequest(dataset_id=benchmark.dataset_id, limit=limit))
-            job.result = await self._evaluate(rows.data, benchmark.scoring_functions, config, options)
-        except asyncio.CancelledError:
-            job.status = JobStatus.cancelled
+            rows = await self._datasetio.iterrows(IterRowsRequest(dataset_id=job.dataset_id, limit=limit))
+            done = await self.store.generations(job.job_id)
+
+            async def keep(index: int, generation: Generation) -> None:
+                await self.store.add_generation(job.job_id, index, generation)
+
+            result = await self._evaluate(
+                rows.data, job.scoring_functions, config, JudgeOptions.parse(job.options, where=job.job_id), done, keep
+            )
+        except asyncio.CancelledError:  # job_cancel has recorded the cancel; at shutdown the job resumes later
             raise
         except Exception as exc:  # the job fails with its reason, reported by job_status/job_result
-            job.status = JobStatus.failed
-            job.error = f"{type(exc).__name__}: {exc}"
+            job.status, job.error = JobStatus.failed.value, f"{type(exc).__name__}: {exc}"
             logger.warning("Eval job failed", job_id=job.job_id, error=job.error)
-            return
-        job.status = JobStatus.completed
+        else:
+            job.status, job.result = JobStatus.completed.value, result.model_dump(mode="json")
+        finally:
+            self._tasks.pop(job.job_id, None)
+        job.finished_at = time.time()
+        await self.store.save(job)
 
     async def evaluate_rows(self, request: EvaluateRowsRequest) -> EvaluateResponse:
         """Generate and score the given rows, in the request."""
+        await self._resume_unfinished()
         benchmark = await self._benchmark(request.benchmark_id)
         return await self._evaluate(
             request.input_rows, request.scoring_functions, request.benchmark_config, _options(benchmark)
         )
+
+    async def _generate(
+        self, conversation: Conversation, index: int, candidate: Any, sampling: dict[str, Any]
+    ) -> list[str]:
+        """The candidate's answers to every turn of one row, each turn asked with the earlier answers."""
+        answers: list[str] = []
+        for _ in range(conversation.turns):
+            messages = conversation.with_answers(answers)
+            request = ChatRequest(model=candidate.model, messages=messages, **sampling)
+            try:
+                reply, _ = await call_with_retries(self._chat, request, self._settings)
+            except CallFailedError as failed:
+                raise GenerationError(
+                    f"row {index} turn {len(answers) + 1}: generation with {candidate.model} failed after "
+                    f"{failed.attempts} attempt(s): {failed.reason}"
+                ) from None
+            answers.append(reply.text)
+        return answers
 
     async def _evaluate(
         self,
@@ -173,59 +230,62 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         scoring_functions: list[str],
         config: BenchmarkConfig,
         options: JudgeOptions,
+        done: dict[int, Generation] | None = None,
+        keep: Callable[[int, Generation], Any] | None = None,
     ) -> EvaluateResponse:
+        """Generate every row's answers (skipping rows in ``done``, handing new ones to ``keep``), then score."""
         candidate = config.eval_candidate
         system = candidate.system_message.content if candidate.system_message is not None else None
-        prompts = conversations(rows, system_message=system if isinstance(system, str) else None)
+        plans = conversations(rows, system_message=system if isinstance(system, str) else None)
         sampling = _sampling(candidate.sampling_params, self.config.default_max_tokens)
+        done = done or {}
 
-        async def generate(indexed: tuple[int, tuple[ChatMessage, ...]]) -> str:
-            index, messages = indexed
-            request = ChatRequest(model=candidate.model, messages=messages, **sampling)  # type: ignore[arg-type]
-            try:
-                reply, _ = await call_with_retries(self._chat, request, self._settings)
-            except CallFailedError as failed:
-                raise GenerationError(
-                    f"row {index}: generation with {candidate.model} failed after {failed.attempts} attempt(s): "
-                    f"{failed.reason}"
-                ) from None
-            return reply.text
+        async def generate(index: int) -> Generation:
+            if index in done:
+                return done[index]
+            generation = generation_columns(await self._generate(plans[index], index, candidate, sampling))
+            if keep is not None:
+                await keep(index, generation)
+            return generation
 
         concurrency = options.max_concurrency or self._settings.max_concurrency
-        answers = await map_bounded(list(enumerate(prompts)), generate, concurrency)
-        generations = [{"generated_answer": answer} for answer in answers]
+        generations = await map_bounded(list(range(len(rows))), generate, concurrency)
         scored_rows = [row | generation for row, generation in zip(rows, generations, strict=True)]
         functions = {fn: config.scoring_params.get(fn) for fn in scoring_functions}
         with passing_options(options):  # the scoring API's params cannot carry them
             scores = await self._scoring.score(ScoreRequest(input_rows=scored_rows, scoring_functions=functions))
         return EvaluateResponse(generations=generations, scores=scores.results)
 
-    def _job(self, benchmark_id: str, job_id: str) -> EvalJob:
-        job = self._jobs.get(job_id)
+    async def _job(self, benchmark_id: str, job_id: str) -> JobRecord:
+        await self._resume_unfinished()
+        job = await self.store.get(job_id)
         if job is None or job.benchmark_id != benchmark_id:
             raise JobNotFoundError(f"no eval job {job_id} for benchmark {benchmark_id}")
         return job
 
     async def job_status(self, request: JobStatusRequest) -> Job:
         """The job's current status."""
-        job = self._job(request.benchmark_id, request.job_id)
-        return Job(job_id=job.job_id, status=job.status)
+        job = await self._job(request.benchmark_id, request.job_id)
+        return Job(job_id=job.job_id, status=JobStatus(job.status))
 
     async def job_cancel(self, request: JobCancelRequest) -> None:
-        """Stop a running job; its status becomes ``cancelled``. Cancelling a finished job changes nothing."""
-        job = self._job(request.benchmark_id, request.job_id)
-        if job.status in _FINISHED or job.task is None:
+        """Stop a running job; it becomes ``cancelled`` and keeps the generations made so far."""
+        job = await self._job(request.benchmark_id, request.job_id)
+        if job.status in _FINISHED:
             return
-        job.task.cancel()
-        await asyncio.wait({job.task}, timeout=5)
-        job.status = JobStatus.cancelled
+        job.status, job.finished_at = JobStatus.cancelled.value, time.time()
+        await self.store.save(job)
+        task = self._tasks.get(job.job_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=5)
         logger.info("Eval job cancelled", job_id=job.job_id)
 
     async def job_result(self, request: JobResultRequest) -> EvaluateResponse:
         """Generations and scores of a completed job."""
-        job = self._job(request.benchmark_id, request.job_id)
-        if job.status is JobStatus.failed:
+        job = await self._job(request.benchmark_id, request.job_id)
+        if job.status == JobStatus.failed.value:
             raise JudgeInputError(f"eval job {job.job_id} failed: {job.error}")
-        if job.status is not JobStatus.completed or job.result is None:
-            raise JudgeInputError(f"eval job {job.job_id} is {job.status.value}; its result is ready once completed")
-        return job.result
+        if job.status != JobStatus.completed.value or job.result is None:
+            raise JudgeInputError(f"eval job {job.job_id} is {job.status}; its result is ready once completed")
+        return EvaluateResponse.model_validate(job.result)

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from llama_stack_judge.core.builtin import builtin_scorers
-from llama_stack_judge.core.generation import conversations
+from llama_stack_judge.core.generation import conversations, generation_columns
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.stack_config import build_run_config, load_provider_config, select_provider
 
@@ -18,19 +18,38 @@ def test_chat_rows_keep_every_role_after_the_candidate_system_message() -> None:
         {"role": "assistant", "content": "hello"},
         {"role": "user", "content": "again"},
     ]
-    (messages,) = conversations([{"chat_completion_input": json.dumps(chat)}], system_message="candidate rules")
-    assert [(m.role, m.content) for m in messages] == [("system", "candidate rules")] + [
+    (conversation,) = conversations([{"chat_completion_input": json.dumps(chat)}], system_message="candidate rules")
+    assert conversation.turns == 1
+    assert [(m.role, m.content) for m in conversation.opening] == [("system", "candidate rules")] + [
         (m["role"], m["content"]) for m in chat
     ]
 
 
 def test_query_rows_and_bad_rows() -> None:
-    (messages,) = conversations([{"input_query": "q?"}], system_message=None)
-    assert [(m.role, m.content) for m in messages] == [("user", "q?")]
-    with pytest.raises(JudgeInputError, match="row 1: needs a 'chat_completion_input'"):
+    (conversation,) = conversations([{"input_query": "q?"}], system_message=None)
+    assert [(m.role, m.content) for m in conversation.opening] == [("user", "q?")]
+    with pytest.raises(JudgeInputError, match="row 1: needs a 'turns', 'chat_completion_input'"):
         conversations([{"input_query": "q"}, {"question": "q"}], system_message=None)
     with pytest.raises(JudgeInputError, match="row 0: column 'chat_completion_input' is not valid JSON"):
         conversations([{"chat_completion_input": "[{"}], system_message=None)
+
+
+def test_multi_turn_rows_are_asked_with_earlier_answers() -> None:
+    (conversation,) = conversations([{"turns": ["first?", "second?", "third?"]}], system_message="rules")
+    assert conversation.turns == 3
+    assert [(m.role, m.content) for m in conversation.with_answers([])] == [("system", "rules"), ("user", "first?")]
+    assert [(m.role, m.content) for m in conversation.with_answers(["a1", "a2"])] == [
+        ("system", "rules"),
+        ("user", "first?"),
+        ("assistant", "a1"),
+        ("user", "second?"),
+        ("assistant", "a2"),
+        ("user", "third?"),
+    ]
+    assert generation_columns(["a1", "a2"]) == {"generated_answer": "a2", "generated_turns": ["a1", "a2"]}
+    assert generation_columns(["only"]) == {"generated_answer": "only"}
+    with pytest.raises(JudgeInputError, match="row 0: column 'turns' must be a non-empty list"):
+        conversations([{"turns": []}], system_message=None)
 
 
 def test_subset_of() -> None:

@@ -1,0 +1,136 @@
+"""Eval jobs and their generations, kept in one of the stack's SQL stores so they outlive the process."""
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from llama_stack.core.storage.datatypes import SqlStoreReference
+from llama_stack.core.storage.sqlstore.sqlstore import sqlstore_impl
+from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType, SqlStore
+
+UNFINISHED = ("scheduled", "in_progress")
+
+
+@dataclass
+class JobRecord:
+    """What a job is and where it stands; everything needed to resume it after a restart."""
+
+    job_id: str
+    benchmark_id: str
+    dataset_id: str
+    scoring_functions: list[str]
+    benchmark_config: dict[str, Any]
+    options: dict[str, Any]
+    status: str = "scheduled"
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The record as a table row."""
+        return {
+            "job_id": self.job_id,
+            "benchmark_id": self.benchmark_id,
+            "status": self.status,
+            "spec": {
+                "dataset_id": self.dataset_id,
+                "scoring_functions": self.scoring_functions,
+                "benchmark_config": self.benchmark_config,
+                "options": self.options,
+            },
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "result": self.result,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "JobRecord":
+        """A record read back from the table."""
+        spec = row["spec"]
+        return cls(
+            job_id=row["job_id"],
+            benchmark_id=row["benchmark_id"],
+            dataset_id=spec["dataset_id"],
+            scoring_functions=spec["scoring_functions"],
+            benchmark_config=spec["benchmark_config"],
+            options=spec["options"],
+            status=row["status"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            error=row["error"],
+            result=row["result"],
+        )
+
+
+class JobStore:
+    """Job records and per-row generations in two tables of a stack SQL store (sqlite or postgres)."""
+
+    def __init__(self, store: SqlStore, prefix: str) -> None:
+        self._store = store
+        self._jobs = f"{prefix}_jobs"
+        self._generations = f"{prefix}_generations"
+
+    @classmethod
+    async def open(cls, reference: SqlStoreReference) -> "JobStore":
+        """The store in ``reference``'s backend; its table name is the prefix of the two tables."""
+        store = sqlstore_impl(reference)
+        jobs = cls(store, reference.table_name)
+        await store.create_table(
+            jobs._jobs,
+            {
+                "job_id": ColumnDefinition(type=ColumnType.STRING, primary_key=True),
+                "benchmark_id": ColumnType.STRING,
+                "status": ColumnType.STRING,
+                "spec": ColumnType.JSON,
+                "created_at": ColumnType.FLOAT,
+                "started_at": ColumnType.FLOAT,
+                "finished_at": ColumnType.FLOAT,
+                "error": ColumnType.TEXT,
+                "result": ColumnType.JSON,
+            },
+        )
+        await store.create_table(
+            jobs._generations,
+            {
+                "key": ColumnDefinition(type=ColumnType.STRING, primary_key=True),
+                "job_id": ColumnType.STRING,
+                "row_index": ColumnType.INTEGER,
+                "generation": ColumnType.JSON,
+            },
+        )
+        return jobs
+
+    async def save(self, job: JobRecord) -> None:
+        """Insert or update a job record."""
+        await self._store.upsert(self._jobs, job.row(), conflict_columns=["job_id"])
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The job with this id, if any."""
+        row = await self._store.fetch_one(self._jobs, where={"job_id": job_id})
+        return None if row is None else JobRecord.from_row(row)
+
+    async def unfinished(self) -> list[JobRecord]:
+        """Jobs that were scheduled or running when the process stopped."""
+        statuses = ", ".join(f"'{status}'" for status in UNFINISHED)
+        rows = await self._store.fetch_all(
+            self._jobs, where_sql=f"status IN ({statuses})", order_by=[("created_at", "asc")]
+        )
+        return [JobRecord.from_row(row) for row in rows.data]
+
+    async def add_generation(self, job_id: str, row_index: int, generation: dict[str, Any]) -> None:
+        """Keep one row's generation."""
+        await self._store.upsert(
+            self._generations,
+            {"key": f"{job_id}:{row_index}", "job_id": job_id, "row_index": row_index, "generation": generation},
+            conflict_columns=["key"],
+        )
+
+    async def generations(self, job_id: str) -> dict[int, dict[str, Any]]:
+        """The generations kept for a job, by row index."""
+        rows = await self._store.fetch_all(self._generations, where={"job_id": job_id})
+        return {int(row["row_index"]): row["generation"] for row in rows.data}

@@ -1,0 +1,141 @@
+"""Eval jobs on a served stack: persistence across kill -9, resume without repeated work, multi-turn generation."""
+
+import copy
+import json
+import signal
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stacks import run_config_file, selected_providers, start_server, stop_server
+
+pytestmark = pytest.mark.integration
+
+CANDIDATE = {
+    "eval_candidate": {
+        "type": "model",
+        "model": "scripted/candidate",
+        "sampling_params": {"max_tokens": 64},
+        "system_message": {"role": "system", "content": "Answer briefly."},
+    },
+    "scoring_params": {},
+}
+
+
+def _stack(tmp_path: Path) -> tuple[Path, Path]:
+    """A run config whose scripted models log every call; returns it and the log."""
+    providers = copy.deepcopy(selected_providers())
+    log = tmp_path / "calls.jsonl"
+    providers["inference"][0]["config"]["call_log"] = str(log)
+    return run_config_file(tmp_path / "state", providers), log
+
+
+def _calls(log: Path, model: str) -> list[dict[str, Any]]:
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [call for call in map(json.loads, lines) if call["model"] == model]
+
+
+def _benchmark(client: Any, rows: list[dict[str, Any]], functions: list[str]) -> str:
+    dataset_id = f"ds-{uuid.uuid4().hex[:8]}"
+    client.beta.datasets.register(
+        purpose="eval/messages-answer", source={"type": "rows", "rows": rows}, dataset_id=dataset_id
+    )
+    benchmark_id = f"bench-{uuid.uuid4().hex[:8]}"
+    client.alpha.benchmarks.register(
+        benchmark_id=benchmark_id, dataset_id=dataset_id, scoring_functions=functions, provider_id="judge-eval"
+    )
+    return benchmark_id
+
+
+def _wait(client: Any, benchmark_id: str, job_id: str, until: set[str], seconds: float = 60) -> str:
+    deadline = time.monotonic() + seconds
+    while (status := str(client.alpha.eval.jobs.status(job_id, benchmark_id=benchmark_id).status)) not in until:
+        assert time.monotonic() < deadline, f"job {job_id} still {status}"
+        time.sleep(0.1)
+    return status
+
+
+def _kept_generations(state: Path, job_id: str) -> set[int]:
+    with sqlite3.connect(state / "sql_store.db") as db:
+        rows = db.execute("SELECT row_index FROM llama_stack_judge_eval_generations WHERE job_id = ?", (job_id,))
+        return {int(index) for (index,) in rows}
+
+
+def test_a_killed_job_resumes_without_repeating_finished_rows(tmp_path: Path) -> None:
+    run_yaml, log = _stack(tmp_path)
+    rows = [{"input_query": f"SLOW question {i}", "expected_answer": "slow"} for i in range(8)]
+    process, client = start_server(run_yaml)
+    try:
+        benchmark_id = _benchmark(client, rows, ["judge::subset_of", "judge::helpfulness-v1"])
+        job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
+        deadline = time.monotonic() + 30
+        while len(_kept_generations(tmp_path / "state", job.job_id)) < 4:  # 4 at a time, 2 s each
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    finished_before = _kept_generations(tmp_path / "state", job.job_id)
+    calls_before = len(_calls(log, "candidate"))
+    assert 4 <= len(finished_before) < 8
+    process, client = start_server(run_yaml)
+    try:
+        assert _wait(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
+        result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
+    finally:
+        stop_server(process)
+    after = _calls(log, "candidate")[calls_before:]
+    asked_again = {int(call["messages"][-1]["content"].rsplit(" ", 1)[-1]) for call in after}
+    assert asked_again and not asked_again & finished_before  # no finished row was generated again
+    assert asked_again | finished_before == set(range(8))  # and every row has its answer
+    assert [g["generated_answer"] for g in result.generations] == ["A slow answer."] * 8
+    assert [r["score"] for r in result.scores["judge::subset_of"].score_rows] == [1.0] * 8
+    assert result.scores["judge::helpfulness-v1"].aggregated_results["n_total"] == 8
+
+
+def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
+    run_yaml, log = _stack(tmp_path)
+    process, client = start_server(run_yaml)
+    try:
+        chat = [{"turns": ["What is the capital of France?", "What is 2+2?"], "expected_answer": "5"}]
+        multi = _benchmark(client, chat, ["judge::subset_of"])
+        plain = _benchmark(client, [{"input_query": "What is 2+2?", "expected_answer": "5"}], ["judge::subset_of"])
+        slow = _benchmark(
+            client, [{"input_query": f"SLOW {i}", "expected_answer": "x"} for i in range(12)], ["judge::subset_of"]
+        )
+        jobs = {b: client.alpha.eval.run_eval(b, benchmark_config=CANDIDATE).job_id for b in (multi, plain, slow)}
+        assert len(set(jobs.values())) == 3
+        for benchmark_id in (multi, plain):
+            assert _wait(client, benchmark_id, jobs[benchmark_id], {"completed", "failed"}) == "completed"
+        (generation,) = client.alpha.eval.jobs.retrieve(jobs[multi], benchmark_id=multi).generations
+        assert generation == {
+            "generated_answer": "2+2 is 5.",
+            "generated_turns": ["The capital of France is Paris.", "2+2 is 5."],
+        }
+        (second_turn,) = [c for c in _calls(log, "candidate") if len(c["messages"]) == 4]
+        assert [(m["role"], m["content"]) for m in second_turn["messages"]] == [
+            ("system", "Answer briefly."),
+            ("user", "What is the capital of France?"),
+            ("assistant", "The capital of France is Paris."),
+            ("user", "What is 2+2?"),
+        ]
+        (plain_generation,) = client.alpha.eval.jobs.retrieve(jobs[plain], benchmark_id=plain).generations
+        assert plain_generation == {"generated_answer": "2+2 is 5."}  # the jobs did not mix
+        time.sleep(0.5)
+        client.alpha.eval.jobs.cancel(jobs[slow], benchmark_id=slow)
+        assert _wait(client, slow, jobs[slow], {"cancelled"}, seconds=10) == "cancelled"
+    finally:
+        stop_server(process)
+    process, client = start_server(run_yaml)  # a cancelled job stays cancelled after a restart
+    try:
+        time.sleep(1)
+        assert str(client.alpha.eval.jobs.status(jobs[slow], benchmark_id=slow).status) == "cancelled"
+        assert str(client.alpha.eval.jobs.status(jobs[multi], benchmark_id=multi).status) == "completed"
+    finally:
+        stop_server(process)
