@@ -8,7 +8,7 @@ process stopped is resumed when the provider starts again, and generates only th
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from llama_stack.log import get_logger
@@ -93,6 +93,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         )
         self._benchmarks: dict[str, Benchmark] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, JobRecord] = {}  # the live records of this process's running jobs
         self._store: JobStore | None = None
         self._resumed = False
 
@@ -169,6 +170,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         return Job(job_id=job.job_id, status=JobStatus(job.status))
 
     def _start(self, job: JobRecord) -> None:
+        self._running[job.job_id] = job
         self._tasks[job.job_id] = asyncio.create_task(self._run_job(job))
 
     async def _run_job(self, job: JobRecord) -> None:
@@ -179,13 +181,19 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             limit = config.num_examples if config.num_examples is not None else -1
             rows = await self._datasetio.iterrows(IterRowsRequest(dataset_id=job.dataset_id, limit=limit))
             done = await self.store.generations(job.job_id)
+            job.progress = {"phase": "generating", "rows": len(rows.data), "generated": len(done), "judged": 0}
+            await self.store.save(job)
 
             async def keep(index: int, generation: Generation) -> None:
                 await self.store.add_generation(job.job_id, index, generation)
+                job.progress["generated"] += 1
+                await self.store.save(job)
 
-            result = await self._evaluate(
-                rows.data, job.scoring_functions, config, JudgeOptions.parse(job.options, where=job.job_id), done, keep
-            )
+            options = JudgeOptions.parse(job.options, where=job.job_id)
+            generations = await self._generations(rows.data, config, options, done, keep)
+            job.progress["phase"] = "judging"
+            await self.store.save(job)
+            result = await self._score(rows.data, generations, job.scoring_functions, config, options)
         except asyncio.CancelledError:  # job_cancel has recorded the cancel; at shutdown the job resumes later
             raise
         except Exception as exc:  # the job fails with its reason, reported by job_status/job_result
@@ -193,8 +201,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             logger.warning("Eval job failed", job_id=job.job_id, error=job.error)
         else:
             job.status, job.result = JobStatus.completed.value, result.model_dump(mode="json")
+            job.progress |= {"phase": "done", "judged": job.progress.get("rows", 0)}
         finally:
             self._tasks.pop(job.job_id, None)
+            self._running.pop(job.job_id, None)
         job.finished_at = time.time()
         await self.store.save(job)
 
@@ -202,9 +212,9 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         """Generate and score the given rows, in the request."""
         await self._resume_unfinished()
         benchmark = await self._benchmark(request.benchmark_id)
-        return await self._evaluate(
-            request.input_rows, request.scoring_functions, request.benchmark_config, _options(benchmark)
-        )
+        options, config = _options(benchmark), request.benchmark_config
+        generations = await self._generations(request.input_rows, config, options)
+        return await self._score(request.input_rows, generations, request.scoring_functions, config, options)
 
     async def _generate(
         self, conversation: Conversation, index: int, candidate: Any, sampling: dict[str, Any]
@@ -224,16 +234,15 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             answers.append(reply.text)
         return answers
 
-    async def _evaluate(
+    async def _generations(
         self,
         rows: list[dict[str, object]],
-        scoring_functions: list[str],
         config: BenchmarkConfig,
         options: JudgeOptions,
         done: dict[int, Generation] | None = None,
-        keep: Callable[[int, Generation], Any] | None = None,
-    ) -> EvaluateResponse:
-        """Generate every row's answers (skipping rows in ``done``, handing new ones to ``keep``), then score."""
+        keep: Callable[[int, Generation], Awaitable[None]] | None = None,
+    ) -> list[Generation]:
+        """Every row's answers, concurrently; rows in ``done`` are not asked again, new ones go to ``keep``."""
         candidate = config.eval_candidate
         system = candidate.system_message.content if candidate.system_message is not None else None
         plans = conversations(rows, system_message=system if isinstance(system, str) else None)
@@ -249,7 +258,17 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             return generation
 
         concurrency = options.max_concurrency or self._settings.max_concurrency
-        generations = await map_bounded(list(range(len(rows))), generate, concurrency)
+        return await map_bounded(list(range(len(rows))), generate, concurrency)
+
+    async def _score(
+        self,
+        rows: list[dict[str, object]],
+        generations: list[Generation],
+        scoring_functions: list[str],
+        config: BenchmarkConfig,
+        options: JudgeOptions,
+    ) -> EvaluateResponse:
+        """Score the rows with their generations, each function with its params from the benchmark config."""
         scored_rows = [row | generation for row, generation in zip(rows, generations, strict=True)]
         functions = {fn: config.scoring_params.get(fn) for fn in scoring_functions}
         with passing_options(options):  # the scoring API's params cannot carry them
@@ -258,7 +277,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
 
     async def _job(self, benchmark_id: str, job_id: str) -> JobRecord:
         await self._resume_unfinished()
-        job = await self.store.get(job_id)
+        job = self._running.get(job_id) or await self.store.get(job_id)
         if job is None or job.benchmark_id != benchmark_id:
             raise JobNotFoundError(f"no eval job {job_id} for benchmark {benchmark_id}")
         return job
@@ -285,7 +304,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         """Generations and scores of a completed job."""
         job = await self._job(request.benchmark_id, request.job_id)
         if job.status == JobStatus.failed.value:
-            raise JudgeInputError(f"eval job {job.job_id} failed: {job.error}")
+            raise JudgeInputError(f"eval job {job.job_id} failed: {job.error} ({job.describe()})")
         if job.status != JobStatus.completed.value or job.result is None:
-            raise JudgeInputError(f"eval job {job.job_id} is {job.status}; its result is ready once completed")
+            raise JudgeInputError(f"eval job {job.job_id} is {job.describe()}; its result is ready once completed")
         return EvaluateResponse.model_validate(job.result)

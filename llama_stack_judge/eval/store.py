@@ -27,6 +27,25 @@ class JobRecord:
     finished_at: float | None = None
     error: str | None = None
     result: dict[str, Any] | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """Status, progress and times in one line, for messages and logs."""
+        parts = [self.status]
+        if self.progress:
+            rows = self.progress.get("rows", "?")
+            parts.append(
+                f"phase {self.progress.get('phase', '?')}, generated {self.progress.get('generated', 0)}/{rows} rows"
+                f", judged {self.progress.get('judged', 0)}/{rows}"
+            )
+        for label, stamp in (
+            ("created", self.created_at),
+            ("started", self.started_at),
+            ("finished", self.finished_at),
+        ):
+            if stamp is not None:
+                parts.append(f"{label} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(stamp))}")
+        return "; ".join(parts)
 
     def row(self) -> dict[str, Any]:
         """The record as a table row."""
@@ -39,6 +58,7 @@ class JobRecord:
                 "scoring_functions": self.scoring_functions,
                 "benchmark_config": self.benchmark_config,
                 "options": self.options,
+                "progress": self.progress,
             },
             "created_at": self.created_at,
             "started_at": self.started_at,
@@ -64,6 +84,7 @@ class JobRecord:
             finished_at=row["finished_at"],
             error=row["error"],
             result=row["result"],
+            progress=spec.get("progress", {}),
         )
 
 

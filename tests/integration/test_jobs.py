@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 import signal
 import sqlite3
 import time
@@ -10,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llama_stack_client import BadRequestError
 
-from tests.stacks import run_config_file, selected_providers, start_server, stop_server
+from tests.stacks import bad_request, run_config_file, selected_providers, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +59,17 @@ def _wait(client: Any, benchmark_id: str, job_id: str, until: set[str], seconds:
         assert time.monotonic() < deadline, f"job {job_id} still {status}"
         time.sleep(0.1)
     return status
+
+
+def _generated(client: Any, benchmark_id: str, job_id: str) -> int:
+    """Rows generated so far, from the progress that job_result reports for an unfinished job."""
+    try:
+        client.alpha.eval.jobs.retrieve(job_id, benchmark_id=benchmark_id)
+    except BadRequestError as error:
+        found = re.search(r"generated (\d+)/\d+ rows", str(error))
+        assert found, str(error)
+        return int(found.group(1))
+    raise AssertionError("the job finished")
 
 
 def _kept_generations(state: Path, job_id: str) -> set[int]:
@@ -127,9 +140,14 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
         ]
         (plain_generation,) = client.alpha.eval.jobs.retrieve(jobs[plain], benchmark_id=plain).generations
         assert plain_generation == {"generated_answer": "2+2 is 5."}  # the jobs did not mix
-        time.sleep(0.5)
+        with bad_request("is in_progress; phase generating, generated 0/12 rows, judged 0/12; created "):
+            client.alpha.eval.jobs.retrieve(jobs[slow], benchmark_id=slow)
+        while _generated(client, slow, jobs[slow]) < 4:  # the first four slow rows, answered together
+            time.sleep(0.1)
         client.alpha.eval.jobs.cancel(jobs[slow], benchmark_id=slow)
         assert _wait(client, slow, jobs[slow], {"cancelled"}, seconds=10) == "cancelled"
+        kept = _generated(client, slow, jobs[slow])
+        assert 4 <= kept < 12
     finally:
         stop_server(process)
     process, client = start_server(run_yaml)  # a cancelled job stays cancelled after a restart
