@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from llama_stack_client import APIStatusError
 
-from llama_stack_judge import mtbench_cli
+from llama_stack_judge import jobs_cli, mtbench_cli
 from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.provider import SCORING_PROVIDER_TYPE
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.set_defaults(run=stack_config_command)
 
     mtbench_cli.add_parser(commands, add_judge_options)
+    jobs_cli.add_parser(commands)
     return parser
 
 
@@ -157,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (JudgeInputError, ValueError) as exc:
+    except (JudgeInputError, ValueError, APIStatusError) as exc:
         print(f"llama-stack-judge: error: {exc}", file=sys.stderr)
         return 2
 

@@ -135,6 +135,11 @@ class JobStore:
         row = await self._store.fetch_one(self._jobs, where={"job_id": job_id})
         return None if row is None else JobRecord.from_row(row)
 
+    async def all(self) -> list[JobRecord]:
+        """Every job, oldest first."""
+        rows = await self._store.fetch_all(self._jobs, order_by=[("created_at", "asc")])
+        return [JobRecord.from_row(row) for row in rows.data]
+
     async def unfinished(self) -> list[JobRecord]:
         """Jobs that were scheduled or running when the process stopped."""
         statuses = ", ".join(f"'{status}'" for status in UNFINISHED)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from llama_stack_client import BadRequestError
 
+from tests.integration.test_cli import _run
 from tests.stacks import bad_request, run_config_file, selected_providers, start_server, stop_server
 
 pytestmark = pytest.mark.integration
@@ -148,6 +149,21 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
         assert _wait(client, slow, jobs[slow], {"cancelled"}, seconds=10) == "cancelled"
         kept = _generated(client, slow, jobs[slow])
         assert 4 <= kept < 12
+        url = ["--url", str(client.base_url).rstrip("/"), "--benchmark-id", multi]
+        assert _run("jobs", "status", jobs[multi], *url).stdout.strip() == "completed"
+        assert json.loads(_run("jobs", "result", jobs[multi], *url).stdout) == {
+            "judge::subset_of": {"accuracy": {"accuracy": 1.0, "num_correct": 1.0, "num_total": 1}}
+            | {"n_scored": 1, "n_parse_error": 0, "n_inference_error": 0, "n_total": 1}
+        }
+        exported = tmp_path / "export.jsonl"
+        assert _run("jobs", "export", jobs[multi], *url, "--output", str(exported)).returncode == 0
+        (line,) = [json.loads(text) for text in exported.read_text().splitlines()]
+        assert (
+            line["generation"]["generated_turns"][1] == "2+2 is 5."
+            and line["scores"]["judge::subset_of"]["score"] == 1.0
+        )
+        missing = _run("jobs", "status", "no-such-job", *url)
+        assert missing.returncode == 2 and "no eval job no-such-job" in missing.stderr
     finally:
         stop_server(process)
     process, client = start_server(run_yaml)  # a cancelled job stays cancelled after a restart
@@ -157,3 +173,7 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
         assert str(client.alpha.eval.jobs.status(jobs[multi], benchmark_id=multi).status) == "completed"
     finally:
         stop_server(process)
+    listed = _run("jobs", "list", "--stack-config", str(run_yaml))
+    assert listed.returncode == 0, listed.stderr
+    statuses = {line.split()[0]: line.split()[2].rstrip(";") for line in listed.stdout.splitlines()}
+    assert statuses == {jobs[multi]: "completed", jobs[plain]: "completed", jobs[slow]: "cancelled"}

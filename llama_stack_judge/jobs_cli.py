@@ -1,0 +1,109 @@
+"""The ``jobs`` command: eval jobs of a served stack (status, result, cancel, export) and of its store (list)."""
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.eval.config import JudgeEvalConfig
+from llama_stack_judge.eval.store import JobRecord, JobStore
+from llama_stack_judge.provider import EVAL_PROVIDER_TYPE
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from llama_stack_client import LlamaStackClient
+
+    return LlamaStackClient(base_url=args.url, timeout=args.timeout)
+
+
+async def _stored_jobs(run_yaml: Path) -> list[JobRecord]:
+    """Every job in the job store of the stack that ``run_yaml`` describes (read directly, the stack need not run)."""
+    from llama_stack.core.datatypes import StackConfig
+    from llama_stack.core.stack import replace_env_vars
+    from llama_stack.core.storage.sqlstore.sqlstore import register_sqlstore_backends
+
+    try:
+        config = StackConfig(**replace_env_vars(yaml.safe_load(run_yaml.read_text(encoding="utf-8"))))
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        raise JudgeInputError(f"{run_yaml}: cannot read the run config: {exc}") from None
+    entries = [p for p in config.providers.get("eval", []) if p.provider_type == EVAL_PROVIDER_TYPE]
+    if not entries:
+        raise JudgeInputError(f"{run_yaml}: no {EVAL_PROVIDER_TYPE} eval provider")
+    register_sqlstore_backends(config.storage.backends)
+    store = await JobStore.open(JudgeEvalConfig(**(entries[0].config or {})).job_store)
+    return await store.all()
+
+
+def list_command(args: argparse.Namespace) -> int:
+    """One line per job: id, benchmark, status, progress and times."""
+    jobs = asyncio.run(_stored_jobs(Path(args.stack_config)))
+    for job in jobs:
+        print(f"{job.job_id}  {job.benchmark_id}  {job.describe()}")
+    if not jobs:
+        print("no eval jobs", file=sys.stderr)
+    return 0
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """The job's status."""
+    print(_client(args).alpha.eval.jobs.status(args.job_id, benchmark_id=args.benchmark_id).status)
+    return 0
+
+
+def cancel_command(args: argparse.Namespace) -> int:
+    """Cancel the job; what it generated so far is kept."""
+    _client(args).alpha.eval.jobs.cancel(args.job_id, benchmark_id=args.benchmark_id)
+    print("cancelled")
+    return 0
+
+
+def _result(args: argparse.Namespace) -> Any:
+    return _client(args).alpha.eval.jobs.retrieve(args.job_id, benchmark_id=args.benchmark_id)
+
+
+def result_command(args: argparse.Namespace) -> int:
+    """The aggregated scores of a completed job, as JSON."""
+    result = _result(args)
+    print(json.dumps({fn: scores.aggregated_results for fn, scores in result.scores.items()}, indent=2))
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """Write a completed job's rows as JSONL: each generation with every function's score row."""
+    result = _result(args)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", encoding="utf-8") as out:
+        for index, generation in enumerate(result.generations):
+            scores = {fn: scores.score_rows[index] for fn, scores in result.scores.items()}
+            out.write(json.dumps({"row": index, "generation": generation, "scores": scores}) + "\n")
+    print(f"wrote {len(result.generations)} rows to {output}", file=sys.stderr)
+    return 0
+
+
+def add_parser(commands: Any) -> None:
+    """The ``jobs`` command and its subcommands."""
+    jobs = commands.add_parser("jobs", help="eval jobs: list, status, result, cancel, export")
+    actions = jobs.add_subparsers(dest="jobs", required=True)
+    listing = actions.add_parser("list", help="every job in a stack's job store")
+    listing.add_argument("--stack-config", required=True, help="the run.yaml of the stack")
+    listing.set_defaults(run=list_command)
+    for name, run, help_text in (
+        ("status", status_command, "a job's status"),
+        ("result", result_command, "a completed job's aggregated scores"),
+        ("cancel", cancel_command, "cancel a running job"),
+        ("export", export_command, "write a completed job's rows as JSONL"),
+    ):
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument("job_id")
+        action.add_argument("--benchmark-id", required=True)
+        action.add_argument("--url", default="http://127.0.0.1:8321", help="the served stack")
+        action.add_argument("--timeout", type=float, default=60.0)
+        if name == "export":
+            action.add_argument("--output", required=True, help="JSONL file to write")
+        action.set_defaults(run=run)
