@@ -277,6 +277,17 @@ def run_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_register(args: argparse.Namespace) -> int:
+    """``mt-bench register``: the questions as a dataset and the ``mt-bench`` benchmark, on a served stack."""
+    from llama_stack_client import LlamaStackClient
+
+    from llama_stack_judge.mtbench_eval import register_mt_bench
+
+    benchmark_id = register_mt_bench(LlamaStackClient(base_url=args.url), provider_id=args.provider_id)
+    print(f"registered benchmark {benchmark_id}: run it with client.alpha.eval.run_eval({benchmark_id!r}, ...)")
+    return 0
+
+
 def _turns(value: str) -> tuple[int, ...]:
     turns = tuple(sorted({int(part) for part in value.split(",")}))
     if not turns or not set(turns) <= {1, 2}:
@@ -309,6 +320,10 @@ def add_parser(commands: Any, add_judge_options: Callable[[argparse.ArgumentPars
         sub.add_argument("--no-cache", action="store_true", help="judge afresh instead of reusing stored replies")
         add_judge_options(sub)
         sub.set_defaults(run=lambda args, kind=kind: run_judging(args, kind))
+    register = kinds.add_parser("register", help="register the MT-bench questions and the 'mt-bench' benchmark")
+    register.add_argument("--url", default="http://127.0.0.1:8321", help="the served stack")
+    register.add_argument("--provider-id", default="judge-eval", help="our eval provider's id in the stack")
+    register.set_defaults(run=run_register)
     agree = kinds.add_parser("agreement", help="agreement of pairwise judgments with other votes")
     agree.add_argument("--judgments", required=True, help="judgments.jsonl of an `mt-bench pairwise` run")
     agree.add_argument("--labels", required=True, help="votes: question_id, model_a, model_b, turn, winner, judge")

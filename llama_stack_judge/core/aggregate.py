@@ -88,6 +88,24 @@ def position_bias(results: Sequence[RowResult], stats: Statistics | None = None)
     }
 
 
+def turn_average(results: Sequence[RowResult], stats: Statistics) -> AggregateValue:
+    """Mean score per turn over every turn judgment (a row judged turn by turn counts once per turn).
+
+    Failed turn judgments are counted in ``n_total`` and left out of the mean.
+    """
+    by_turn: dict[str, list[float | None]] = {}
+    for result in results:
+        details = result.details or {}
+        turns = details.get("turns")
+        entries = turns if isinstance(turns, list) else [{"turn": details.get("turn"), "score": result.score}]
+        for entry in entries:
+            score = entry.get("score")
+            by_turn.setdefault(str(entry.get("turn")), []).append(score if isinstance(score, float) else None)
+    keys = [turn for turn, scores in by_turn.items() for _ in scores]
+    scores = [score for turn_scores in by_turn.values() for score in turn_scores]
+    return {"turn_average": group_means(keys, scores)}
+
+
 AGGREGATIONS: dict[Aggregation, Callable[[Sequence[RowResult], Statistics], AggregateValue]] = {
     Aggregation.average: average,
     Aggregation.median: median,
@@ -95,6 +113,7 @@ AGGREGATIONS: dict[Aggregation, Callable[[Sequence[RowResult], Statistics], Aggr
     Aggregation.categorical_count: categorical_count,
     Aggregation.win_rate: win_rate_of,
     Aggregation.position_bias: position_bias,
+    Aggregation.turn_average: turn_average,
 }
 
 

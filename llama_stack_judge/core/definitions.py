@@ -42,6 +42,7 @@ class Aggregation(StrEnum):
     categorical_count = "categorical_count"
     win_rate = "win_rate"  # ours: pairwise scores 1 / 0.5 / 0, ties counted as half
     position_bias = "position_bias"  # ours: position consistency and first-position wins of pairwise tasks
+    turn_average = "turn_average"  # ours: mean score per conversation turn, over every turn judged
 
 
 class FailurePolicy(StrEnum):

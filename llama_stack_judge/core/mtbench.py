@@ -4,6 +4,7 @@ Routing follows the MT-bench paper and FastChat's llm_judge: math, reasoning and
 reference answer; the second turn is judged by the multi-turn judges, which are shown the whole conversation.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -82,15 +83,22 @@ def judge_name(kind: Kind, *, turn: int, with_reference: bool) -> str:
     return f"{base}-multi-turn" if turn == 2 else base
 
 
+def _missing(value: object) -> bool:
+    # Datasets read through pandas (llama-stack's localfs datasetio) fill absent cells with NaN.
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _turns(row: Mapping[str, object], key: str, *, where: str, required: bool = True) -> tuple[str, ...] | None:
     value = row.get(key)
-    if value is None:
+    if _missing(value):
         if required:
             raise JudgeInputError(f"{where}: missing field '{key}'")
         return None
     if isinstance(value, str):
         return (value,)
-    return _text_list(value, where=f"{where}: '{key}' must be text or a list of texts; it")
+    if not isinstance(value, list) or not value or not all(isinstance(turn, str) for turn in value):
+        raise JudgeInputError(f"{where}: '{key}' must be text or a non-empty list of texts")
+    return tuple(value)
 
 
 def _turn(row: Mapping[str, object], responses: Sequence[str], *, where: str) -> int:
@@ -100,25 +108,34 @@ def _turn(row: Mapping[str, object], responses: Sequence[str], *, where: str) ->
     return int(turn)  # type: ignore[call-overload]
 
 
+# Row fields, in order of preference: an eval row's own names come after the task's.
+QUESTION_FIELDS = ("question", "turns", "input_query")
+RESPONSE_FIELDS = ("response", "generated_turns", "generated_answer")
+
+
+def _field(row: Mapping[str, object], names: Sequence[str]) -> str:
+    return next((name for name in names if name in row), names[0])
+
+
 def _conversation_fields(
-    row: Mapping[str, object], response_keys: Mapping[str, str], *, where: str
+    row: Mapping[str, object], response_keys: Mapping[str, str], *, where: str, turn: int | None = None
 ) -> tuple[int, bool, dict[str, str]]:
     """The turn, whether a reference is used, and the template fields of one row.
 
     ``response_keys`` maps row fields to template names (``{"response": "response"}`` or, for pairwise,
-    ``{"response_a": "response_a", "response_b": "response_b"}``).
+    ``{"response_a": "response_a", "response_b": "response_b"}``). ``turn`` overrides the row's.
     """
-    questions = _turns(row, "question", where=where)
+    questions = _turns(row, _field(row, QUESTION_FIELDS), where=where)
     responses = {name: _turns(row, key, where=where) for key, name in response_keys.items()}
     reference = _turns(row, "reference", where=where, required=False)
-    category = row.get("category")
+    category = None if _missing(row.get("category")) else row.get("category")
     if category is not None and not isinstance(category, str):
         raise JudgeInputError(f"{where}: 'category' must be text")
     if category in NEED_REFERENCE and reference is None:
         raise JudgeInputError(f"{where}: category '{category}' is judged against a reference answer: add 'reference'")
     with_reference = reference is not None and (category is None or category in NEED_REFERENCE)
     first = next(iter(responses.values()))
-    turn = _turn(row, first or (), where=where)
+    turn = turn or _turn(row, first or (), where=where)
     sources = {"question": questions, **responses, **({"reference": reference} if with_reference else {})}
     short = [key for key, turns in sources.items() if turns is not None and len(turns) < turn]
     if short:
@@ -133,14 +150,24 @@ def _conversation_fields(
     return turn, with_reference, fields
 
 
-def rating_inputs(row: Mapping[str, object], *, where: str) -> tuple[str, dict[str, str]]:
-    """The judge for a single-answer row and its template fields.
+def rating_inputs(row: Mapping[str, object], *, where: str) -> list[tuple[int, str, dict[str, str]]]:
+    """The judgments of a single-answer row: for each turn to judge, its judge and template fields.
 
-    A row has ``question`` and ``response`` (text, or a list with one entry per turn), optionally ``reference``,
-    ``category`` and ``turn`` (1 or 2; default: the number of responses).
+    A row has ``question`` and ``response`` (text, or a list with one entry per turn; an eval row's ``turns`` /
+    ``input_query`` and ``generated_turns`` / ``generated_answer`` are read too), optionally ``reference`` and
+    ``category``. ``turn`` (1 or 2) judges that turn only; without it every turn is judged, as MT-bench does.
     """
-    turn, with_reference, fields = _conversation_fields(row, {"response": "response"}, where=where)
-    return judge_name("single", turn=turn, with_reference=with_reference), fields
+    response_field = _field(row, RESPONSE_FIELDS)
+    keys = {response_field: "response"}
+    turns: list[int | None] = [None]  # the row's own turn
+    if "turn" not in row:
+        responses = _turns(row, response_field, where=where) or ()
+        turns = list(range(1, min(len(responses), 2) + 1))
+    judgments = []
+    for wanted in turns:
+        turn, with_reference, fields = _conversation_fields(row, keys, where=where, turn=wanted)
+        judgments.append((turn, judge_name("single", turn=turn, with_reference=with_reference), fields))
+    return judgments
 
 
 def _swap_sides(key: str) -> str:
@@ -151,12 +178,15 @@ def _swap_sides(key: str) -> str:
     return key
 
 
-def pairwise_inputs(row: Mapping[str, object], *, where: str) -> tuple[str, dict[str, str], dict[str, str]]:
-    """The judge for a pairwise row and its template fields in both orders (A/B, then B/A)."""
+def pairwise_inputs(row: Mapping[str, object], *, where: str) -> tuple[int, str, dict[str, str], dict[str, str]]:
+    """The turn, judge and template fields in both orders (A/B, then B/A) of a pairwise row.
+
+    ``turn`` says which turn is compared (default: the last).
+    """
     keys = {"response_a": "response_a", "response_b": "response_b"}
     turn, with_reference, fields = _conversation_fields(row, keys, where=where)
     swapped = {_swap_sides(key): value for key, value in fields.items()}
-    return judge_name("pair", turn=turn, with_reference=with_reference), fields, swapped
+    return turn, judge_name("pair", turn=turn, with_reference=with_reference), fields, swapped
 
 
 Winner = Literal["model_a", "model_b", "tie", "tie (inconsistent)"]

@@ -27,6 +27,7 @@ from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError
 RATING_TASK = "response_assessment.rating"
 PAIRWISE_TASK = "response_assessment.pairwise_comparison"
 _MAX_REPORTED = 5
+Routed = tuple[int, str, list[dict[str, str]]]  # turn, judge name, template fields of each order
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,24 +54,24 @@ class AssessmentTask:
         """The judges' model ('' for the provider's default); they share one."""
         return next(iter(self.judges.values())).judge_model
 
-    def route(self, rows: Sequence[Row]) -> list[tuple[str, list[dict[str, str]]]]:
-        """Each row's judge name and template fields (two sets, both orders, for pairwise rows).
+    def route(self, rows: Sequence[Row]) -> list[list[Routed]]:
+        """Each row's judgments: turn, judge name and template fields (both orders for pairwise rows).
 
         Raises:
             JudgeInputError: naming every bad row, before any judge call is made.
         """
         if not rows:
             raise JudgeInputError(f"{self.identifier}: no rows to score")
-        routed, problems = [], []
+        routed: list[list[Routed]] = []
+        problems = []
         for index, row in enumerate(rows):
             where = f"row {index}"
             try:
                 if self.kind == "single":
-                    name, fields = rating_inputs(row, where=where)
-                    routed.append((name, [fields]))
+                    routed.append([(turn, name, [fields]) for turn, name, fields in rating_inputs(row, where=where)])
                 else:
-                    name, ab, ba = pairwise_inputs(row, where=where)
-                    routed.append((name, [ab, ba]))
+                    turn, name, ab, ba = pairwise_inputs(row, where=where)
+                    routed.append([(turn, name, [ab, ba])])
             except JudgeInputError as exc:
                 problems.append(str(exc))
         if problems:
@@ -79,17 +80,43 @@ class AssessmentTask:
         return routed
 
     async def score_rows(self, rows: Sequence[Row], judge: Judge, *, judge_model: str, usage: Usage) -> list[RowResult]:
-        """Judge every row with its judge; pairwise rows in both orders."""
+        """Judge every row with its judges (each turn; pairwise rows in both orders), one result per row."""
         routed = self.route(rows)
         items: list[tuple[JudgeDefinition, ChatRequest]] = [
             (self.judges[name], render_request(self.judges[name], fields, judge_model=judge_model))
-            for name, orders in routed
+            for judgments in routed
+            for _, name, orders in judgments
             for fields in orders
         ]
-        results = await judge.judge_requests(items, usage=usage)
-        if self.kind == "single":
-            return [replace(result, details={"judge": name}) for result, (name, _) in zip(results, routed, strict=True)]
-        return [combine_pair(name, results[2 * i], results[2 * i + 1]) for i, (name, _) in enumerate(routed)]
+        results = iter(await judge.judge_requests(items, usage=usage))
+        combined = []
+        for judgments in routed:
+            per_turn = []
+            for turn, name, _ in judgments:
+                if self.kind == "single":
+                    result = next(results)
+                    per_turn.append(replace(result, details={"judge": name, "turn": turn}))
+                else:
+                    ab, ba = next(results), next(results)
+                    per_turn.append(combine_pair(name, turn, ab, ba))
+            combined.append(per_turn[0] if len(per_turn) == 1 else combine_turns(per_turn))
+        return combined
+
+
+def combine_turns(turns: Sequence[RowResult]) -> RowResult:
+    """One row judged turn by turn: the mean of its turn scores when every turn was scored, each turn kept."""
+    entries = [{**(r.details or {}), **r.as_score_row()} for r in turns]
+    attempts = sum(r.attempts for r in turns)
+    details: dict[str, object] = {"turns": entries}
+    failed = [r for r in turns if r.outcome is not Outcome.scored or r.score is None]
+    if not failed:
+        mean = sum(r.score or 0.0 for r in turns) / len(turns)
+        return RowResult(Outcome.scored, score=mean, attempts=attempts, details=details)
+    outcome = (
+        Outcome.inference_error if any(r.outcome is Outcome.inference_error for r in failed) else Outcome.parse_error
+    )
+    error = "; ".join(f"turn {(r.details or {}).get('turn')}: {r.error}" for r in failed)
+    return RowResult(outcome, error=error, attempts=attempts, details=details)
 
 
 def _order(label: str, result: RowResult) -> dict[str, object]:
@@ -102,9 +129,9 @@ def _order(label: str, result: RowResult) -> dict[str, object]:
     }
 
 
-def combine_pair(name: str, ab: RowResult, ba: RowResult) -> RowResult:
-    """One pairwise row from its two orders; its score is model A's: 1 win, ½ tie, 0 loss."""
-    details: dict[str, object] = {"judge": name, "orders": [_order("AB", ab), _order("BA", ba)]}
+def combine_pair(name: str, turn: int, ab: RowResult, ba: RowResult) -> RowResult:
+    """One pairwise judgment from its two orders; its score is model A's: 1 win, ½ tie, 0 loss."""
+    details: dict[str, object] = {"judge": name, "turn": turn, "orders": [_order("AB", ab), _order("BA", ba)]}
     attempts = ab.attempts + ba.attempts
     if ab.outcome is Outcome.scored and ba.outcome is Outcome.scored and ab.verdict and ba.verdict:
         winner = combine_orders(ab.verdict, ba.verdict)
@@ -130,7 +157,7 @@ def build_tasks(definitions: Mapping[str, JudgeDefinition], *, prefix: str) -> l
     """The two tasks over the shipped MT-bench definitions (``<prefix>::mt-bench-<name>``)."""
     tasks = []
     for identifier, kind, aggregations, what in (
-        (RATING_TASK, "single", (Aggregation.average,), "Rates a response 1-10"),
+        (RATING_TASK, "single", (Aggregation.average, Aggregation.turn_average), "Rates a response 1-10"),
         (PAIRWISE_TASK, "pair", (Aggregation.win_rate, Aggregation.position_bias), "Compares two responses"),
     ):
         names = [judge_name(kind, turn=t, with_reference=r) for t in (1, 2) for r in (False, True)]  # type: ignore[arg-type]

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from llama_stack_client import BadRequestError
 
+from llama_stack_judge.core.mtbench import data_file, load_questions
+from llama_stack_judge.mtbench_eval import mt_bench_rows, register_mt_bench
 from tests.integration.test_cli import _run
 from tests.stacks import bad_request, run_config_file, selected_providers, start_server, stop_server
 
@@ -177,3 +179,32 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     statuses = {line.split()[0]: line.split()[2].rstrip(";") for line in listed.stdout.splitlines()}
     assert statuses == {jobs[multi]: "completed", jobs[plain]: "completed", jobs[slow]: "cancelled"}
+
+
+def test_mt_bench_through_eval(tmp_path: Path) -> None:
+    run_yaml, log = _stack(tmp_path)
+    questions = load_questions(data_file("question.jsonl"))
+    rows = mt_bench_rows([questions[81], questions[111]])  # writing; math with its reference answers
+    process, client = start_server(run_yaml)
+    try:
+        benchmark_id = register_mt_bench(client, rows=rows, benchmark_id="mt-bench-2", dataset_id="mt-bench-2")
+        job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
+        assert _wait(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
+        result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
+    finally:
+        stop_server(process)
+    assert [len(g["generated_turns"]) for g in result.generations] == [2, 2]
+    judged = result.scores["judge::response_assessment.rating"]
+    assert [[t["judge"] for t in row["turns"]] for row in judged.score_rows] == [
+        ["single-v1", "single-v1-multi-turn"],
+        ["single-math-v1", "single-math-v1-multi-turn"],
+    ]
+    assert judged.aggregated_results["turn_average"]["turn_average"] == {
+        "1": {"average": 5.0, "n": 2, "n_total": 2},
+        "2": {"average": 5.0, "n": 2, "n_total": 2},
+    }
+    assert set(judged.aggregated_results["by_group"]["category"]) == {"writing", "math"}
+    judge_calls = _calls(log, "judge")
+    second_turn_math = [c for c in judge_calls if "### Reference answer:" in c["messages"][-1]["content"]]
+    (prompt,) = [c["messages"][-1]["content"] for c in second_turn_math]
+    assert questions[111].turns[1] in prompt and result.generations[1]["generated_turns"][1] in prompt

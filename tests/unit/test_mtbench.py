@@ -2,12 +2,14 @@
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from llama_stack_judge.core.aggregate import aggregate
 from llama_stack_judge.core.agreement import agreement, cohen_kappa
-from llama_stack_judge.core.definitions import load_definition_file
+from llama_stack_judge.core.definitions import Aggregation, load_definition_file
 from llama_stack_judge.core.mtbench import (
     combine_orders,
     data_file,
@@ -19,7 +21,7 @@ from llama_stack_judge.core.mtbench import (
 )
 from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
-from llama_stack_judge.core.tasks import combine_pair
+from llama_stack_judge.core.tasks import combine_pair, combine_turns
 from llama_stack_judge.errors import JudgeInputError
 
 FN_DEFS = Path(__file__).resolve().parents[2] / "llama_stack_judge" / "fn_defs"
@@ -66,13 +68,18 @@ def test_shipped_data_loads() -> None:
 
 
 @pytest.mark.parametrize(
-    ("row", "judge", "fields"),
+    ("row", "judgments"),
     [
-        ({"question": "Q", "response": "R"}, "single-v1", {"question": "Q", "response": "R"}),
+        ({"question": "Q", "response": "R"}, [(1, "single-v1", {"question": "Q", "response": "R"})]),
         (
-            {"question": ["Q1", "Q2"], "response": ["R1", "R2"], "category": "writing"},
-            "single-v1-multi-turn",
-            {"question_1": "Q1", "question_2": "Q2", "response_1": "R1", "response_2": "R2"},
+            {"question": ["Q1", "Q2"], "response": ["R1", "R2"], "category": "writing", "turn": 2},
+            [
+                (
+                    2,
+                    "single-v1-multi-turn",
+                    {"question_1": "Q1", "question_2": "Q2", "response_1": "R1", "response_2": "R2"},
+                )
+            ],
         ),
         (
             {
@@ -82,25 +89,38 @@ def test_shipped_data_loads() -> None:
                 "category": "math",
                 "reference": ["A", "B"],
             },
-            "single-math-v1",
-            {"question": "Q1", "response": "R1", "reference": "A"},
+            [(1, "single-math-v1", {"question": "Q1", "response": "R1", "reference": "A"})],
         ),
-        (
+        (  # without 'turn' every turn is judged, as MT-bench does
             {"question": ["Q1", "Q2"], "response": ["R1", "R2"], "category": "coding", "reference": ["A", "B"]},
-            "single-math-v1-multi-turn",
-            {"question_1": "Q1", "question_2": "Q2", "response_1": "R1", "response_2": "R2"}
-            | {"reference_1": "A", "reference_2": "B"},
+            [
+                (1, "single-math-v1", {"question": "Q1", "response": "R1", "reference": "A"}),
+                (
+                    2,
+                    "single-math-v1-multi-turn",
+                    {"question_1": "Q1", "question_2": "Q2", "response_1": "R1", "response_2": "R2"}
+                    | {"reference_1": "A", "reference_2": "B"},
+                ),
+            ],
+        ),
+        (  # an eval row: the candidate's generated turns
+            {"turns": ["Q1", "Q2"], "generated_turns": ["R1", "R2"], "turn": 1},
+            [(1, "single-v1", {"question": "Q1", "response": "R1"})],
+        ),
+        ({"input_query": "Q", "generated_answer": "R"}, [(1, "single-v1", {"question": "Q", "response": "R"})]),
+        (  # a dataset read through pandas has NaN where a row has no reference
+            {"question": "Q", "response": "R", "reference": float("nan"), "category": float("nan")},
+            [(1, "single-v1", {"question": "Q", "response": "R"})],
         ),
         # a reference for a category MT-bench judges without one is not used
         (
             {"question": "Q", "response": "R", "category": "writing", "reference": "X"},
-            "single-v1",
-            {"question": "Q", "response": "R"},
+            [(1, "single-v1", {"question": "Q", "response": "R"})],
         ),
     ],
 )
-def test_rating_routing(row: dict[str, object], judge: str, fields: dict[str, str]) -> None:
-    assert rating_inputs(row, where="row 0") == (judge, fields)
+def test_rating_routing(row: dict[str, object], judgments: list[tuple[int, str, dict[str, str]]]) -> None:
+    assert rating_inputs(row, where="row 0") == judgments
 
 
 def test_pairwise_routing_swaps_sides() -> None:
@@ -111,8 +131,8 @@ def test_pairwise_routing_swaps_sides() -> None:
         "category": "reasoning",
         "reference": ["r1", "r2"],
     }
-    judge, ab, ba = pairwise_inputs(row, where="row 0")
-    assert judge == "pair-math-v1-multi-turn" == judge_name("pair", turn=2, with_reference=True)
+    turn, judge, ab, ba = pairwise_inputs(row, where="row 0")
+    assert turn == 2 and judge == "pair-math-v1-multi-turn" == judge_name("pair", turn=2, with_reference=True)
     assert ab["response_a_2"] == "a2" and ab["response_b_1"] == "b1" and ab["reference_2"] == "r2"
     assert ba["response_a_2"] == "b2" and ba["response_b_1"] == "a1" and ba["question_1"] == "Q1"
 
@@ -121,7 +141,7 @@ def test_pairwise_routing_swaps_sides() -> None:
     ("row", "message"),
     [
         ({"response": "R"}, "row 3: missing field 'question'"),
-        ({"question": "Q", "response": 5}, "row 3: 'response' must be text or a list of texts"),
+        ({"question": "Q", "response": 5}, "row 3: 'response' must be text or a non-empty list of texts"),
         ({"question": "Q", "response": "R", "turn": 3}, "row 3: 'turn' must be 1 or 2"),
         (
             {"question": ["Q"], "response": ["R"], "turn": 2},
@@ -146,12 +166,27 @@ def test_swap_logic() -> None:
     assert combine_orders("A", "C") == "tie (inconsistent)"
     failed = combine_pair(
         "pair-v2",
+        1,
         RowResult.scored_value(1.0, verdict="A", judge_output="[[A]]"),
         RowResult(Outcome.parse_error, judge_output="no verdict", error="no verdict found in the judge output"),
     )
     assert failed.outcome is Outcome.parse_error and failed.score is None
     assert failed.error == "B/A order: no verdict found in the judge output"
     assert failed.details is not None and failed.details["winner"] is None
+
+
+def test_turns_combine_into_one_row() -> None:
+    first = RowResult.scored_value(8.0, verdict="8", judge_output="[[8]]", attempts=1)
+    second = RowResult.scored_value(5.0, verdict="5", judge_output="[[5]]", attempts=1)
+    both = combine_turns([replace(first, details={"turn": 1}), replace(second, details={"turn": 2})])
+    assert both.outcome is Outcome.scored and both.score == 6.5 and both.attempts == 2
+    assert both.details is not None and [t["score"] for t in both.details["turns"]] == [8.0, 5.0]
+    failed = RowResult(Outcome.parse_error, error="no verdict found in the judge output", details={"turn": 2})
+    half = combine_turns([replace(first, details={"turn": 1}), failed])
+    assert half.outcome is Outcome.parse_error and half.score is None
+    assert half.error == "turn 2: no verdict found in the judge output"
+    per_turn = aggregate([both, half], [Aggregation.turn_average])["turn_average"]["turn_average"]  # type: ignore[index]
+    assert per_turn == {"1": {"average": 8.0, "n": 2, "n_total": 2}, "2": {"average": 5.0, "n": 1, "n_total": 2}}
 
 
 def test_single_summary_excludes_failures_per_turn() -> None:

@@ -130,6 +130,7 @@ def test_aggregates_count_failures_and_never_divide_by_zero() -> None:
         "categorical_count": {"categorical_count": {}},
         "win_rate": {"win_rate": None, "wins": 0, "losses": 0, "ties": 0, "ci95": None},
         "position_bias": {"position_consistency": None, "first_position_win_rate": None, "n_pairs_both_orders": 0},
+        "turn_average": {"turn_average": {"None": {"average": None, "n": 0, "n_total": 2}}},
         "n_scored": 0,
         "n_parse_error": 1,
         "n_inference_error": 1,
