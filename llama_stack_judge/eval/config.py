@@ -11,7 +11,7 @@ class JudgeEvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_concurrency: int = Field(default=8, ge=1, description="Generation calls in flight at once, per job.")
+    max_concurrency: int = Field(default=8, ge=1, description="Generation calls in flight at once, across all jobs.")
     max_retries: int = Field(default=3, ge=0, description="Retries of a generation call after a transient failure.")
     timeout_s: float = Field(default=300.0, gt=0, description="Time limit of one generation call, in seconds.")
     default_max_tokens: int = Field(

@@ -34,7 +34,7 @@ from llama_stack_api import (
     ScoreRequest,
     Scoring,
 )
-from llama_stack_api.datasets.models import GetDatasetRequest
+from llama_stack_api.datasets.models import DatasetPurpose, GetDatasetRequest, RegisterDatasetRequest, RowsDataSource
 
 from llama_stack_judge.core.chat import ChatRequest
 from llama_stack_judge.core.generation import Conversation, conversations, generation_columns
@@ -92,6 +92,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             max_concurrency=config.max_concurrency, max_retries=config.max_retries, timeout_s=config.timeout_s
         )
         self._benchmarks: dict[str, Benchmark] = {}
+        # One limit for every job of this process: two jobs share the candidate's capacity instead of doubling it.
+        self._generation_slots = asyncio.Semaphore(config.max_concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, JobRecord] = {}  # the live records of this process's running jobs
         self._store: JobStore | None = None
@@ -163,6 +165,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             scoring_functions=list(benchmark.scoring_functions),
             benchmark_config=request.benchmark_config.model_dump(mode="json"),
             options=_options(benchmark).provider_data()[PROVIDER_DATA_KEY],
+            save_results_dataset=bool((benchmark.metadata or {}).get("save_results_dataset", False)),
         )
         await self.store.save(job)
         self._start(job)
@@ -202,11 +205,37 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         else:
             job.status, job.result = JobStatus.completed.value, result.model_dump(mode="json")
             job.progress |= {"phase": "done", "judged": job.progress.get("rows", 0)}
+            if job.save_results_dataset:
+                job.progress["results_dataset"] = await self._save_results(job, rows.data, result)
         finally:
             self._tasks.pop(job.job_id, None)
             self._running.pop(job.job_id, None)
         job.finished_at = time.time()
         await self.store.save(job)
+
+    async def _save_results(self, job: JobRecord, rows: list[dict[str, Any]], result: EvaluateResponse) -> str:
+        """Register the job's rows with their generations and scores as a dataset; returns its id."""
+        dataset_id = f"{job.benchmark_id}-results-{job.job_id[:12]}"
+        scored = [
+            row
+            | generation
+            | {
+                f"{fn}.{key}": scores.score_rows[index].get(key)
+                for fn, scores in result.scores.items()
+                for key in ("score", "status")
+            }
+            for index, (row, generation) in enumerate(zip(rows, result.generations, strict=True))
+        ]
+        await self._datasets.register_dataset(
+            RegisterDatasetRequest(
+                purpose=DatasetPurpose.eval_messages_answer,
+                source=RowsDataSource(rows=scored),
+                dataset_id=dataset_id,
+                metadata={"eval_job": job.job_id, "benchmark_id": job.benchmark_id},
+            )
+        )
+        logger.info("Eval job results saved as a dataset", job_id=job.job_id, dataset_id=dataset_id)
+        return dataset_id
 
     async def evaluate_rows(self, request: EvaluateRowsRequest) -> EvaluateResponse:
         """Generate and score the given rows, in the request."""
@@ -225,7 +254,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             messages = conversation.with_answers(answers)
             request = ChatRequest(model=candidate.model, messages=messages, **sampling)
             try:
-                reply, _ = await call_with_retries(self._chat, request, self._settings)
+                async with self._generation_slots:
+                    reply, _ = await call_with_retries(self._chat, request, self._settings)
             except CallFailedError as failed:
                 raise GenerationError(
                     f"row {index} turn {len(answers) + 1}: generation with {candidate.model} failed after "

@@ -21,6 +21,7 @@ class JobRecord:
     scoring_functions: list[str]
     benchmark_config: dict[str, Any]
     options: dict[str, Any]
+    save_results_dataset: bool = False
     status: str = "scheduled"
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
@@ -58,6 +59,7 @@ class JobRecord:
                 "scoring_functions": self.scoring_functions,
                 "benchmark_config": self.benchmark_config,
                 "options": self.options,
+                "save_results_dataset": self.save_results_dataset,
                 "progress": self.progress,
             },
             "created_at": self.created_at,
@@ -78,6 +80,7 @@ class JobRecord:
             scoring_functions=spec["scoring_functions"],
             benchmark_config=spec["benchmark_config"],
             options=spec["options"],
+            save_results_dataset=spec.get("save_results_dataset", False),
             status=row["status"],
             created_at=row["created_at"],
             started_at=row["started_at"],

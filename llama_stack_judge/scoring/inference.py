@@ -1,9 +1,10 @@
 """The core's chat function, served by the stack's inference API (never a client of our own)."""
 
 import asyncio
+import contextlib
 
 import httpx
-from llama_stack_api import Inference, OpenAIChatCompletionRequestWithExtraBody
+from llama_stack_api import Inference, ListChatCompletionsRequest, OpenAIChatCompletionRequestWithExtraBody
 
 from llama_stack_judge.core.chat import ChatReply, ChatRequest, TransientChatError
 
@@ -32,15 +33,21 @@ class StackChat:
     async def __call__(self, request: ChatRequest) -> ChatReply:
         """Send one request; transient failures are raised as ``TransientChatError``."""
         if not self._warm.is_set():
-            # The stack writes each completion to its inference store in a background task and creates the
-            # table lazily without a lock; one call on its own first keeps concurrent first writes from failing.
             async with self._warming:
                 if not self._warm.is_set():
-                    reply = await self._send(request)
-                    await asyncio.sleep(0.05)
+                    await self._create_inference_store_tables()
                     self._warm.set()
-                    return reply
         return await self._send(request)
+
+    async def _create_inference_store_tables(self) -> None:
+        """Have the stack create its inference-store tables before the first concurrent calls.
+
+        The stack writes each completion to its inference store in a background task, and its SQL store creates
+        tables lazily without a lock: concurrent first writes fail with "no such table". One read through the
+        store, awaited alone, creates them.
+        """
+        with contextlib.suppress(NotImplementedError):  # no inference store configured: nothing to create
+            await self._inference.list_chat_completions(ListChatCompletionsRequest(limit=1))
 
     async def _send(self, request: ChatRequest) -> ChatReply:
         # A new params object per call: the router rewrites params.model in place.

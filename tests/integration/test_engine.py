@@ -1,12 +1,15 @@
 """The judge engine through the stack: options per request, cache, samples, policies, structured output."""
 
+import copy
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llama_stack_judge.core.options import JudgeOptions
-from tests.stacks import bad_request
+from tests.stacks import bad_request, run_config_file, selected_providers, stack_client
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +86,15 @@ def test_structured_output_and_fallback(client: Any) -> None:
     fallback = score(client, rows, plain_judge, structured_output=True, use_cache=False)
     assert fallback.score_rows[0]["score"] == 9.0 and "Rating: [[9]]" in fallback.score_rows[0]["judge_feedback"]
     assert fallback.aggregated_results["usage"]["structured_output_fallbacks"] == 1
+
+
+def test_concurrent_first_calls_of_a_fresh_stack_are_all_stored(mode: str, state_dir: Path) -> None:
+    providers = copy.deepcopy(selected_providers())
+    providers["scoring"][0]["config"]["judgment_cache"] = None  # no cache table is touched before the first calls
+    with stack_client(mode, run_config_file(state_dir, providers)) as client:
+        result = score(client, fresh_rows(*["Paris"] * 16))
+        assert [row["status"] for row in result.score_rows] == ["scored"] * 16
+        deadline = time.monotonic() + 10  # the stack writes to its inference store in the background
+        while len(client.chat.completions.list(limit=100).data) < 16:
+            assert time.monotonic() < deadline, "the inference store lost completions"
+            time.sleep(0.1)

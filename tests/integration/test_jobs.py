@@ -44,14 +44,18 @@ def _calls(log: Path, model: str) -> list[dict[str, Any]]:
     return [call for call in map(json.loads, lines) if call["model"] == model]
 
 
-def _benchmark(client: Any, rows: list[dict[str, Any]], functions: list[str]) -> str:
+def _benchmark(client: Any, rows: list[dict[str, Any]], functions: list[str], **metadata: Any) -> str:
     dataset_id = f"ds-{uuid.uuid4().hex[:8]}"
     client.beta.datasets.register(
         purpose="eval/messages-answer", source={"type": "rows", "rows": rows}, dataset_id=dataset_id
     )
     benchmark_id = f"bench-{uuid.uuid4().hex[:8]}"
     client.alpha.benchmarks.register(
-        benchmark_id=benchmark_id, dataset_id=dataset_id, scoring_functions=functions, provider_id="judge-eval"
+        benchmark_id=benchmark_id,
+        dataset_id=dataset_id,
+        scoring_functions=functions,
+        provider_id="judge-eval",
+        metadata=metadata,
     )
     return benchmark_id
 
@@ -121,7 +125,12 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
     try:
         chat = [{"turns": ["What is the capital of France?", "What is 2+2?"], "expected_answer": "5"}]
         multi = _benchmark(client, chat, ["judge::subset_of"])
-        plain = _benchmark(client, [{"input_query": "What is 2+2?", "expected_answer": "5"}], ["judge::subset_of"])
+        plain = _benchmark(
+            client,
+            [{"input_query": "What is 2+2?", "expected_answer": "5"}],
+            ["judge::subset_of"],
+            save_results_dataset=True,
+        )
         slow = _benchmark(
             client, [{"input_query": f"SLOW {i}", "expected_answer": "x"} for i in range(12)], ["judge::subset_of"]
         )
@@ -143,7 +152,12 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
         ]
         (plain_generation,) = client.alpha.eval.jobs.retrieve(jobs[plain], benchmark_id=plain).generations
         assert plain_generation == {"generated_answer": "2+2 is 5."}  # the jobs did not mix
-        with bad_request("is in_progress; phase generating, generated 0/12 rows, judged 0/12; created "):
+        saved = client.beta.datasets.iterrows(f"{plain}-results-{jobs[plain][:12]}").data
+        assert saved == [
+            {"input_query": "What is 2+2?", "expected_answer": "5", "generated_answer": "2+2 is 5."}
+            | {"judge::subset_of.score": 1.0, "judge::subset_of.status": "scored"}
+        ]
+        with bad_request("is in_progress; phase generating, generated ", "/12 rows, judged 0/12; created "):
             client.alpha.eval.jobs.retrieve(jobs[slow], benchmark_id=slow)
         while _generated(client, slow, jobs[slow]) < 4:  # the first four slow rows, answered together
             time.sleep(0.1)
@@ -208,3 +222,21 @@ def test_mt_bench_through_eval(tmp_path: Path) -> None:
     second_turn_math = [c for c in judge_calls if "### Reference answer:" in c["messages"][-1]["content"]]
     (prompt,) = [c["messages"][-1]["content"] for c in second_turn_math]
     assert questions[111].turns[1] in prompt and result.generations[1]["generated_turns"][1] in prompt
+
+
+def test_jobs_share_the_generation_limit(tmp_path: Path) -> None:
+    run_yaml, log = _stack(tmp_path)  # the eval provider's max_concurrency is 4
+    process, client = start_server(run_yaml)
+    try:
+        benchmarks = [
+            _benchmark(client, [{"input_query": f"SLOW {b}-{i}", "expected_answer": "x"} for i in range(4)], [])
+            for b in range(2)
+        ]
+        jobs = [client.alpha.eval.run_eval(b, benchmark_config=CANDIDATE).job_id for b in benchmarks]
+        for benchmark_id, job_id in zip(benchmarks, jobs, strict=True):
+            assert _wait(client, benchmark_id, job_id, {"completed", "failed"}) == "completed"
+    finally:
+        stop_server(process)
+    starts = sorted(call["time"] for call in _calls(log, "candidate"))
+    assert len(starts) == 8
+    assert starts[3] - starts[0] < 1.0 and starts[4] - starts[0] >= 1.8  # four at a time across both jobs
