@@ -2,49 +2,80 @@
 
 ``run_eval("mt-bench", {eval_candidate, scoring_params})`` then has the candidate answer both turns of every question
 (the second with its own first answer in the conversation) and judges each turn with the right MT-bench judge.
+The dataset's rows hold only question ids (``metadata.mt_bench_questions`` on the benchmark): the eval provider reads
+each question's category, turns and reference answers from the package, which keeps run configs small.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from llama_stack_judge.core.mtbench import NEED_REFERENCE, Question, data_file, load_questions, load_turn_answers
+from llama_stack_judge.core.mtbench import NEED_REFERENCE, data_file, load_questions, load_turn_answers
 from llama_stack_judge.core.tasks import RATING_TASK
+from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.scoring.functions import PREFIX
 
 BENCHMARK_ID = "mt-bench"
 DATASET_ID = "mt-bench-questions"
+QUESTIONS_FLAG = "mt_bench_questions"
+BENCHMARK_METADATA = {"judge_options": {"group_by": ["category"]}, QUESTIONS_FLAG: True}
 
 
-def mt_bench_rows(questions: Sequence[Question] | None = None) -> list[dict[str, Any]]:
-    """Dataset rows: ``question_id``, ``category``, the user ``turns`` and, where MT-bench uses one, ``reference``."""
+def question_rows(question_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """Dataset rows for the MT-bench questions (all 80 by default): just their ids."""
+    ids = sorted(load_questions(data_file("question.jsonl"))) if question_ids is None else list(question_ids)
+    return [{"question_id": qid} for qid in ids]
+
+
+def expand_question_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row with the category, user ``turns`` and (for math/reasoning/coding) ``reference`` of its question."""
+    questions = load_questions(data_file("question.jsonl"))
     references = load_turn_answers(data_file("reference_answer_gpt-4.jsonl"))
-    if questions is None:
-        questions = sorted(load_questions(data_file("question.jsonl")).values(), key=lambda q: q.question_id)
-    rows = []
-    for question in questions:
-        row: dict[str, Any] = {
-            "question_id": question.question_id,
-            "category": question.category,
-            "turns": list(question.turns),
-        }
+    expanded = []
+    for index, row in enumerate(rows):
+        question = questions.get(row.get("question_id"))  # type: ignore[arg-type]
+        if question is None:
+            raise JudgeInputError(f"row {index}: no MT-bench question with question_id {row.get('question_id')!r}")
+        full: dict[str, Any] = {"category": question.category, "turns": list(question.turns)}
         if question.category in NEED_REFERENCE:
-            row["reference"] = list(references[question.question_id])
-        rows.append(row)
-    return rows
+            full["reference"] = list(references[question.question_id])
+        expanded.append(dict(row) | full)
+    return expanded
+
+
+def registered_resources(eval_provider_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The ``registered_resources`` of a run config that ships the dataset and the ``mt-bench`` benchmark."""
+    return {
+        "datasets": [
+            {
+                "dataset_id": DATASET_ID,
+                "purpose": "eval/messages-answer",
+                "source": {"type": "rows", "rows": question_rows()},
+            }
+        ],
+        "benchmarks": [
+            {
+                "benchmark_id": BENCHMARK_ID,
+                "dataset_id": DATASET_ID,
+                "scoring_functions": [f"{PREFIX}::{RATING_TASK}"],
+                "provider_id": eval_provider_id,
+                "metadata": BENCHMARK_METADATA,
+            }
+        ],
+    }
 
 
 def register_mt_bench(
     client: Any,
     *,
-    rows: list[dict[str, Any]] | None = None,
+    question_ids: Iterable[int] | None = None,
     benchmark_id: str = BENCHMARK_ID,
     dataset_id: str = DATASET_ID,
     provider_id: str = "judge-eval",
 ) -> str:
-    """Register the questions as a dataset and the benchmark that judges them; returns the benchmark id."""
+    """Register the questions (all, or ``question_ids``) as a dataset and the benchmark; returns its id."""
     client.beta.datasets.register(
         purpose="eval/messages-answer",
-        source={"type": "rows", "rows": rows if rows is not None else mt_bench_rows()},
+        source={"type": "rows", "rows": question_rows(question_ids)},
         dataset_id=dataset_id,
     )
     client.alpha.benchmarks.register(
@@ -52,6 +83,6 @@ def register_mt_bench(
         dataset_id=dataset_id,
         scoring_functions=[f"{PREFIX}::{RATING_TASK}"],
         provider_id=provider_id,
-        metadata={"judge_options": {"group_by": ["category"]}},
+        metadata=BENCHMARK_METADATA,
     )
     return benchmark_id

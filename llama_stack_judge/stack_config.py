@@ -6,6 +6,8 @@ from typing import Any
 import yaml
 
 from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench_eval import registered_resources
+from llama_stack_judge.provider import EVAL_PROVIDER_TYPE
 
 DEFAULT_STATE_DIR = "${env.JUDGE_STATE_DIR:=" + str(Path.home() / ".llama" / "llama-stack-judge") + "}"
 LOCALFS_DATASETIO = {
@@ -43,6 +45,9 @@ def build_run_config(
     """A ``version: 2`` run config with these providers, a datasetio provider and sqlite storage in ``state_dir``."""
     providers = {api: [dict(entry) for entry in entries] for api, entries in providers.items()}
     providers.setdefault("datasetio", [LOCALFS_DATASETIO])
+    ours = [entry for entry in providers.get("eval", []) if entry.get("provider_type") == EVAL_PROVIDER_TYPE]
+    # With our eval provider, the MT-bench questions and the `mt-bench` benchmark come registered.
+    resources = registered_resources(str(ours[0]["provider_id"])) if ours else {}
     return {
         "version": 2,
         "distro_name": "llama-stack-judge",
@@ -62,6 +67,7 @@ def build_run_config(
             },
         },
         "server": {"host": "127.0.0.1", "port": port},
+        **({"registered_resources": resources} if resources else {}),
     }
 
 

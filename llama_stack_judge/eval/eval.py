@@ -43,6 +43,7 @@ from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_wit
 from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.store import JobRecord, JobStore
+from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import passing_options, request_options
 from llama_stack_judge.stored import from_registry
@@ -166,6 +167,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             benchmark_config=request.benchmark_config.model_dump(mode="json"),
             options=_options(benchmark).provider_data()[PROVIDER_DATA_KEY],
             save_results_dataset=bool((benchmark.metadata or {}).get("save_results_dataset", False)),
+            mt_bench_questions=bool((benchmark.metadata or {}).get(QUESTIONS_FLAG, False)),
         )
         await self.store.save(job)
         self._start(job)
@@ -182,9 +184,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         try:
             config = BenchmarkConfig.model_validate(job.benchmark_config)
             limit = config.num_examples if config.num_examples is not None else -1
-            rows = await self._datasetio.iterrows(IterRowsRequest(dataset_id=job.dataset_id, limit=limit))
+            page = await self._datasetio.iterrows(IterRowsRequest(dataset_id=job.dataset_id, limit=limit))
+            rows = expand_question_rows(page.data) if job.mt_bench_questions else page.data
             done = await self.store.generations(job.job_id)
-            job.progress = {"phase": "generating", "rows": len(rows.data), "generated": len(done), "judged": 0}
+            job.progress = {"phase": "generating", "rows": len(rows), "generated": len(done), "judged": 0}
             await self.store.save(job)
 
             async def keep(index: int, generation: Generation) -> None:
@@ -193,10 +196,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
                 await self.store.save(job)
 
             options = JudgeOptions.parse(job.options, where=job.job_id)
-            generations = await self._generations(rows.data, config, options, done, keep)
+            generations = await self._generations(rows, config, options, done, keep)
             job.progress["phase"] = "judging"
             await self.store.save(job)
-            result = await self._score(rows.data, generations, job.scoring_functions, config, options)
+            result = await self._score(rows, generations, job.scoring_functions, config, options)
         except asyncio.CancelledError:  # job_cancel has recorded the cancel; at shutdown the job resumes later
             raise
         except Exception as exc:  # the job fails with its reason, reported by job_status/job_result
@@ -206,7 +209,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             job.status, job.result = JobStatus.completed.value, result.model_dump(mode="json")
             job.progress |= {"phase": "done", "judged": job.progress.get("rows", 0)}
             if job.save_results_dataset:
-                job.progress["results_dataset"] = await self._save_results(job, rows.data, result)
+                job.progress["results_dataset"] = await self._save_results(job, rows, result)
         finally:
             self._tasks.pop(job.job_id, None)
             self._running.pop(job.job_id, None)
@@ -241,9 +244,11 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         """Generate and score the given rows, in the request."""
         await self._resume_unfinished()
         benchmark = await self._benchmark(request.benchmark_id)
-        options, config = _options(benchmark), request.benchmark_config
-        generations = await self._generations(request.input_rows, config, options)
-        return await self._score(request.input_rows, generations, request.scoring_functions, config, options)
+        options, config, rows = _options(benchmark), request.benchmark_config, request.input_rows
+        if (benchmark.metadata or {}).get(QUESTIONS_FLAG):
+            rows = expand_question_rows(rows)
+        generations = await self._generations(rows, config, options)
+        return await self._score(rows, generations, request.scoring_functions, config, options)
 
     async def _generate(
         self, conversation: Conversation, index: int, candidate: Any, sampling: dict[str, Any]

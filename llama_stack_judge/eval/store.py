@@ -22,6 +22,7 @@ class JobRecord:
     benchmark_config: dict[str, Any]
     options: dict[str, Any]
     save_results_dataset: bool = False
+    mt_bench_questions: bool = False  # rows are MT-bench question ids, expanded from the package's data
     status: str = "scheduled"
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
@@ -60,6 +61,7 @@ class JobRecord:
                 "benchmark_config": self.benchmark_config,
                 "options": self.options,
                 "save_results_dataset": self.save_results_dataset,
+                "mt_bench_questions": self.mt_bench_questions,
                 "progress": self.progress,
             },
             "created_at": self.created_at,
@@ -81,6 +83,7 @@ class JobRecord:
             benchmark_config=spec["benchmark_config"],
             options=spec["options"],
             save_results_dataset=spec.get("save_results_dataset", False),
+            mt_bench_questions=spec.get("mt_bench_questions", False),
             status=row["status"],
             created_at=row["created_at"],
             started_at=row["started_at"],

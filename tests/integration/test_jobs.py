@@ -14,7 +14,7 @@ import pytest
 from llama_stack_client import BadRequestError
 
 from llama_stack_judge.core.mtbench import data_file, load_questions
-from llama_stack_judge.mtbench_eval import mt_bench_rows, register_mt_bench
+from llama_stack_judge.mtbench_eval import register_mt_bench
 from tests.integration.test_cli import _run
 from tests.stacks import bad_request, run_config_file, selected_providers, start_server, stop_server
 
@@ -198,15 +198,25 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
 def test_mt_bench_through_eval(tmp_path: Path) -> None:
     run_yaml, log = _stack(tmp_path)
     questions = load_questions(data_file("question.jsonl"))
-    rows = mt_bench_rows([questions[81], questions[111]])  # writing; math with its reference answers
     process, client = start_server(run_yaml)
     try:
-        benchmark_id = register_mt_bench(client, rows=rows, benchmark_id="mt-bench-2", dataset_id="mt-bench-2")
+        benchmark_id = register_mt_bench(  # writing; math with its reference answers
+            client, question_ids=[81, 111], benchmark_id="mt-bench-2", dataset_id="mt-bench-2"
+        )
         job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
         assert _wait(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
         result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
+        # the generated run config ships the whole benchmark: the first 31 questions reach 111 (math)
+        shipped = client.alpha.eval.run_eval("mt-bench", benchmark_config=CANDIDATE | {"num_examples": 31})
+        assert _wait(client, "mt-bench", shipped.job_id, {"completed", "failed"}) == "completed"
+        full = client.alpha.eval.jobs.retrieve(shipped.job_id, benchmark_id="mt-bench")
     finally:
         stop_server(process)
+    shipped_rows = full.scores["judge::response_assessment.rating"].score_rows
+    assert len(shipped_rows) == 31 and [t["judge"] for t in shipped_rows[30]["turns"]] == [
+        "single-math-v1",
+        "single-math-v1-multi-turn",
+    ]
     assert [len(g["generated_turns"]) for g in result.generations] == [2, 2]
     judged = result.scores["judge::response_assessment.rating"]
     assert [[t["judge"] for t in row["turns"]] for row in judged.score_rows] == [
@@ -219,9 +229,13 @@ def test_mt_bench_through_eval(tmp_path: Path) -> None:
     }
     assert set(judged.aggregated_results["by_group"]["category"]) == {"writing", "math"}
     judge_calls = _calls(log, "judge")
-    second_turn_math = [c for c in judge_calls if "### Reference answer:" in c["messages"][-1]["content"]]
-    (prompt,) = [c["messages"][-1]["content"] for c in second_turn_math]
-    assert questions[111].turns[1] in prompt and result.generations[1]["generated_turns"][1] in prompt
+    (prompt,) = [  # judged once: the shipped benchmark's identical judgment came from the cache
+        c["messages"][-1]["content"]
+        for c in judge_calls
+        if "### Reference answer:" in c["messages"][-1]["content"]
+        and questions[111].turns[1] in c["messages"][-1]["content"]
+    ]
+    assert result.generations[1]["generated_turns"][1] in prompt
 
 
 def test_jobs_share_the_generation_limit(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
 from llama_stack_judge.core.tasks import combine_pair, combine_turns
 from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench_eval import expand_question_rows, question_rows
 
 FN_DEFS = Path(__file__).resolve().parents[2] / "llama_stack_judge" / "fn_defs"
 ORIGINAL_NAMES = {
@@ -265,3 +266,12 @@ def test_cohen_kappa() -> None:
     assert cohen_kappa([("a", "a"), ("b", "b")]) == 1.0
     assert cohen_kappa([("a", "b"), ("b", "a")]) == -1.0
     assert cohen_kappa([("a", "a")]) is None and cohen_kappa([]) is None
+
+
+def test_question_rows_expand_from_the_package() -> None:
+    rows = expand_question_rows([*question_rows([81, 111]), {"question_id": 81, "keep": "me"}])
+    assert rows[0]["category"] == "writing" and len(rows[0]["turns"]) == 2 and "reference" not in rows[0]
+    assert rows[1]["category"] == "math" and len(rows[1]["reference"]) == 2 and rows[2]["keep"] == "me"
+    assert len(question_rows()) == 80
+    with pytest.raises(JudgeInputError, match="row 0: no MT-bench question with question_id 7"):
+        expand_question_rows([{"question_id": 7}])
