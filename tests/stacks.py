@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,29 @@ def bad_request(*fragments: str) -> Any:
             return True
 
     return _Check()
+
+
+def register_benchmark(client: Any, rows: list[dict[str, Any]], functions: list[str], **metadata: Any) -> str:
+    """Register ``rows`` as a new dataset and a benchmark over it on our eval provider; returns the benchmark id."""
+    dataset_id = f"ds-{uuid.uuid4().hex[:8]}"
+    client.beta.datasets.register(
+        purpose="eval/question-answer", source={"type": "rows", "rows": rows}, dataset_id=dataset_id
+    )
+    benchmark_id = f"bench-{uuid.uuid4().hex[:8]}"
+    client.alpha.benchmarks.register(
+        benchmark_id=benchmark_id,
+        dataset_id=dataset_id,
+        scoring_functions=functions,
+        provider_id="judge-eval",
+        metadata=metadata,
+    )
+    return benchmark_id
+
+
+def wait_for_job(client: Any, benchmark_id: str, job_id: str, until: set[str], seconds: float = 60) -> str:
+    """Poll a job until its status is one of ``until``; returns that status."""
+    deadline = time.monotonic() + seconds
+    while (status := str(client.alpha.eval.jobs.status(job_id, benchmark_id=benchmark_id).status)) not in until:
+        assert time.monotonic() < deadline, f"job {job_id} still {status}"
+        time.sleep(0.1)
+    return status

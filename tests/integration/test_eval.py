@@ -2,13 +2,12 @@
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import pytest
 
 from llama_stack_judge.core.options import JudgeOptions
-from tests.stacks import bad_request
+from tests.stacks import bad_request, register_benchmark, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -23,34 +22,6 @@ CANDIDATE = {
 }
 
 
-def _benchmark(
-    client: Any, rows: list[dict[str, Any]], functions: list[str] = FUNCTIONS, metadata: dict[str, Any] | None = None
-) -> str:
-    dataset_id = f"ds-{uuid.uuid4().hex[:8]}"
-    client.beta.datasets.register(
-        purpose="eval/question-answer", source={"type": "rows", "rows": rows}, dataset_id=dataset_id
-    )
-    benchmark_id = f"bench-{uuid.uuid4().hex[:8]}"
-    client.alpha.benchmarks.register(
-        benchmark_id=benchmark_id,
-        dataset_id=dataset_id,
-        scoring_functions=functions,
-        provider_id="judge-eval",
-        metadata=metadata or {},
-    )
-    return benchmark_id
-
-
-def _wait(client: Any, benchmark_id: str, job_id: str, *, until: set[str], seconds: float = 30) -> str:
-    deadline = time.monotonic() + seconds
-    while True:
-        status = client.alpha.eval.jobs.status(job_id, benchmark_id=benchmark_id).status
-        if status in until:
-            return str(status)
-        assert time.monotonic() < deadline, f"job {job_id} still {status}"
-        time.sleep(0.1)
-
-
 def _check_scores(result: Any) -> None:
     assert [g["generated_answer"] for g in result.generations] == ["The capital of France is Paris.", "2+2 is 5."]
     judged = result.scores["judge::helpfulness-v1"]
@@ -59,15 +30,15 @@ def _check_scores(result: Any) -> None:
 
 
 def test_run_eval_job_status_and_result(client: Any) -> None:
-    benchmark_id = _benchmark(client, QUESTIONS)
+    benchmark_id = register_benchmark(client, QUESTIONS, FUNCTIONS)
     job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
     assert len(job.job_id) == 32  # a uuid, not a counter
-    assert _wait(client, benchmark_id, job.job_id, until={"completed", "failed"}) == "completed"
+    assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
     _check_scores(client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id))
 
 
 def test_evaluate_rows(client: Any) -> None:
-    benchmark_id = _benchmark(client, QUESTIONS)
+    benchmark_id = register_benchmark(client, QUESTIONS, FUNCTIONS)
     result = client.alpha.eval.evaluate_rows(
         benchmark_id, input_rows=QUESTIONS, scoring_functions=FUNCTIONS, benchmark_config=CANDIDATE
     )
@@ -75,7 +46,7 @@ def test_evaluate_rows(client: Any) -> None:
 
 
 def test_scoring_params_override_per_function(client: Any) -> None:
-    benchmark_id = _benchmark(client, QUESTIONS)
+    benchmark_id = register_benchmark(client, QUESTIONS, FUNCTIONS)
     config = {
         **CANDIDATE,
         "scoring_params": {
@@ -91,7 +62,9 @@ def test_scoring_params_override_per_function(client: Any) -> None:
 
 def test_judge_options_from_benchmark_metadata_and_request(client: Any) -> None:
     rows = [q | {"category": c} for q, c in zip(QUESTIONS, ["geo", "math"], strict=True)]
-    benchmark_id = _benchmark(client, rows, metadata={"judge_options": {"group_by": ["category"], "use_cache": False}})
+    benchmark_id = register_benchmark(
+        client, rows, FUNCTIONS, judge_options={"group_by": ["category"], "use_cache": False}
+    )
     result = client.alpha.eval.evaluate_rows(
         benchmark_id, input_rows=rows, scoring_functions=FUNCTIONS, benchmark_config=CANDIDATE
     )
@@ -129,12 +102,12 @@ def _skip_if_sync_library(client: Any) -> None:
 def test_cancel_stops_a_long_job(client: Any) -> None:
     _skip_if_sync_library(client)
     slow = [{"input_query": f"SLOW question {i}", "expected_answer": "x"} for i in range(12)]
-    benchmark_id = _benchmark(client, slow, ["judge::subset_of"])
+    benchmark_id = register_benchmark(client, slow, ["judge::subset_of"])
     job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
-    _wait(client, benchmark_id, job.job_id, until={"in_progress"})
+    wait_for_job(client, benchmark_id, job.job_id, {"in_progress"})
     started = time.monotonic()
     client.alpha.eval.jobs.cancel(job.job_id, benchmark_id=benchmark_id)
-    assert _wait(client, benchmark_id, job.job_id, until={"cancelled", "completed", "failed"}) == "cancelled"
+    assert wait_for_job(client, benchmark_id, job.job_id, {"cancelled", "completed", "failed"}) == "cancelled"
     assert time.monotonic() - started < 5
     with bad_request("cancelled"):
         client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
@@ -143,20 +116,20 @@ def test_cancel_stops_a_long_job(client: Any) -> None:
 
 
 def test_unknown_job_and_unfinished_result(client: Any) -> None:
-    benchmark_id = _benchmark(client, QUESTIONS)
+    benchmark_id = register_benchmark(client, QUESTIONS, FUNCTIONS)
     with bad_request("no-such-job"):
         client.alpha.eval.jobs.status("no-such-job", benchmark_id=benchmark_id)
     _skip_if_sync_library(client)
     slow = [{"input_query": "SLOW single", "expected_answer": "x"}]
-    slow_id = _benchmark(client, slow, ["judge::subset_of"])
+    slow_id = register_benchmark(client, slow, ["judge::subset_of"])
     job = client.alpha.eval.run_eval(slow_id, benchmark_config=CANDIDATE)
     with bad_request("result is ready once completed"):
         client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=slow_id)
-    assert _wait(client, slow_id, job.job_id, until={"completed", "failed"}) == "completed"
+    assert wait_for_job(client, slow_id, job.job_id, {"completed", "failed"}) == "completed"
 
 
 def test_bad_eval_row_is_a_clear_error(client: Any) -> None:
-    benchmark_id = _benchmark(client, QUESTIONS)
+    benchmark_id = register_benchmark(client, QUESTIONS, FUNCTIONS)
     with bad_request("row 1", "input_query"):
         client.alpha.eval.evaluate_rows(
             benchmark_id,
@@ -194,8 +167,10 @@ async def test_cancel_in_process_with_the_async_library_client(tmp_path: Any) ->
 
 
 def test_failed_job_reports_its_reason(client: Any) -> None:
-    benchmark_id = _benchmark(client, [{"input_query": "BREAK-THE-JUDGE now", "expected_answer": "x"}])
+    benchmark_id = register_benchmark(
+        client, [{"input_query": "BREAK-THE-JUDGE now", "expected_answer": "x"}], FUNCTIONS
+    )
     job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
-    assert _wait(client, benchmark_id, job.job_id, until={"completed", "failed"}) == "failed"
+    assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "failed"
     with bad_request("failed", "scripted failure"):
         client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)

@@ -6,7 +6,6 @@ import re
 import signal
 import sqlite3
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,15 @@ from llama_stack_client import BadRequestError
 from llama_stack_judge.core.mtbench import data_file, load_questions
 from llama_stack_judge.mtbench_eval import register_mt_bench
 from tests.integration.test_cli import _run
-from tests.stacks import bad_request, run_config_file, selected_providers, start_server, stop_server
+from tests.stacks import (
+    bad_request,
+    register_benchmark,
+    run_config_file,
+    selected_providers,
+    start_server,
+    stop_server,
+    wait_for_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,30 +51,6 @@ def _calls(log: Path, model: str) -> list[dict[str, Any]]:
     return [call for call in map(json.loads, lines) if call["model"] == model]
 
 
-def _benchmark(client: Any, rows: list[dict[str, Any]], functions: list[str], **metadata: Any) -> str:
-    dataset_id = f"ds-{uuid.uuid4().hex[:8]}"
-    client.beta.datasets.register(
-        purpose="eval/messages-answer", source={"type": "rows", "rows": rows}, dataset_id=dataset_id
-    )
-    benchmark_id = f"bench-{uuid.uuid4().hex[:8]}"
-    client.alpha.benchmarks.register(
-        benchmark_id=benchmark_id,
-        dataset_id=dataset_id,
-        scoring_functions=functions,
-        provider_id="judge-eval",
-        metadata=metadata,
-    )
-    return benchmark_id
-
-
-def _wait(client: Any, benchmark_id: str, job_id: str, until: set[str], seconds: float = 60) -> str:
-    deadline = time.monotonic() + seconds
-    while (status := str(client.alpha.eval.jobs.status(job_id, benchmark_id=benchmark_id).status)) not in until:
-        assert time.monotonic() < deadline, f"job {job_id} still {status}"
-        time.sleep(0.1)
-    return status
-
-
 def _generated(client: Any, benchmark_id: str, job_id: str) -> int:
     """Rows generated so far, from the progress that job_result reports for an unfinished job."""
     try:
@@ -90,7 +73,7 @@ def test_a_killed_job_resumes_without_repeating_finished_rows(tmp_path: Path) ->
     rows = [{"input_query": f"SLOW question {i}", "expected_answer": "slow"} for i in range(8)]
     process, client = start_server(run_yaml)
     try:
-        benchmark_id = _benchmark(client, rows, ["judge::subset_of", "judge::helpfulness-v1"])
+        benchmark_id = register_benchmark(client, rows, ["judge::subset_of", "judge::helpfulness-v1"])
         job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
         deadline = time.monotonic() + 30
         while len(_kept_generations(tmp_path / "state", job.job_id)) < 4:  # 4 at a time, 2 s each
@@ -106,7 +89,7 @@ def test_a_killed_job_resumes_without_repeating_finished_rows(tmp_path: Path) ->
     assert 4 <= len(finished_before) < 8
     process, client = start_server(run_yaml)
     try:
-        assert _wait(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
+        assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
         result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
     finally:
         stop_server(process)
@@ -124,20 +107,20 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
     process, client = start_server(run_yaml)
     try:
         chat = [{"turns": ["What is the capital of France?", "What is 2+2?"], "expected_answer": "5"}]
-        multi = _benchmark(client, chat, ["judge::subset_of"])
-        plain = _benchmark(
+        multi = register_benchmark(client, chat, ["judge::subset_of"])
+        plain = register_benchmark(
             client,
             [{"input_query": "What is 2+2?", "expected_answer": "5"}],
             ["judge::subset_of"],
             save_results_dataset=True,
         )
-        slow = _benchmark(
+        slow = register_benchmark(
             client, [{"input_query": f"SLOW {i}", "expected_answer": "x"} for i in range(12)], ["judge::subset_of"]
         )
         jobs = {b: client.alpha.eval.run_eval(b, benchmark_config=CANDIDATE).job_id for b in (multi, plain, slow)}
         assert len(set(jobs.values())) == 3
         for benchmark_id in (multi, plain):
-            assert _wait(client, benchmark_id, jobs[benchmark_id], {"completed", "failed"}) == "completed"
+            assert wait_for_job(client, benchmark_id, jobs[benchmark_id], {"completed", "failed"}) == "completed"
         (generation,) = client.alpha.eval.jobs.retrieve(jobs[multi], benchmark_id=multi).generations
         assert generation == {
             "generated_answer": "2+2 is 5.",
@@ -162,7 +145,7 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
         while _generated(client, slow, jobs[slow]) < 4:  # the first four slow rows, answered together
             time.sleep(0.1)
         client.alpha.eval.jobs.cancel(jobs[slow], benchmark_id=slow)
-        assert _wait(client, slow, jobs[slow], {"cancelled"}, seconds=10) == "cancelled"
+        assert wait_for_job(client, slow, jobs[slow], {"cancelled"}, seconds=10) == "cancelled"
         kept = _generated(client, slow, jobs[slow])
         assert 4 <= kept < 12
         url = ["--url", str(client.base_url).rstrip("/"), "--benchmark-id", multi]
@@ -204,11 +187,11 @@ def test_mt_bench_through_eval(tmp_path: Path) -> None:
             client, question_ids=[81, 111], benchmark_id="mt-bench-2", dataset_id="mt-bench-2"
         )
         job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
-        assert _wait(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
+        assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
         result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
         # the generated run config ships the whole benchmark: the first 31 questions reach 111 (math)
         shipped = client.alpha.eval.run_eval("mt-bench", benchmark_config=CANDIDATE | {"num_examples": 31})
-        assert _wait(client, "mt-bench", shipped.job_id, {"completed", "failed"}) == "completed"
+        assert wait_for_job(client, "mt-bench", shipped.job_id, {"completed", "failed"}) == "completed"
         full = client.alpha.eval.jobs.retrieve(shipped.job_id, benchmark_id="mt-bench")
     finally:
         stop_server(process)
@@ -243,12 +226,12 @@ def test_jobs_share_the_generation_limit(tmp_path: Path) -> None:
     process, client = start_server(run_yaml)
     try:
         benchmarks = [
-            _benchmark(client, [{"input_query": f"SLOW {b}-{i}", "expected_answer": "x"} for i in range(4)], [])
+            register_benchmark(client, [{"input_query": f"SLOW {b}-{i}", "expected_answer": "x"} for i in range(4)], [])
             for b in range(2)
         ]
         jobs = [client.alpha.eval.run_eval(b, benchmark_config=CANDIDATE).job_id for b in benchmarks]
         for benchmark_id, job_id in zip(benchmarks, jobs, strict=True):
-            assert _wait(client, benchmark_id, job_id, {"completed", "failed"}) == "completed"
+            assert wait_for_job(client, benchmark_id, job_id, {"completed", "failed"}) == "completed"
     finally:
         stop_server(process)
     starts = sorted(call["time"] for call in _calls(log, "candidate"))
