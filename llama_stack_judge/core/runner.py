@@ -167,6 +167,9 @@ class Judge:
     cache: ReplyCache | None = None
     reuse_cached: bool = True
     no_structured_output: set[str] = field(default_factory=set)
+    # Calls in flight across every batch that shares this semaphore (a provider's callers), on top of each batch's
+    # own ``settings.max_concurrency``.
+    slots: asyncio.Semaphore | None = None
 
     def _effective(self, request: ChatRequest) -> ChatRequest:
         if request.response_schema is not None and request.model in self.no_structured_output:
@@ -193,7 +196,11 @@ class Judge:
             batch.usage.cache_hits += 1
             return cached, 0
         try:
-            reply, attempts = await call_with_retries(self.chat, request, self.settings)
+            if self.slots is None:
+                reply, attempts = await call_with_retries(self.chat, request, self.settings)
+            else:
+                async with self.slots:
+                    reply, attempts = await call_with_retries(self.chat, request, self.settings)
         except CallFailedError as failed:
             batch.usage.record(None, failed.attempts)
             if failed.transient or request.response_schema is None:

@@ -22,7 +22,9 @@ class JudgeScoringConfig(BaseModel):
         default_factory=list,
         description="Extra directories of JSON judge definitions (trusted: read at start-up, no symlinks).",
     )
-    max_concurrency: int = Field(default=16, ge=1, description="Judge calls in flight at once, per score request.")
+    max_concurrency: int = Field(
+        default=16, ge=1, description="Judge calls in flight at once, across every caller of this provider."
+    )
     max_retries: int = Field(default=3, ge=0, description="Retries of a judge call after a transient failure.")
     timeout_s: float = Field(default=120.0, gt=0, description="Time limit of one judge call, in seconds.")
     judgment_cache: SqlStoreReference | None = Field(

@@ -1,5 +1,6 @@
 """JudgeScoringImpl: the Scoring provider, a thin adapter between llama-stack and the judge core."""
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -67,6 +68,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             RunSettings(
                 max_concurrency=config.max_concurrency, max_retries=config.max_retries, timeout_s=config.timeout_s
             ),
+            slots=asyncio.Semaphore(config.max_concurrency),  # one limit for all callers of this provider
         )
         self.registry = ScoringFunctionRegistry(config.definition_dirs)
         # Judges registered through the API, compiled once; the stack's registry is their source of truth.

@@ -294,3 +294,21 @@ def test_options_parse_apply_and_travel_as_provider_data() -> None:
         JudgeOptions.parse({"max_concurrency": 0, "colour": "red"}, where="score")
     with pytest.raises(JudgeDefinitionError, match="temperature"):
         JudgeOptions(num_samples=2).apply(judge_definition())
+
+
+async def test_a_shared_limit_holds_across_concurrent_batches() -> None:
+    in_flight = peak = 0
+
+    async def slow(request: ChatRequest) -> ChatReply:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return ChatReply(text="Rating: [[5]]")
+
+    shared = asyncio.Semaphore(3)
+    callers = [Judge(slow, FAST, slots=shared) for _ in range(4)]  # each batch alone would allow 4
+    rows = [{"answer": str(n)} for n in range(12)]
+    results = await asyncio.gather(*(j.judge_rows(judge_definition(), rows, judge_model="m") for j in callers))
+    assert peak == 3 and all(r.score == 5.0 for batch in results for r in batch)
