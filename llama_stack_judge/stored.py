@@ -1,5 +1,6 @@
-"""Reading a resource back from the stack's registry, which the routing tables hand to providers."""
+"""Working with the stack's stores: reading resources back from its registry, and its lazily created tables."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,3 +16,25 @@ async def from_registry[T](
         return await get(store)
     except ValueError:
         raise unknown from None
+
+
+class FirstUseGuard:
+    """Runs ``probe`` once, alone, before anything else uses a store.
+
+    The stack's SQL store creates its tables lazily on the first operation and without a lock, so concurrent first
+    operations fail with "no such table"; one operation awaited on its own creates them.
+    """
+
+    def __init__(self, probe: Callable[[], Awaitable[object]]) -> None:
+        self._probe = probe
+        self._lock = asyncio.Lock()
+        self._done = False
+
+    async def __call__(self) -> None:
+        """Return once the probe has run."""
+        if self._done:
+            return
+        async with self._lock:
+            if not self._done:
+                await self._probe()
+                self._done = True

@@ -1,58 +1,99 @@
-"""A small OpenAI-compatible server on 127.0.0.1 for tests: /v1/models and /v1/chat/completions."""
+"""A small OpenAI-compatible server on 127.0.0.1 for tests: /v1/models and /v1/chat/completions, with faults."""
 
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Reply = Callable[[list[dict[str, Any]]], str]
+
+@dataclass(frozen=True)
+class Fault:
+    """Instead of a reply: an HTTP status, a delay before replying, or a raw body that is not a completion."""
+
+    status: int | None = None
+    delay_s: float = 0.0
+    body: bytes | None = None
+    then: str | None = None  # the reply sent after ``delay_s`` (when there is no status or body)
+
+
+Reply = Callable[[list[dict[str, Any]]], "str | Fault"]
+
+
+@dataclass
+class FakeServer:
+    """Where the fake server listens, what it was asked, and the most requests it handled at once."""
+
+    url: str
+    log: list[dict[str, Any]] = field(default_factory=list)
+    max_in_flight: int = 0
+    in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @contextmanager
-def fake_openai(model: str, reply: Reply) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Serve ``model``; each chat completion answers ``reply(messages)``. Yields the base URL and the request log."""
-    log: list[dict[str, Any]] = []
+def fake_openai(model: str, reply: Reply) -> Iterator[FakeServer]:
+    """Serve ``model``; each chat completion answers ``reply(messages)``, a text or a ``Fault``."""
+    server_state = FakeServer(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def _send(self, payload: dict[str, Any]) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(200)
+        def _send(self, status: int, body: bytes) -> None:
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            self._send({"object": "list", "data": [{"id": model, "object": "model", "created": 0, "owned_by": "t"}]})
+            models = {"object": "list", "data": [{"id": model, "object": "model", "created": 0, "owned_by": "t"}]}
+            self._send(200, json.dumps(models).encode())
 
         def do_POST(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            log.append(request)
-            text = reply(request["messages"])
-            self._send(
-                {
-                    "id": f"fake-{len(log)}",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": model,
-                    "choices": [
-                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-                    ],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-                }
-            )
+            with server_state.lock:
+                server_state.log.append(request)
+                server_state.in_flight += 1
+                server_state.max_in_flight = max(server_state.max_in_flight, server_state.in_flight)
+            try:
+                self._answer(request, reply(request["messages"]))
+            finally:
+                with server_state.lock:
+                    server_state.in_flight -= 1
+
+        def _answer(self, request: dict[str, Any], answer: "str | Fault") -> None:
+            if isinstance(answer, Fault):
+                time.sleep(answer.delay_s)
+                if answer.status is not None:
+                    self._send(answer.status, json.dumps({"error": {"message": "injected fault"}}).encode())
+                    return
+                if answer.body is not None:
+                    self._send(200, answer.body)
+                    return
+                answer = answer.then or ""
+            completion = {
+                "id": f"fake-{uuid.uuid4().hex}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
+            self._send(200, json.dumps(completion).encode())
 
         def log_message(self, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server_state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", log
+        yield server_state
     finally:
         server.shutdown()
         server.server_close()

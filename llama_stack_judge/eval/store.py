@@ -8,6 +8,8 @@ from llama_stack.core.storage.datatypes import SqlStoreReference
 from llama_stack.core.storage.sqlstore.sqlstore import sqlstore_impl
 from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType, SqlStore
 
+from llama_stack_judge.stored import FirstUseGuard
+
 UNFINISHED = ("scheduled", "in_progress")
 
 
@@ -101,6 +103,7 @@ class JobStore:
         self._store = store
         self._jobs = f"{prefix}_jobs"
         self._generations = f"{prefix}_generations"
+        self._ready = FirstUseGuard(lambda: store.fetch_all(self._jobs, limit=1))
 
     @classmethod
     async def open(cls, reference: SqlStoreReference) -> "JobStore":
@@ -134,20 +137,24 @@ class JobStore:
 
     async def save(self, job: JobRecord) -> None:
         """Insert or update a job record."""
+        await self._ready()
         await self._store.upsert(self._jobs, job.row(), conflict_columns=["job_id"])
 
     async def get(self, job_id: str) -> JobRecord | None:
         """The job with this id, if any."""
+        await self._ready()
         row = await self._store.fetch_one(self._jobs, where={"job_id": job_id})
         return None if row is None else JobRecord.from_row(row)
 
     async def all(self) -> list[JobRecord]:
         """Every job, oldest first."""
+        await self._ready()
         rows = await self._store.fetch_all(self._jobs, order_by=[("created_at", "asc")])
         return [JobRecord.from_row(row) for row in rows.data]
 
     async def unfinished(self) -> list[JobRecord]:
         """Jobs that were scheduled or running when the process stopped."""
+        await self._ready()
         statuses = ", ".join(f"'{status}'" for status in UNFINISHED)
         rows = await self._store.fetch_all(
             self._jobs, where_sql=f"status IN ({statuses})", order_by=[("created_at", "asc")]
@@ -156,6 +163,7 @@ class JobStore:
 
     async def add_generation(self, job_id: str, row_index: int, generation: dict[str, Any]) -> None:
         """Keep one row's generation."""
+        await self._ready()
         await self._store.upsert(
             self._generations,
             {"key": f"{job_id}:{row_index}", "job_id": job_id, "row_index": row_index, "generation": generation},
@@ -164,5 +172,6 @@ class JobStore:
 
     async def generations(self, job_id: str) -> dict[int, dict[str, Any]]:
         """The generations kept for a job, by row index."""
+        await self._ready()
         rows = await self._store.fetch_all(self._generations, where={"job_id": job_id})
         return {int(row["row_index"]): row["generation"] for row in rows.data}

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from llama_stack_judge.core.cache import decode_reply, encode_reply
 from llama_stack_judge.core.chat import ChatReply
+from llama_stack_judge.stored import FirstUseGuard
 
 _LOOKUP_CHUNK = 500  # keys per query, well under every database's bound-parameter limit
 
@@ -23,6 +24,7 @@ class SqlReplyCache:
     def __init__(self, store: SqlStore, table: str) -> None:
         self._store = store
         self._table = table
+        self._ready = FirstUseGuard(lambda: store.fetch_all(table, limit=1))
 
     @classmethod
     async def open(cls, reference: SqlStoreReference) -> "SqlReplyCache":
@@ -36,6 +38,7 @@ class SqlReplyCache:
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, ChatReply]:
         """The stored replies among ``keys``."""
+        await self._ready()
         found: dict[str, ChatReply] = {}
         for start in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[start : start + _LOOKUP_CHUNK]
@@ -53,6 +56,7 @@ class SqlReplyCache:
 
     async def put_many(self, replies: Mapping[str, ChatReply]) -> None:
         """Store ``replies`` in one insert; keys stored meanwhile by another call are replaced one by one."""
+        await self._ready()
         rows = [{"key": key, "reply": encode_reply(reply)} for key, reply in replies.items()]
         try:
             await self._store.insert(self._table, rows)

@@ -1,12 +1,13 @@
 """The core's chat function, served by the stack's inference API (never a client of our own)."""
 
-import asyncio
 import contextlib
+import json
 
 import httpx
 from llama_stack_api import Inference, ListChatCompletionsRequest, OpenAIChatCompletionRequestWithExtraBody
 
 from llama_stack_judge.core.chat import ChatReply, ChatRequest, TransientChatError
+from llama_stack_judge.stored import FirstUseGuard
 
 _TRANSIENT_STATUS = {408, 409, 425, 429}
 
@@ -16,10 +17,13 @@ def is_transient(exc: BaseException) -> bool:
     status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(status, int):
         return status in _TRANSIENT_STATUS or status >= 500
-    if isinstance(exc, TimeoutError | ConnectionError | httpx.TransportError):
+    # A body that is not JSON is a server or proxy glitch more often than a lasting fault: worth another try.
+    if isinstance(exc, TimeoutError | ConnectionError | httpx.TransportError | json.JSONDecodeError):
         return True
-    # openai's APIConnectionError / APITimeoutError carry no status; match by name to avoid importing openai here.
-    return any(cls.__name__ in {"APIConnectionError", "APITimeoutError"} for cls in type(exc).__mro__)
+    # openai's connection, timeout and response-validation errors carry no status; matched by name, so that this
+    # module does not import openai.
+    transient = {"APIConnectionError", "APITimeoutError", "APIResponseValidationError"}
+    return any(cls.__name__ in transient for cls in type(exc).__mro__)
 
 
 class StackChat:
@@ -27,16 +31,11 @@ class StackChat:
 
     def __init__(self, inference_api: Inference) -> None:
         self._inference = inference_api
-        self._warm = asyncio.Event()
-        self._warming = asyncio.Lock()
+        self._tables_ready = FirstUseGuard(self._create_inference_store_tables)
 
     async def __call__(self, request: ChatRequest) -> ChatReply:
         """Send one request; transient failures are raised as ``TransientChatError``."""
-        if not self._warm.is_set():
-            async with self._warming:
-                if not self._warm.is_set():
-                    await self._create_inference_store_tables()
-                    self._warm.set()
+        await self._tables_ready()
         return await self._send(request)
 
     async def _create_inference_store_tables(self) -> None:

@@ -69,7 +69,8 @@ def test_score_against_an_openai_compatible_endpoint(tmp_path: Path) -> None:
         return "Verdict: [[CORRECT]]" if "Answer: Paris" in messages[-1]["content"] else "Verdict: [[INCORRECT]]"
 
     output = tmp_path / "out.jsonl"
-    with fake_openai("grader", reply) as (url, log):
+    with fake_openai("grader", reply) as server:
+        url, log = server.url, server.log
         done = _run(
             "score",
             "--rows",

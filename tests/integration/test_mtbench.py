@@ -195,7 +195,8 @@ def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
     alpha = _answers(tmp_path, "alpha", {81: ["good poem", "good rewrite"], 111: ["good math", "bad math"]})
     beta = _answers(tmp_path, "beta", {81: ["meh poem", "meh rewrite"], 111: ["meh math", "good math 2"]})
     answers = ["--answers", str(alpha), str(beta), "--question-ids", ",".join(map(str, ids))]
-    with fake_openai("judge", _fake_judge) as (url, log):
+    with fake_openai("judge", _fake_judge) as server:
+        url, log = server.url, server.log
 
         def mt_bench(kind: str, output: str, *extra: str) -> None:
             judge = ["--inference-url", url, "--judge-model", "judge", "--state-dir", str(tmp_path / "state")]
@@ -302,7 +303,8 @@ def test_ctrl_c_keeps_what_was_judged_and_a_rerun_resumes(tmp_path: Path) -> Non
         time.sleep(0.15)
         return "Rating: [[6]]"
 
-    with fake_openai("judge", slow_judge) as (url, log):
+    with fake_openai("judge", slow_judge) as server:
+        url, log = server.url, server.log
         command = [
             CLI,
             "mt-bench",
