@@ -138,6 +138,7 @@ def single_judgment(about: dict[str, Any], scored: dict[str, Any]) -> dict[str, 
         "status": scored["status"],
         "judge_output": scored.get("judge_feedback"),
         "error": scored.get("error"),
+        "verdict_in_response": bool(scored.get("verdict_in_input")),
     }
 
 
@@ -153,6 +154,7 @@ def pairwise_judgment(about: dict[str, Any], scored: dict[str, Any]) -> dict[str
         "judge_output_ab": ab["judge_feedback"],
         "judge_output_ba": ba["judge_feedback"],
         "error": scored.get("error"),
+        "verdict_in_response": bool(scored.get("verdict_in_input")),
     }
 
 

@@ -174,7 +174,8 @@ def _judgment_rows(kind: str, judgments: Sequence[dict[str, Any]]) -> tuple[str,
         else:
             who, verdict = f"{j['model_a']} vs {j['model_b']}", str(j.get("winner"))
             outputs = [("order A/B", j.get("judge_output_ab")), ("order B/A", j.get("judge_output_ba"))]
-        cells = (j["question_id"], j["turn"], j.get("category"), who, j.get("judge"), verdict, j["status"])
+        flag = "verdict-like text in the response" if j.get("verdict_in_response") else ""
+        cells = (j["question_id"], j["turn"], j.get("category"), who, j.get("judge"), verdict, j["status"], flag)
         index.append(
             "<tr>"
             + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells)
@@ -186,7 +187,8 @@ def _judgment_rows(kind: str, judgments: Sequence[dict[str, Any]]) -> tuple[str,
             f'<section id="{anchor}"><h3>#{number}: question {j["question_id"]}, turn {j["turn"]}, '
             f"{html.escape(str(who))}</h3>{error}{blocks}</section>"
         )
-    head = "".join(f"<th>{h}</th>" for h in ("question", "turn", "category", "model", "judge", "verdict", "status", ""))
+    columns = ("question", "turn", "category", "model", "judge", "verdict", "status", "flag", "")
+    head = "".join(f"<th>{h}</th>" for h in columns)
     return f"<table><tr>{head}</tr>{''.join(index)}</table>", "".join(texts)
 
 

@@ -3,8 +3,9 @@
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from llama_stack_judge.core.cache import CacheWriter, ReplyCache, cache_key
 from llama_stack_judge.core.chat import ChatFn, ChatMessage, ChatReply, ChatRequest, TransientChatError
@@ -25,6 +26,7 @@ class RunSettings:
     timeout_s: float = 120.0
     backoff_base_s: float = 0.5
     backoff_max_s: float = 20.0
+    retry_for_s: float = 0.0  # keep retrying transient failures this long after the first attempt, beyond max_retries
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -33,6 +35,8 @@ class RunSettings:
             raise JudgeInputError(f"max_retries must be >= 0, got {self.max_retries}")
         if self.timeout_s <= 0:
             raise JudgeInputError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.retry_for_s < 0:
+            raise JudgeInputError(f"retry_for_s must be >= 0, got {self.retry_for_s}")
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry ``attempt`` (1-based): exponential with full jitter."""
@@ -62,6 +66,7 @@ class Usage:
     inference_calls: int = 0
     retries: int = 0
     cache_hits: int = 0
+    cache_errors: int = 0
     structured_output_fallbacks: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -101,10 +106,16 @@ def render_request(definition: JudgeDefinition, values: Mapping[str, str], *, ju
     )
 
 
-def build_requests(definition: JudgeDefinition, rows: Sequence[Row], *, judge_model: str) -> list[ChatRequest]:
-    """Render every row's judge request; raises ``JudgeInputError`` naming bad rows before any call is made."""
-    values = text_columns(rows, definition.required_columns, defaults=definition.defaults, user=definition.identifier)
-    return [render_request(definition, row, judge_model=judge_model) for row in values]
+def flag_verdict_like(definition: JudgeDefinition, values: Mapping[str, str], result: RowResult) -> RowResult:
+    """``result`` with ``verdict_in_input`` naming the inputs that contain a string the verdict patterns match.
+
+    Such inputs (an answer that says "Rating: [[10]]") cannot change the score, which is read from the judge's output
+    only; the flag lets a report show who tried.
+    """
+    columns = sorted(name for name, text in values.items() if any(p.search(text) for p in definition.compiled_patterns))
+    if not columns:
+        return result
+    return replace(result, details={**(result.details or {}), "verdict_in_input": columns})
 
 
 class CallFailedError(Exception):
@@ -129,13 +140,14 @@ async def call_with_retries(chat: ChatFn, request: ChatRequest, settings: RunSet
         CallFailedError: on a permanent failure, or once the retries are spent.
     """
     attempt = 0
+    started = time.monotonic()
     while True:
         attempt += 1
         try:
             async with asyncio.timeout(settings.timeout_s):
                 return await chat(request), attempt
         except (TransientChatError, TimeoutError) as exc:
-            if attempt > settings.max_retries:
+            if attempt > settings.max_retries and time.monotonic() - started >= settings.retry_for_s:
                 raise CallFailedError(exc, attempt, transient=True) from exc
             delay = settings.backoff(attempt)
             logger.debug("judge call failed (%s); retry %d in %.2fs", exc, attempt, delay)
@@ -171,6 +183,26 @@ class Judge:
     # own ``settings.max_concurrency``.
     slots: asyncio.Semaphore | None = None
 
+    async def _lookup(self, keys: list[str], batch: _Batch) -> dict[str, ChatReply]:
+        """Stored replies; a cache that cannot be read is a miss (counted and logged), never a failed batch."""
+        assert self.cache is not None
+        try:
+            return await self.cache.get_many(keys)
+        except Exception as exc:  # the cache saves work; results never depend on it
+            batch.usage.cache_errors += 1
+            logger.warning("judgment cache lookup failed, judging afresh: %s: %s", type(exc).__name__, exc)
+            return {}
+
+    async def _store(self, batch: _Batch, write: Callable[[CacheWriter], Awaitable[None]]) -> None:
+        """A cache write; when the cache cannot be written (unreadable, full), stop writing for this batch."""
+        assert batch.writer is not None
+        try:
+            await write(batch.writer)
+        except Exception as exc:  # results are returned all the same; only the saving of work is lost
+            batch.usage.cache_errors += 1
+            batch.writer = None
+            logger.warning("judgment cache write failed; not caching this batch: %s: %s", type(exc).__name__, exc)
+
     def _effective(self, request: ChatRequest) -> ChatRequest:
         if request.response_schema is not None and request.model in self.no_structured_output:
             return request.plain()
@@ -180,7 +212,7 @@ class Judge:
         if self.cache is None or not self.reuse_cached:
             return None
         if key not in batch.looked_up:  # e.g. the plain form of a request after a structured-output fallback
-            batch.cached |= await self.cache.get_many([key])
+            batch.cached |= await self._lookup([key], batch)
             batch.looked_up.add(key)
         return batch.cached.get(key)
 
@@ -212,7 +244,7 @@ class Judge:
             return reply, failed.attempts + attempts
         batch.usage.record(reply, attempts)
         if batch.writer is not None:
-            await batch.writer.add(key, reply)
+            await self._store(batch, lambda writer: writer.add(key, reply))
         return reply, attempts
 
     async def _judge_sample(
@@ -237,9 +269,17 @@ class Judge:
     async def judge_rows(
         self, definition: JudgeDefinition, rows: Sequence[Row], *, judge_model: str, usage: Usage | None = None
     ) -> list[RowResult]:
-        """Judge every row with one definition; see ``judge_requests``."""
-        requests = build_requests(definition, rows, judge_model=judge_model)
-        return await self.judge_requests([(definition, request) for request in requests], usage=usage)
+        """Judge every row with one definition; see ``judge_requests``.
+
+        Rows whose text looks like a verdict are flagged (``verdict_in_input``); their score still comes from the
+        judge's output only.
+        """
+        values = text_columns(
+            rows, definition.required_columns, defaults=definition.defaults, user=definition.identifier
+        )
+        requests = [render_request(definition, row, judge_model=judge_model) for row in values]
+        results = await self.judge_requests([(definition, request) for request in requests], usage=usage)
+        return [flag_verdict_like(definition, row, result) for row, result in zip(values, results, strict=True)]
 
     async def judge_requests(
         self, items: Sequence[tuple[JudgeDefinition, ChatRequest]], *, usage: Usage | None = None
@@ -258,7 +298,7 @@ class Judge:
             batch.writer = CacheWriter(self.cache)
             if self.reuse_cached:
                 keys = list(dict.fromkeys(cache_key(self._effective(r), sample) for _, r, sample in jobs))
-                batch.cached = await self.cache.get_many(keys)
+                batch.cached = await self._lookup(keys, batch)
                 batch.looked_up = set(keys)
         try:
             samples = await map_bounded(
@@ -268,7 +308,7 @@ class Judge:
             )
         finally:
             if batch.writer is not None:
-                await batch.writer.flush()
+                await self._store(batch, lambda writer: writer.flush())
         results, start = [], 0
         for definition, _ in items:
             results.append(combine_samples(samples[start : start + definition.num_samples]))

@@ -21,7 +21,7 @@ from llama_stack_judge.core.mtbench import (
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.rows import Row
-from llama_stack_judge.core.runner import Judge, Usage, render_request
+from llama_stack_judge.core.runner import Judge, Usage, flag_verdict_like, render_request
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError
 
 RATING_TASK = "response_assessment.rating"
@@ -92,13 +92,14 @@ class AssessmentTask:
         combined = []
         for judgments in routed:
             per_turn = []
-            for turn, name, _ in judgments:
+            for turn, name, orders in judgments:
+                definition = self.judges[name]
                 if self.kind == "single":
-                    result = next(results)
-                    per_turn.append(replace(result, details={"judge": name, "turn": turn}))
+                    result = replace(next(results), details={"judge": name, "turn": turn})
                 else:
                     ab, ba = next(results), next(results)
-                    per_turn.append(combine_pair(name, turn, ab, ba))
+                    result = combine_pair(name, turn, ab, ba)
+                per_turn.append(flag_verdict_like(definition, orders[0], result))
             combined.append(per_turn[0] if len(per_turn) == 1 else combine_turns(per_turn))
         return combined
 

@@ -14,6 +14,12 @@ class JudgeEvalConfig(BaseModel):
     max_concurrency: int = Field(default=8, ge=1, description="Generation calls in flight at once, across all jobs.")
     max_retries: int = Field(default=3, ge=0, description="Retries of a generation call after a transient failure.")
     timeout_s: float = Field(default=300.0, gt=0, description="Time limit of one generation call, in seconds.")
+    retry_for_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Keep retrying transient failures (server down, 5xx, timeouts) this many seconds after the first "
+        "attempt, even past max_retries, so a judge that is away for a while does not fail the work.",
+    )
     default_max_tokens: int = Field(
         default=1024, ge=1, description="max_tokens when the candidate's sampling params give none."
     )

@@ -90,7 +90,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         self._datasetio = datasetio_api
         self._datasets = datasets_api
         self._settings = RunSettings(
-            max_concurrency=config.max_concurrency, max_retries=config.max_retries, timeout_s=config.timeout_s
+            max_concurrency=config.max_concurrency,
+            max_retries=config.max_retries,
+            timeout_s=config.timeout_s,
+            retry_for_s=config.retry_for_s,
         )
         self._benchmarks: dict[str, Benchmark] = {}
         # One limit for every job of this process: two jobs share the candidate's capacity instead of doubling it.

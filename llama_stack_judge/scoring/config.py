@@ -27,6 +27,16 @@ class JudgeScoringConfig(BaseModel):
     )
     max_retries: int = Field(default=3, ge=0, description="Retries of a judge call after a transient failure.")
     timeout_s: float = Field(default=120.0, gt=0, description="Time limit of one judge call, in seconds.")
+    retry_for_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Keep retrying transient failures (server down, 5xx, timeouts) this many seconds after the first "
+        "attempt, even past max_retries, so a judge that is away for a while does not fail the work.",
+    )
+    max_rows: int = Field(default=50_000, ge=1, description="Rows one score call may carry; more is a 400.")
+    max_text_chars: int = Field(
+        default=200_000, ge=1, description="Longest text one cell may hold, in characters; longer is a 400."
+    )
     judgment_cache: SqlStoreReference | None = Field(
         default_factory=lambda: SqlStoreReference(backend="sql_default", table_name="llama_stack_judge_replies"),
         description="Where judge replies are kept so identical requests are not paid for twice; null turns it off.",

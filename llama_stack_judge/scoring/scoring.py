@@ -25,7 +25,7 @@ from llama_stack_judge.core.builtin import BuiltinScorer
 from llama_stack_judge.core.definitions import FailurePolicy, JudgeDefinition
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import RowResult
-from llama_stack_judge.core.rows import Row
+from llama_stack_judge.core.rows import Row, check_size
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
 from llama_stack_judge.core.tasks import AssessmentTask
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError, UnknownScoringFunctionError
@@ -66,7 +66,10 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         self._judge = Judge(
             StackChat(inference_api),
             RunSettings(
-                max_concurrency=config.max_concurrency, max_retries=config.max_retries, timeout_s=config.timeout_s
+                max_concurrency=config.max_concurrency,
+                max_retries=config.max_retries,
+                timeout_s=config.timeout_s,
+                retry_for_s=config.retry_for_s,
             ),
             slots=asyncio.Semaphore(config.max_concurrency),  # one limit for all callers of this provider
         )
@@ -158,6 +161,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         """Score ``rows`` with one function, its registered params overlaid by ``params`` for this call only."""
         scorer = await self._resolve(identifier)
         where = f"scoring function {identifier}"
+        check_size(rows, max_rows=self.config.max_rows, max_text_chars=self.config.max_text_chars, user=where)
         groups = group_keys(rows, options.group_by)
         usage: Usage | None = None
         failed_score: float | None = None  # failures are left out unless the judge's policy says otherwise

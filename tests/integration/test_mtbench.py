@@ -221,6 +221,7 @@ def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
         "status",
         "judge_output",
         "error",
+        "verdict_in_response",
     }
     by_key = {(j["model"], j["question_id"], j["turn"]): j for j in judgments}
     assert by_key[("alpha", 111, 1)]["judge"] == "single-math-v1" and by_key[("alpha", 111, 1)]["score"] == 8.0

@@ -1,6 +1,7 @@
 """Faults and load on a served stack judging through remote::openai against a fake judge that misbehaves."""
 
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -37,7 +38,12 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Any
     reply = request.param
     with fake_openai("judge", reply) as server:
         providers = endpoint_providers(server.url, "judge", "none")
-        providers["scoring"][0]["config"] |= {"max_concurrency": 8, "max_retries": 3, "timeout_s": 4.0}
+        providers["scoring"][0]["config"] |= {
+            "max_concurrency": 8,
+            "max_retries": 3,
+            "timeout_s": 4.0,
+            "retry_for_s": 6.0,
+        }
         process, client = start_server(run_config_file(tmp_path / "state", providers))
         try:
             yield client, server
@@ -109,3 +115,30 @@ def test_concurrent_callers_share_the_limit_and_get_their_own_results(served: tu
     assert outcomes == [True] * 32  # every caller got its own rows' scores, in order
     assert server.max_in_flight <= 8  # the provider's limit held across the 32 callers
     assert len(server.log) == 32 * 50
+
+
+class AwayJudge:
+    """Answers every request with 503 from the first request until ``away_s`` later, then rates normally."""
+
+    def __init__(self, away_s: float) -> None:
+        self.away_s = away_s
+        self.first: float | None = None
+        self.refused = 0
+
+    def __call__(self, messages: list[dict[str, Any]]) -> str | Fault:
+        now = time.monotonic()
+        self.first = self.first or now
+        if now - self.first < self.away_s:
+            self.refused += 1
+            return Fault(status=503)
+        return f"Rating: [[{_rating(messages[-1]['content'])}]]"
+
+
+@pytest.mark.parametrize("served", [AwayJudge(away_s=4.0)], indirect=True)
+def test_a_judge_that_goes_away_and_comes_back(served: tuple[Any, FakeServer]) -> None:
+    client, server = served  # retry_for_s is 6 s here (60 s by default)
+    rows = [{"input_query": "q", "generated_answer": f"answer {i}"} for i in range(20)]
+    started = time.monotonic()
+    result = client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: PARAMS}).results[FUNCTION]
+    assert [row["status"] for row in result.score_rows] == ["scored"] * 20
+    assert time.monotonic() - started >= 4.0 and len(server.log) > 20  # it waited the outage out, retrying
