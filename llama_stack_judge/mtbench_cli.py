@@ -214,6 +214,7 @@ def judge_work(
                 advance(len(rows))
     except KeyboardInterrupt:
         threading.excepthook = _quiet_after_interrupt
+        sys.unraisablehook = _quiet_unraisable_after_interrupt
         print(
             f"interrupted: {len(judgments)} of {len(work.rows)} judged and kept; run the same command again to "
             "judge the rest",
@@ -228,6 +229,16 @@ def _quiet_after_interrupt(args: threading.ExceptHookArgs) -> None:
     if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value):
         return
     threading.__excepthook__(args)
+
+
+def _quiet_unraisable_after_interrupt(args: "sys.UnraisableHookArgs") -> None:
+    """Quiet the expected unraisable errors of the stack's pending background writes after Ctrl-C.
+
+    They are its inference-store log of the calls that were in flight, dropped with the event loop.
+    """
+    if isinstance(args.exc_value, RuntimeError | GeneratorExit):
+        return
+    sys.__unraisablehook__(args)
 
 
 def _write_json(path: Path, data: Any) -> None:

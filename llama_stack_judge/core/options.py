@@ -29,6 +29,11 @@ class JudgeOptions(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="Judge sampling temperature.")
     failure_policy: FailurePolicy | None = None
     structured_output: bool | None = None
+    durable: bool = Field(
+        default=False,
+        description="Store each judgment the moment it is made instead of in batches (eval jobs do: after a crash "
+        "no judgment is made twice).",
+    )
     group_by: tuple[str, ...] = Field(default=(), description="Row fields to report per-group means by.")
     bootstrap_resamples: int = Field(default=1000, ge=0, le=100_000, description="0 turns confidence intervals off.")
     seed: int = Field(default=0, description="Seed of the bootstrap, for reproducible intervals.")

@@ -178,6 +178,7 @@ class Judge:
     settings: RunSettings = field(default_factory=RunSettings)
     cache: ReplyCache | None = None
     reuse_cached: bool = True
+    write_batch: int = 64  # replies per cache write; 1 stores each reply as soon as it is made
     no_structured_output: set[str] = field(default_factory=set)
     # Calls in flight across every batch that shares this semaphore (a provider's callers), on top of each batch's
     # own ``settings.max_concurrency``.
@@ -295,7 +296,7 @@ class Judge:
             (definition, request, sample) for definition, request in items for sample in range(definition.num_samples)
         ]
         if self.cache is not None:
-            batch.writer = CacheWriter(self.cache)
+            batch.writer = CacheWriter(self.cache, batch_size=self.write_batch)
             if self.reuse_cached:
                 keys = list(dict.fromkeys(cache_key(self._effective(r), sample) for _, r, sample in jobs))
                 batch.cached = await self._lookup(keys, batch)

@@ -202,7 +202,9 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             generations = await self._generations(rows, config, options, done, keep)
             job.progress["phase"] = "judging"
             await self.store.save(job)
-            result = await self._score(rows, generations, job.scoring_functions, config, options)
+            # Each judgment is stored as it is made, so a job resumed after a crash judges only what is missing.
+            durable = options.model_copy(update={"durable": True})
+            result = await self._score(rows, generations, job.scoring_functions, config, durable)
         except asyncio.CancelledError:  # job_cancel has recorded the cancel; at shutdown the job resumes later
             raise
         except Exception as exc:  # the job fails with its reason, reported by job_status/job_result

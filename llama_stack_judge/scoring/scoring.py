@@ -153,6 +153,8 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             judge = replace(judge, settings=replace(judge.settings, max_concurrency=options.max_concurrency))
         if not options.use_cache:
             judge = replace(judge, reuse_cached=False)
+        if options.durable:
+            judge = replace(judge, write_batch=1)
         return judge
 
     async def score_function(

@@ -237,3 +237,42 @@ def test_jobs_share_the_generation_limit(tmp_path: Path) -> None:
     starts = sorted(call["time"] for call in _calls(log, "candidate"))
     assert len(starts) == 8
     assert starts[3] - starts[0] < 1.0 and starts[4] - starts[0] >= 1.8  # four at a time across both jobs
+
+
+def _stored_judgments(state: Path) -> int:
+    with sqlite3.connect(state / "sql_store.db") as db:
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM llama_stack_judge_replies").fetchone()[0])
+        except sqlite3.OperationalError:  # the table is created on first use
+            return 0
+
+
+def test_a_job_killed_while_judging_makes_no_judgment_twice(tmp_path: Path) -> None:
+    run_yaml, log = _stack(tmp_path)
+    state = tmp_path / "state"
+    rows = [{"input_query": f"JUDGE-SLOW question {i}", "expected_answer": "x"} for i in range(16)]
+    process, client = start_server(run_yaml)
+    try:
+        benchmark_id = register_benchmark(client, rows, ["judge::helpfulness-v1"])
+        job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
+        deadline = time.monotonic() + 60
+        while _stored_judgments(state) < 8:  # the judge answers 8 at a time, 1 s each
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    stored = _stored_judgments(state)
+    judged_before, generated_before = len(_calls(log, "judge")), len(_calls(log, "candidate"))
+    assert 8 <= stored < 16 and generated_before == 16
+    process, client = start_server(run_yaml)
+    try:
+        assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
+        result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
+    finally:
+        stop_server(process)
+    assert len(_calls(log, "candidate")) == generated_before  # every answer was kept
+    assert len(_calls(log, "judge")) - judged_before == 16 - stored  # no stored judgment was made again
+    assert [row["score"] for row in result.scores["judge::helpfulness-v1"].score_rows] == [6.0] * 16
