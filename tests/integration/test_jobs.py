@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llama_stack_client import BadRequestError
+from llama_stack_client import APIStatusError, BadRequestError
 
 from llama_stack_judge.core.mtbench import data_file, load_questions
 from llama_stack_judge.mtbench_eval import register_mt_bench
@@ -276,3 +276,31 @@ def test_a_job_killed_while_judging_makes_no_judgment_twice(tmp_path: Path) -> N
     assert len(_calls(log, "candidate")) == generated_before  # every answer was kept
     assert len(_calls(log, "judge")) - judged_before == 16 - stored  # no stored judgment was made again
     assert [row["score"] for row in result.scores["judge::helpfulness-v1"].score_rows] == [6.0] * 16
+
+
+def test_job_requests_that_cannot_be_served_are_clear_4xx(tmp_path: Path) -> None:
+    run_yaml, _ = _stack(tmp_path)
+    process, client = start_server(run_yaml)
+    try:
+        client.alpha.benchmarks.register(
+            benchmark_id="no-data",
+            dataset_id="missing-ds",
+            scoring_functions=["judge::subset_of"],
+            provider_id="judge-eval",
+        )
+        with pytest.raises(APIStatusError) as missing:
+            client.alpha.eval.run_eval("no-data", benchmark_config=CANDIDATE)
+        assert 400 <= missing.value.status_code < 500 and "missing-ds" in str(missing.value)
+        with bad_request("no eval job nope for benchmark mt-bench"):
+            client.alpha.eval.jobs.status("nope", benchmark_id="mt-bench")
+        benchmark_id = register_benchmark(
+            client, [{"input_query": "What is 2+2?", "expected_answer": "5"}], ["judge::subset_of"]
+        )
+        job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
+        assert wait_for_job(client, benchmark_id, job.job_id, {"completed"}) == "completed"
+        for _ in range(2):  # cancelling a finished job, twice, changes nothing
+            client.alpha.eval.jobs.cancel(job.job_id, benchmark_id=benchmark_id)
+        assert str(client.alpha.eval.jobs.status(job.job_id, benchmark_id=benchmark_id).status) == "completed"
+        assert client.models.list()  # and the server keeps serving
+    finally:
+        stop_server(process)
