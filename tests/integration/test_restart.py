@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.stacks import bad_request, library_client, run_config_file, selected_providers, stack_client
+from tests.stacks import (
+    bad_request,
+    library_client,
+    run_config_file,
+    selected_providers,
+    stack_client,
+    start_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -115,6 +122,22 @@ def test_invalid_definition_file_stops_startup_naming_the_file(
     with pytest.raises(ValueError, match=r"broken-v1\.json") as error, library_client(run_yaml):
         pass
     assert fragment in str(error.value)
+
+
+def test_served_stack_refuses_to_start_on_a_bad_definition_or_a_symlink(state_dir: Path, tmp_path: Path) -> None:
+    definitions = tmp_path / "defs"
+    definitions.mkdir()
+    (definitions / "broken-v1.json").write_text(json.dumps({**JUDGE, "prompt_template": "{row.__globals__}"}))
+    with pytest.raises(RuntimeError, match="llama stack run exited") as error:
+        start_server(run_config_file(state_dir, _with_definition_dir(definitions)))
+    assert "broken-v1.json" in str(error.value) and "{row.__globals__}" in str(error.value)
+    (definitions / "broken-v1.json").unlink()
+    outside = tmp_path / "secret.json"
+    outside.write_text(json.dumps(JUDGE))
+    (definitions / "linked-v1.json").symlink_to(outside)
+    with pytest.raises(RuntimeError, match="llama stack run exited") as error:
+        start_server(run_config_file(tmp_path / "state2", _with_definition_dir(definitions)))
+    assert "linked-v1.json: symlinks and files outside" in str(error.value)
 
 
 def test_scripted_reply_function(state_dir: Path) -> None:
