@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,24 +40,37 @@ REGEX = r"Rating: \[\[(\d+)\]\]"
 OURS, BUILTIN = "bench::ours", "llm-as-judge::base"
 
 
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that is free now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: "subprocess.Popen[bytes]", what: str, seconds: float = 60) -> None:
+    """Return once ``url`` answers 200; raise if ``process`` exits or ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start within {seconds} s")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def fake_judge(latency_s: float) -> Iterator[str]:
     """A fake judge server in a subprocess; yields its base URL (…/v1)."""
-    with contextlib.closing(__import__("socket").socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, str(HERE / "fake_judge_server.py"), "--port", str(port), "--latency", str(latency_s)]
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/stats", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("the fake judge did not start")
+        wait_until_up(f"{base}/stats", server, "the fake judge")
         yield f"{base}/v1"
     finally:
         server.terminate()

@@ -11,7 +11,6 @@ Run: ``.venv/bin/python benchmarks/load.py [--clients 32 --rows 50 --latency 0.1
 import argparse
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from judge_throughput import fake_judge
+from judge_throughput import fake_judge, free_port, wait_until_up
 from llama_stack_client import LlamaStackClient
 
 from llama_stack_judge.cli import endpoint_providers
@@ -37,12 +36,6 @@ PARAMS = {
     "aggregation_functions": ["average"],
 }
 FUNCTION = "judge::helpfulness-v1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -61,13 +54,7 @@ def served_stack(judge_url: str, limit: int, state: Path) -> "contextlib.Generat
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            if server.poll() is not None:
-                raise RuntimeError(f"llama stack run exited; see {state / 'server.log'}")
-            time.sleep(0.2)
+        wait_until_up(f"{url}/v1/health", server, f"llama stack run (log: {state / 'server.log'})")
         yield url
     finally:
         server.terminate()

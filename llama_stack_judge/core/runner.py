@@ -1,6 +1,7 @@
 """Judging rows concurrently: bounded fan-out, retries with backoff, a reply cache, results in input order."""
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -78,11 +79,6 @@ class Usage:
         if reply is not None:
             self.prompt_tokens += reply.prompt_tokens or 0
             self.completion_tokens += reply.completion_tokens or 0
-
-    def add(self, other: "Usage") -> None:
-        """Add another batch's usage to this one."""
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
 
     def as_dict(self) -> dict[str, int]:
         """Plain numbers, for results."""
@@ -229,11 +225,8 @@ class Judge:
             batch.usage.cache_hits += 1
             return cached, 0
         try:
-            if self.slots is None:
+            async with self.slots or contextlib.nullcontext():
                 reply, attempts = await call_with_retries(self.chat, request, self.settings)
-            else:
-                async with self.slots:
-                    reply, attempts = await call_with_retries(self.chat, request, self.settings)
         except CallFailedError as failed:
             batch.usage.record(None, failed.attempts)
             if failed.transient or request.response_schema is None:

@@ -98,8 +98,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         self._benchmarks: dict[str, Benchmark] = {}
         # One limit for every job of this process: two jobs share the candidate's capacity instead of doubling it.
         self._generation_slots = asyncio.Semaphore(config.max_concurrency)
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._running: dict[str, JobRecord] = {}  # the live records of this process's running jobs
+        # This process's running jobs: their live records (fresher than the store's) and tasks.
+        self._running: dict[str, tuple[JobRecord, asyncio.Task[None]]] = {}
         self._store: JobStore | None = None
         self._resumed = False
 
@@ -118,13 +118,13 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             return
         self._resumed = True
         for job in await self.store.unfinished():
-            if job.job_id not in self._tasks:
+            if job.job_id not in self._running:
                 logger.info("Resuming eval job", job_id=job.job_id, benchmark_id=job.benchmark_id)
                 self._start(job)
 
     async def shutdown(self) -> None:
         """Stop running jobs; they stay unfinished in the store and resume at the next start."""
-        for task in self._tasks.values():
+        for _, task in self._running.values():
             task.cancel()
 
     @property
@@ -178,8 +178,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         return Job(job_id=job.job_id, status=JobStatus(job.status))
 
     def _start(self, job: JobRecord) -> None:
-        self._running[job.job_id] = job
-        self._tasks[job.job_id] = asyncio.create_task(self._run_job(job))
+        self._running[job.job_id] = (job, asyncio.create_task(self._run_job(job)))
 
     async def _run_job(self, job: JobRecord) -> None:
         job.status, job.started_at = JobStatus.in_progress.value, job.started_at or time.time()
@@ -205,8 +204,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             # Each judgment is stored as it is made, so a job resumed after a crash judges only what is missing.
             durable = options.model_copy(update={"durable": True})
             result = await self._score(rows, generations, job.scoring_functions, config, durable)
-        except asyncio.CancelledError:  # job_cancel has recorded the cancel; at shutdown the job resumes later
-            raise
+        # A CancelledError passes through: job_cancel has recorded the cancel; at shutdown the job resumes later.
         except Exception as exc:  # the job fails with its reason, reported by job_status/job_result
             job.status, job.error = JobStatus.failed.value, f"{type(exc).__name__}: {exc}"
             logger.warning("Eval job failed", job_id=job.job_id, error=job.error)
@@ -216,7 +214,6 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             if job.save_results_dataset:
                 job.progress["results_dataset"] = await self._save_results(job, rows, result)
         finally:
-            self._tasks.pop(job.job_id, None)
             self._running.pop(job.job_id, None)
         job.finished_at = time.time()
         await self.store.save(job)
@@ -317,7 +314,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
 
     async def _job(self, benchmark_id: str, job_id: str) -> JobRecord:
         await self._resume_unfinished()
-        job = self._running.get(job_id) or await self.store.get(job_id)
+        running = self._running.get(job_id)
+        job = running[0] if running is not None else await self.store.get(job_id)
         if job is None or job.benchmark_id != benchmark_id:
             raise JobNotFoundError(f"no eval job {job_id} for benchmark {benchmark_id}")
         return job
@@ -334,8 +332,9 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             return
         job.status, job.finished_at = JobStatus.cancelled.value, time.time()
         await self.store.save(job)
-        task = self._tasks.get(job.job_id)
-        if task is not None:
+        running = self._running.get(job.job_id)
+        if running is not None:
+            _, task = running
             task.cancel()
             await asyncio.wait({task}, timeout=5)
         logger.info("Eval job cancelled", job_id=job.job_id)

@@ -148,17 +148,16 @@ class JobStore:
 
     async def all(self) -> list[JobRecord]:
         """Every job, oldest first."""
-        await self._ready()
-        rows = await self._store.fetch_all(self._jobs, order_by=[("created_at", "asc")])
-        return [JobRecord.from_row(row) for row in rows.data]
+        return await self._jobs_where(None)
 
     async def unfinished(self) -> list[JobRecord]:
-        """Jobs that were scheduled or running when the process stopped."""
-        await self._ready()
+        """Jobs that were scheduled or running when the process stopped, oldest first."""
         statuses = ", ".join(f"'{status}'" for status in UNFINISHED)
-        rows = await self._store.fetch_all(
-            self._jobs, where_sql=f"status IN ({statuses})", order_by=[("created_at", "asc")]
-        )
+        return await self._jobs_where(f"status IN ({statuses})")
+
+    async def _jobs_where(self, where_sql: str | None) -> list[JobRecord]:
+        await self._ready()
+        rows = await self._store.fetch_all(self._jobs, where_sql=where_sql, order_by=[("created_at", "asc")])
         return [JobRecord.from_row(row) for row in rows.data]
 
     async def add_generation(self, job_id: str, row_index: int, generation: dict[str, Any]) -> None:

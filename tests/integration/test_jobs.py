@@ -5,7 +5,9 @@ import json
 import re
 import signal
 import sqlite3
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,26 @@ def _calls(log: Path, model: str) -> list[dict[str, Any]]:
     return [call for call in map(json.loads, lines) if call["model"] == model]
 
 
+def _kill_once(process: subprocess.Popen[bytes], ready: Callable[[], bool], seconds: float = 60) -> None:
+    """``kill -9`` the server as soon as ``ready()`` holds."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert time.monotonic() < deadline, "the job did not get that far"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _restart_and_finish(run_yaml: Path, benchmark_id: str, job_id: str) -> Any:
+    """Start the stack again on the same storage and return the result of the job it resumes."""
+    process, client = start_server(run_yaml)
+    try:
+        assert wait_for_job(client, benchmark_id, job_id, {"completed", "failed"}) == "completed"
+        return client.alpha.eval.jobs.retrieve(job_id, benchmark_id=benchmark_id)
+    finally:
+        stop_server(process)
+
+
 def _generated(client: Any, benchmark_id: str, job_id: str) -> int:
     """Rows generated so far, from the progress that job_result reports for an unfinished job."""
     try:
@@ -75,24 +97,15 @@ def test_a_killed_job_resumes_without_repeating_finished_rows(tmp_path: Path) ->
     try:
         benchmark_id = register_benchmark(client, rows, ["judge::subset_of", "judge::helpfulness-v1"])
         job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
-        deadline = time.monotonic() + 30
-        while len(_kept_generations(tmp_path / "state", job.job_id)) < 4:  # 4 at a time, 2 s each
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        # 4 at a time, 2 s each
+        _kill_once(process, lambda: len(_kept_generations(tmp_path / "state", job.job_id)) >= 4)
     finally:
         if process.poll() is None:
             process.kill()
     finished_before = _kept_generations(tmp_path / "state", job.job_id)
     calls_before = len(_calls(log, "candidate"))
     assert 4 <= len(finished_before) < 8
-    process, client = start_server(run_yaml)
-    try:
-        assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
-        result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
-    finally:
-        stop_server(process)
+    result = _restart_and_finish(run_yaml, benchmark_id, job.job_id)
     after = _calls(log, "candidate")[calls_before:]
     asked_again = {int(call["messages"][-1]["content"].rsplit(" ", 1)[-1]) for call in after}
     assert asked_again and not asked_again & finished_before  # no finished row was generated again
@@ -255,24 +268,14 @@ def test_a_job_killed_while_judging_makes_no_judgment_twice(tmp_path: Path) -> N
     try:
         benchmark_id = register_benchmark(client, rows, ["judge::helpfulness-v1"])
         job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
-        deadline = time.monotonic() + 60
-        while _stored_judgments(state) < 8:  # the judge answers 8 at a time, 1 s each
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        _kill_once(process, lambda: _stored_judgments(state) >= 8)  # the judge answers 8 at a time, 1 s each
     finally:
         if process.poll() is None:
             process.kill()
     stored = _stored_judgments(state)
     judged_before, generated_before = len(_calls(log, "judge")), len(_calls(log, "candidate"))
     assert 8 <= stored < 16 and generated_before == 16
-    process, client = start_server(run_yaml)
-    try:
-        assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
-        result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
-    finally:
-        stop_server(process)
+    result = _restart_and_finish(run_yaml, benchmark_id, job.job_id)
     assert len(_calls(log, "candidate")) == generated_before  # every answer was kept
     assert len(_calls(log, "judge")) - judged_before == 16 - stored  # no stored judgment was made again
     assert [row["score"] for row in result.scores["judge::helpfulness-v1"].score_rows] == [6.0] * 16
