@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from llama_stack_judge.core.definitions import JudgeDefinition, load_definitions, validate_definition
+from llama_stack_judge.core.definitions import (
+    JudgeDefinition,
+    load_definition_file,
+    load_definitions,
+    validate_definition,
+)
 from llama_stack_judge.errors import JudgeDefinitionError
 
 PACKAGE_DEFS = Path(__file__).resolve().parents[2] / "llama_stack_judge" / "fn_defs"
@@ -77,3 +82,14 @@ def test_identifier_comes_from_the_file_name(tmp_path: Path) -> None:
 def test_json_round_trip() -> None:
     definition = validate_definition(BASE, source="t")
     assert JudgeDefinition.model_validate_json(definition.model_dump_json()) == definition
+
+
+def test_advertised_metadata_holds_only_what_the_file_sets() -> None:
+    """A field added to JudgeDefinition later, with a default, must not change a function stored by a stack."""
+    from llama_stack_judge.scoring.functions import PREFIX, to_scoring_fn
+
+    path = Path(__file__).resolve().parents[2] / "llama_stack_judge" / "fn_defs" / "helpfulness-v1.json"
+    definition = load_definition_file(path, prefix=PREFIX)
+    advertised = to_scoring_fn(definition, "judge").metadata["definition"]
+    assert set(advertised) == set(json.loads(path.read_text())) | {"identifier"}
+    assert set(advertised["sampling"]) == {"temperature", "max_tokens"}
