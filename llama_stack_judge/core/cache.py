@@ -17,7 +17,10 @@ def cache_key(request: ChatRequest, sample: int) -> str:
 
     The verdict patterns are not part of it: replies are stored raw and parsed again on every use.
     """
-    content = {"v": CACHE_VERSION, "sample": sample, **asdict(request)}
+    fields = asdict(request)
+    if fields["grammar"] is None:  # added after the first stored replies: left out when unset, so their keys hold
+        del fields["grammar"]
+    content = {"v": CACHE_VERSION, "sample": sample, **fields}
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

@@ -23,6 +23,7 @@ class ChatRequest:
     max_tokens: int | None = None
     top_p: float | None = None
     response_schema: Mapping[str, Any] | None = None  # ask for a JSON reply of this schema
+    grammar: str | None = None  # a llama.cpp grammar (GBNF) the reply must follow
 
     def plain(self) -> "ChatRequest":
         """This request without a response format."""

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from llama_stack_judge.core.grammar import json_verdict_grammar, text_verdict_grammar
 from llama_stack_judge.core.templates import PromptTemplate
 from llama_stack_judge.core.verdicts import (
     ParsedVerdict,
@@ -141,6 +142,11 @@ class JudgeDefinition(_Frozen):
         description="Ask for a JSON verdict (response_format json_schema); falls back to the patterns where the "
         "inference provider does not support it.",
     )
+    verdict_grammar: bool = Field(
+        default=False,
+        description="llama.cpp servers only: constrain the reply with a grammar that lets the judge explain, then "
+        "forces a well-formed verdict ('[[verdict]]', or the JSON object with structured_output).",
+    )
 
     @model_validator(mode="after")
     def _check_options(self) -> "JudgeDefinition":
@@ -162,6 +168,33 @@ class JudgeDefinition(_Frozen):
             if unknown:
                 raise ValueError(f"unknown placeholders {sorted(set(unknown))}; known: {sorted(known)}")
         return self
+
+    @model_validator(mode="after")
+    def _check_grammar(self) -> "JudgeDefinition":
+        if self.verdict_grammar and not self.structured_output:
+            sample = f"[[{self._sample_verdict()}]]"
+            if self.parse_verdict(sample).error is not None:
+                raise ValueError(
+                    f"verdict_grammar writes verdicts as {sample!r}, which the verdict patterns do not read"
+                )
+        return self
+
+    def _sample_verdict(self) -> str:
+        """A verdict this judge allows, as the grammar would write it."""
+        if isinstance(self.verdict, ChoiceVerdict):
+            return next(iter(self.verdict.choices))
+        bound = next((b for b in (self.verdict.min, self.verdict.max) if b is not None), 1.0)
+        return str(int(bound)) if bound.is_integer() else str(bound)
+
+    @cached_property
+    def grammar(self) -> str | None:
+        """The llama.cpp grammar of this judge's replies, if ``verdict_grammar`` is on."""
+        if not self.verdict_grammar:
+            return None
+        form = json_verdict_grammar if self.structured_output else text_verdict_grammar
+        if isinstance(self.verdict, ChoiceVerdict):
+            return form(choices=sorted(self.verdict.choices))
+        return form(minimum=self.verdict.min, maximum=self.verdict.max)
 
     @cached_property
     def templates(self) -> tuple[PromptTemplate, ...]:

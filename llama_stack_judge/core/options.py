@@ -29,6 +29,7 @@ class JudgeOptions(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="Judge sampling temperature.")
     failure_policy: FailurePolicy | None = None
     structured_output: bool | None = None
+    verdict_grammar: bool | None = None
     durable: bool = Field(
         default=False,
         description="Store each judgment the moment it is made instead of in batches (eval jobs do: after a crash "
@@ -52,7 +53,7 @@ class JudgeOptions(BaseModel):
         """``definition`` with these options' judge settings laid over it (a validated copy, or itself)."""
         changes: dict[str, Any] = {
             name: value
-            for name in ("num_samples", "failure_policy", "structured_output")
+            for name in ("num_samples", "failure_policy", "structured_output", "verdict_grammar")
             if (value := getattr(self, name)) is not None
         }
         if self.temperature is not None:

@@ -88,6 +88,7 @@ class Usage:
 def render_request(definition: JudgeDefinition, values: Mapping[str, str], *, judge_model: str) -> ChatRequest:
     """The judge request for one row's text values (checked beforehand)."""
     sampling = definition.sampling
+    grammar = definition.grammar
     roles = ("system", "user") if definition.system_prompt is not None else ("user",)
     return ChatRequest(
         model=judge_model,
@@ -98,7 +99,9 @@ def render_request(definition: JudgeDefinition, values: Mapping[str, str], *, ju
         temperature=sampling.temperature,
         max_tokens=sampling.max_tokens,
         top_p=sampling.top_p,
-        response_schema=definition.response_schema if definition.structured_output else None,
+        # A grammar forces the form itself; llama.cpp servers refuse the json_schema response format.
+        response_schema=definition.response_schema if definition.structured_output and not grammar else None,
+        grammar=grammar,
     )
 
 

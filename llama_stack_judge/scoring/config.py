@@ -3,7 +3,9 @@
 from typing import Any
 
 from llama_stack.core.storage.datatypes import SqlStoreReference
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llama_stack_judge.core.options import JudgeOptions
 
 
 class JudgeScoringConfig(BaseModel):
@@ -37,10 +39,21 @@ class JudgeScoringConfig(BaseModel):
     max_text_chars: int = Field(
         default=200_000, ge=1, description="Longest text one cell may hold, in characters; longer is a 400."
     )
+    judge_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Defaults of the per-call judge options, e.g. {verdict_grammar: true} for a llama.cpp judge; "
+        "a call's own options override them field by field.",
+    )
     judgment_cache: SqlStoreReference | None = Field(
         default_factory=lambda: SqlStoreReference(backend="sql_default", table_name="llama_stack_judge_replies"),
         description="Where judge replies are kept so identical requests are not paid for twice; null turns it off.",
     )
+
+    @field_validator("judge_options")
+    @classmethod
+    def _check_judge_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        JudgeOptions.parse(value, where="judge_options")
+        return value
 
     @classmethod
     def sample_run_config(cls, __distro_dir__: str = "", **kwargs: Any) -> dict[str, Any]:

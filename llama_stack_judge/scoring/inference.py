@@ -62,6 +62,8 @@ class StackChat:
                 "type": "json_schema",
                 "json_schema": {"name": "verdict", "schema": dict(request.response_schema), "strict": True},
             },
+            # Extra fields travel to the provider as the request body's extras (llama.cpp reads `grammar`).
+            **({"grammar": request.grammar} if request.grammar is not None else {}),
         )
         try:
             completion = await self._inference.openai_chat_completion(params)

@@ -30,13 +30,13 @@ def passing_options(options: JudgeOptions) -> Iterator[None]:
 
 
 @contextmanager
-def taking_options(*, where: str) -> Iterator[JudgeOptions]:
-    """The request's judge options, removed from the provider data while the block runs.
+def taking_options(*, where: str, defaults: Mapping[str, Any] | None = None) -> Iterator[JudgeOptions]:
+    """The request's judge options over ``defaults``, removed from the provider data while the block runs.
 
     Other providers never see them, and ``remote::*`` inference providers, which validate the provider data on
     every call, skip that work when nothing else is in it (measured: ~1.3 ms of CPU per judge call).
     """
-    options = request_options(where=where)
+    options = request_options(where=where, defaults=defaults)
     provider_data = PROVIDER_DATA_VAR.get() or {}
     if PROVIDER_DATA_KEY not in provider_data:
         yield options

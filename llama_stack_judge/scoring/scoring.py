@@ -194,7 +194,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
 
     async def score(self, request: ScoreRequest) -> ScoreResponse:
         """Score inline rows; per-request options come from the ``judge_options`` provider data."""
-        with taking_options(where="score") as options:
+        with taking_options(where="score", defaults=self.config.judge_options) as options:
             results = {
                 identifier: await self.score_function(identifier, params, request.input_rows, options)
                 for identifier, params in request.scoring_functions.items()

@@ -1,0 +1,64 @@
+"""llama.cpp grammars (GBNF) that let a judge explain in its own words, then force a well-formed verdict.
+
+Two forms: free text ending in ``[[verdict]]`` (the MT-bench format), and the JSON object
+``{"explanation": "...", "verdict": ...}`` of structured output. The explanation is bounded, so a judge that
+rambles still ends with a verdict instead of running out of tokens.
+"""
+
+import json
+
+# Enumerate integer ratings up to this many values; wider or fractional ranges take any number, range-checked later.
+_MAX_ENUMERATED = 101
+
+
+def _literal(text: str) -> str:
+    """A GBNF string literal (JSON escaping is a subset GBNF reads)."""
+    return json.dumps(text)
+
+
+def _rating_rule(minimum: float | None, maximum: float | None) -> str:
+    if (
+        minimum is not None
+        and maximum is not None
+        and minimum.is_integer()
+        and maximum.is_integer()
+        and maximum - minimum < _MAX_ENUMERATED
+    ):
+        return " | ".join(_literal(str(value)) for value in range(int(minimum), int(maximum) + 1))
+    sign = '"-"? ' if minimum is None or minimum < 0 else ""
+    return f'{sign}[0-9]{{1,6}} ("." [0-9]{{1,3}})?'
+
+
+def text_verdict_grammar(
+    *, choices: list[str] | None = None, minimum: float | None = None, maximum: float | None = None,
+    max_explanation_chars: int = 1500,
+) -> str:  # fmt: skip
+    """Any explanation without ``[[``, then ``[[verdict]]``: a choice label, or a rating in range."""
+    verdict = " | ".join(_literal(label) for label in choices) if choices else _rating_rule(minimum, maximum)
+    return "\n".join(
+        (
+            'root ::= explanation "[[" verdict "]]"',
+            # A single "[" is allowed in the explanation; "[[" opens the verdict.
+            f'explanation ::= ([^[] | "[" [^[]){{0,{max_explanation_chars}}}',
+            f"verdict ::= {verdict}",
+        )
+    )
+
+
+def json_verdict_grammar(
+    *, choices: list[str] | None = None, minimum: float | None = None, maximum: float | None = None,
+    max_explanation_chars: int = 1500,
+) -> str:  # fmt: skip
+    """The JSON object ``{"explanation": "...", "verdict": ...}`` with the verdict a choice label or a rating."""
+    verdict = (
+        " | ".join(_literal(json.dumps(label)) for label in choices) if choices else _rating_rule(minimum, maximum)
+    )
+    return "\n".join(
+        (
+            r'root ::= "{" ws "\"explanation\"" ws ":" ws string ws "," ws "\"verdict\"" ws ":" ws verdict ws "}"',
+            rf'string ::= "\"" char{{0,{max_explanation_chars}}} "\""',
+            r'char ::= [^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})',
+            r"ws ::= [ \t\n]{0,4}",
+            f"verdict ::= {verdict}",
+        )
+    )

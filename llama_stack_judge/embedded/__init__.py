@@ -1,0 +1,58 @@
+"""The embedded default judge: a packaged GGUF model served by a managed llama.cpp server.
+
+The judge still goes through the stack: llama-stack's own ``remote::llama-cpp-server`` inference provider points at
+the managed server.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from llama_stack_judge.embedded.models import DEFAULT_MODEL, embedded_model, model_file
+from llama_stack_judge.embedded.server import LlamaCppServer, ServerSettings
+from llama_stack_judge.provider import SCORING_PROVIDER_TYPE
+
+EMBEDDED_PROVIDER_ID = "embedded"
+# The server generates one reply at a time: more calls in flight only queue there and eat into their timeouts.
+EMBEDDED_CONCURRENCY = 1
+EMBEDDED_TIMEOUT_S = 600
+# The judge explains in its own words, then a grammar forces a verdict the patterns read: no parse errors.
+EMBEDDED_JUDGE_OPTIONS = {
+    "verdict_grammar": True
+}  # a long MT-bench prompt with a reference takes a minute or more on 2 cores
+
+
+def embedded_server(
+    model_name: str = DEFAULT_MODEL, *, port: int | None = None, log_path: Path | None = None
+) -> LlamaCppServer:
+    """A (not yet started) server for the packaged model ``model_name``, its file verified."""
+    model = embedded_model(model_name)
+    settings = ServerSettings(
+        model_path=model_file(model), model_alias=model.name, port=port, min_memory_gb=model.min_memory_gb
+    )
+    return LlamaCppServer(settings, log_path=log_path)
+
+
+def embedded_providers(base_url: str, model_name: str) -> dict[str, list[dict[str, Any]]]:
+    """Providers that judge with the embedded model at ``base_url`` through ``remote::llama-cpp-server``."""
+    return {
+        "inference": [
+            {
+                "provider_id": EMBEDDED_PROVIDER_ID,
+                "provider_type": "remote::llama-cpp-server",
+                "config": {"base_url": base_url},
+            }
+        ],
+        "scoring": [
+            {
+                "provider_id": "judge",
+                "provider_type": SCORING_PROVIDER_TYPE,
+                "module": "llama_stack_judge",
+                "config": {
+                    "default_judge_model": f"{EMBEDDED_PROVIDER_ID}/{model_name}",
+                    "max_concurrency": EMBEDDED_CONCURRENCY,
+                    "timeout_s": EMBEDDED_TIMEOUT_S,
+                    "judge_options": dict(EMBEDDED_JUDGE_OPTIONS),
+                },
+            }
+        ],
+    }

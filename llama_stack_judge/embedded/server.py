@@ -1,0 +1,190 @@
+"""A managed llama.cpp server (llama-cpp-python's OpenAI-compatible server) for the embedded judge.
+
+Started on 127.0.0.1, health-checked, and stopped on exit, on Ctrl-C and on errors (a ``with`` block); on Linux it
+also dies with its parent, so a killed CLI leaves no server behind.
+"""
+
+import contextlib
+import ctypes
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from llama_stack_judge.errors import JudgeError
+
+HOST = "127.0.0.1"
+_LOG_TAIL_LINES = 15
+_PR_SET_PDEATHSIG = 1
+
+
+class ServerError(JudgeError):
+    """The managed llama.cpp server could not be started or did not stay up."""
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port of ``host`` that is free now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = HOST) -> bool:
+    """Whether something already listens on (or holds) ``host:port``."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def available_memory_gb() -> float | None:
+    """``MemAvailable`` of /proc/meminfo in GB, or ``None`` where there is no such file."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1e6
+    return None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """How to run the server: small-judge defaults (a context that fits MT-bench prompts, a thread per core)."""
+
+    model_path: Path
+    model_alias: str
+    port: int | None = None  # None: a free port
+    n_ctx: int = 8192
+    n_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    startup_timeout_s: float = 180.0
+    min_memory_gb: float = 0.0
+
+    def command(self, port: int) -> list[str]:
+        """The server's command line."""
+        threads = str(self.n_threads)
+        return [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(self.model_path), "--model_alias", self.model_alias,
+            "--host", HOST, "--port", str(port),
+            "--n_ctx", str(self.n_ctx), "--n_threads", threads, "--n_threads_batch", threads,
+            # One request at a time, each to its end: a new request must not cut the one being generated.
+            "--interrupt_requests", "False",
+        ]  # fmt: skip
+
+
+class LlamaCppServer:
+    """One ``python -m llama_cpp.server`` process; use it as a context manager."""
+
+    def __init__(self, settings: ServerSettings, log_path: Path | None = None) -> None:
+        self.settings = settings
+        self.port: int | None = None
+        self.log_path = log_path or Path(tempfile.gettempdir()) / f"llama-stack-judge-server-{os.getpid()}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible API root, ``http://127.0.0.1:<port>/v1``."""
+        if self.port is None:
+            raise ServerError("the llama.cpp server is not running")
+        return f"http://{HOST}:{self.port}/v1"
+
+    def start(self) -> "LlamaCppServer":
+        """Start the server and return once it answers; ``ServerError`` says why it could not."""
+        self._check_can_start()
+        port = self.settings.port or free_port()
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                self.settings.command(port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        self.port = port
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _check_can_start(self) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ServerError(
+                "the embedded judge needs llama-cpp-python: pip install '.[embedded]' (it builds from source, "
+                "~5-8 min on 2 cores the first time)"
+            )
+        if self.settings.port is not None and port_in_use(self.settings.port):
+            raise ServerError(f"port {self.settings.port} on {HOST} is in use: choose another with --port")
+        memory = available_memory_gb()
+        if memory is not None and memory < self.settings.min_memory_gb:
+            raise ServerError(
+                f"{self.settings.model_alias} needs about {self.settings.min_memory_gb:.1f} GB of free memory while "
+                f"judging; this machine has {memory:.1f} GB available"
+            )
+
+    def _wait_until_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self.settings.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ServerError(
+                    f"the llama.cpp server exited with code {self._process.returncode} while starting; "
+                    f"its log ({self.log_path}) ends:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise ServerError(
+            f"the llama.cpp server did not answer within {self.settings.startup_timeout_s:.0f} s; "
+            f"its log ({self.log_path}) ends:\n{self.log_tail()}"
+        )
+
+    def log_tail(self) -> str:
+        """The last lines of the server's log."""
+        try:
+            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(empty log)"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Stop the server: SIGTERM, then SIGKILL after ``grace_s``."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> "LlamaCppServer":
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()

