@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from llama_stack_judge.core.chat import ChatRequest
-from llama_stack_judge.core.definitions import Aggregation, JudgeDefinition
+from llama_stack_judge.core.definitions import Aggregation, FailurePolicy, JudgeDefinition
 from llama_stack_judge.core.mtbench import (
     JUDGE_PREFIX,
     WINNER_SCORE,
@@ -48,6 +48,15 @@ class AssessmentTask:
             for name, definition in self.judges.items()
         }
         return replace(self, judges=judges)
+
+    @property
+    def failed_score(self) -> float | None:
+        """What a row that could not be judged counts as: left out (``None``), or under the ``minimum`` failure
+        policy the lowest score (a rating of 1; a loss for model A in a comparison)."""
+        first = next(iter(self.judges.values()))
+        if first.failure_policy is not FailurePolicy.minimum:
+            return None
+        return min(WINNER_SCORE.values()) if self.kind == "pair" else first.minimum_score
 
     @property
     def judge_model(self) -> str:

@@ -204,6 +204,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             # Each judgment is stored as it is made, so a job resumed after a crash judges only what is missing.
             durable = options.model_copy(update={"durable": True})
             result = await self._score(rows, generations, job.scoring_functions, config, durable)
+            # Inside the try: a job whose results dataset cannot be saved fails with the reason, never hangs.
+            results_dataset = await self._save_results(job, rows, result) if job.save_results_dataset else None
         # A CancelledError passes through: job_cancel has recorded the cancel; at shutdown the job resumes later.
         except Exception as exc:  # the job fails with its reason, reported by job_status/job_result
             job.status, job.error = JobStatus.failed.value, f"{type(exc).__name__}: {exc}"
@@ -211,8 +213,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         else:
             job.status, job.result = JobStatus.completed.value, result.model_dump(mode="json")
             job.progress |= {"phase": "done", "judged": job.progress.get("rows", 0)}
-            if job.save_results_dataset:
-                job.progress["results_dataset"] = await self._save_results(job, rows, result)
+            if results_dataset is not None:
+                job.progress["results_dataset"] = results_dataset
         finally:
             self._running.pop(job.job_id, None)
         job.finished_at = time.time()

@@ -178,6 +178,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             usage = Usage()
             results = await task.score_rows(rows, self._judge_for(options), judge_model=model, usage=usage)
             aggregations = task.aggregation_functions
+            failed_score = task.failed_score
         else:
             definition = options.apply(apply_params(scorer, params, where=where))
             model = await self._judge_model(definition.judge_model, where=where)

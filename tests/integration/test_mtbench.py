@@ -143,6 +143,23 @@ def test_verdicts_from_real_looking_judge_outputs(logged: tuple[Any, Path]) -> N
     assert (aggregated["n_scored"], aggregated["n_parse_error"]) == (3, 2)
 
 
+def test_failure_policy_minimum_applies_to_the_tasks(logged: tuple[Any, Path]) -> None:
+    client, _ = logged
+    tag = uuid.uuid4().hex[:8]
+    rows = [{"question": f"{tag} {i}", "response": a, "turn": 1} for i, a in enumerate(["SCORE=8", "UNPARSEABLE"])]
+    assert _score(client, RATING, rows).aggregated_results["average"]["average"] == 8.0
+    minimum = _score(client, RATING, rows, failure_policy="minimum").aggregated_results
+    assert minimum["average"]["average"] == pytest.approx((8.0 + 1.0) / 2)
+    assert (minimum["n_scored"], minimum["n_parse_error"]) == (1, 1)
+    pairs = [
+        {"question": f"{tag} p0", "response_a": "GOOD answer", "response_b": "plain", "turn": 1},
+        {"question": f"{tag} p1 UNDECIDED", "response_a": "x", "response_b": "y", "turn": 1},
+    ]
+    excluded = _score(client, PAIRWISE, pairs).aggregated_results["win_rate"]
+    counted = _score(client, PAIRWISE, pairs, failure_policy="minimum").aggregated_results["win_rate"]
+    assert (excluded["win_rate"], counted["win_rate"]) == (1.0, 0.5)  # the failed comparison counts as A's loss
+
+
 def test_task_rows_are_checked_before_judging(logged: tuple[Any, Path]) -> None:
     client, _ = logged
     with bad_request("row 1: category 'math' is judged against a reference answer", "row 2: missing field 'question'"):
