@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from llama_stack_judge.core.chat import ChatReply, ChatRequest
 from llama_stack_judge.core.definitions import validate_definition
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.runner import Judge, RunSettings
+from llama_stack_judge.embedded.server import free_port
 from llama_stack_judge.stack_config import build_run_config
 
 HERE = Path(__file__).resolve().parent
@@ -38,13 +38,6 @@ TEMPLATE = (
 )
 REGEX = r"Rating: \[\[(\d+)\]\]"
 OURS, BUILTIN = "bench::ours", "llm-as-judge::base"
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that is free now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_up(url: str, process: "subprocess.Popen[bytes]", what: str, seconds: float = 60) -> None:

@@ -56,9 +56,12 @@ def open_stack(args: argparse.Namespace) -> Iterator[Any]:
     """An in-process stack: the user's run config, one built around a judge option, or the embedded judge."""
     from llama_stack.core.library_client import LlamaStackAsLibraryClient
 
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as resources:
         run_yaml = _run_config(args, resources)
-        with contextlib.redirect_stdout(sys.stderr):  # the library client prints its whole config
+        # The library client prints its whole config at start: kept in a file, not on the terminal.
+        with (state / "stack.log").open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             client = LlamaStackAsLibraryClient(str(run_yaml))
         with client:
             yield client
@@ -79,7 +82,6 @@ def _run_config(args: argparse.Namespace, resources: contextlib.ExitStack) -> Pa
         providers = _start_embedded_judge(args.embedded_model, resources)
         args.rows_per_call = 1
     state = Path(args.state_dir)
-    state.mkdir(parents=True, exist_ok=True)
     return write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml")
 
 

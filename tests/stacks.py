@@ -2,7 +2,6 @@
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from llama_stack_client import BadRequestError, LlamaStackClient
 
+from llama_stack_judge.embedded.server import free_port
 from llama_stack_judge.stack_config import build_run_config, load_provider_config, select_provider, write_run_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,12 +34,6 @@ def run_config_file(state_dir: Path, providers: dict[str, list[dict[str, Any]]] 
     state_dir.mkdir(parents=True, exist_ok=True)
     config = build_run_config(providers or selected_providers(), state_dir=str(state_dir))
     return write_run_config(config, state_dir / "run.yaml")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def reset_model_listing() -> None:

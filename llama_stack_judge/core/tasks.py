@@ -51,8 +51,10 @@ class AssessmentTask:
 
     @property
     def failed_score(self) -> float | None:
-        """What a row that could not be judged counts as: left out (``None``), or under the ``minimum`` failure
-        policy the lowest score (a rating of 1; a loss for model A in a comparison)."""
+        """What a row that could not be judged counts as: left out (``None``), or the lowest score.
+
+        The lowest score, under the ``minimum`` failure policy, is a rating of 1, or a loss for model A.
+        """
         first = next(iter(self.judges.values()))
         if first.failure_policy is not FailurePolicy.minimum:
             return None
