@@ -3,6 +3,7 @@
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -58,6 +59,10 @@ def open_stack(args: argparse.Namespace) -> Iterator[Any]:
 
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
+    # The stack's info logs (and httpx's line per request) would bury the progress bar: warnings and errors only,
+    # unless the user chose levels.
+    os.environ.setdefault("LLAMA_STACK_LOGGING", "all=warning")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     with contextlib.ExitStack() as resources:
         run_yaml = _run_config(args, resources)
         # The library client prints its whole config at start: kept in a file, not on the terminal.
