@@ -105,8 +105,9 @@ def serve_judge_command(args: argparse.Namespace) -> int:
 
     with embedded_server(args.model, port=args.port) as server:
         snippet = {"providers": embedded_providers(server.base_url, args.model)}
-        print(f"# {args.model} at {server.base_url}; the providers for a run.yaml (Ctrl-C stops the server):")
-        print(yaml.safe_dump(snippet, sort_keys=False), end="", flush=True)
+        print(f"# {args.model} at {server.base_url}; the providers for a run.yaml:")
+        print(yaml.safe_dump(snippet, sort_keys=False), end="")
+        print("# serving until Ctrl-C", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while server.running:
                 time.sleep(0.5)

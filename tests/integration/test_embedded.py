@@ -6,11 +6,15 @@ path fast: server lifecycle, llama-stack's remote::llama-cpp-server provider, an
 
 import importlib.util
 import json
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 
 from llama_stack_judge.embedded import embedded_providers, embedded_server
 from llama_stack_judge.embedded.models import SMOLLM2_135M
@@ -67,4 +71,25 @@ def test_the_cli_judges_with_the_embedded_model_and_leaves_no_server(tmp_path: P
     assert f"embedded judge: {SMOLLM2_135M.name} at http://127.0.0.1:" in done.stderr
     results = [json.loads(line)["results"][FUNCTION] for line in output.read_text().splitlines()]
     assert [r["status"] for r in results] == ["scored", "scored"]
+    assert _servers_running() == before
+
+
+def test_serve_judge_runs_until_interrupted_and_prints_a_working_provider() -> None:
+    before = _servers_running()
+    server = subprocess.Popen(
+        [CLI, "serve-judge", "--model", SMOLLM2_135M.name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        printed = list(iter(server.stdout.readline, "# serving until Ctrl-C\n"))
+        url = re.search(r"at (http://127\.0\.0\.1:\d+/v1)", printed[0])
+        assert url, printed
+        provider = yaml.safe_load("".join(printed[1:]))["providers"]["inference"][0]
+        assert provider["provider_type"] == "remote::llama-cpp-server"
+        assert provider["config"]["base_url"] == url.group(1)
+        models = httpx.get(f"{url.group(1)}/models", timeout=10).json()
+        assert [m["id"] for m in models["data"]] == [SMOLLM2_135M.name]
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(30) == 0
     assert _servers_running() == before
