@@ -12,6 +12,7 @@ from llama_stack_judge.core.stats import bootstrap_ci, group_means, win_rate
 from llama_stack_judge.errors import JudgeInputError
 
 AggregateValue = dict[str, object]
+AGGREGATION_KEY = "aggregation"  # of aggregated results: the aggregations made and what a failed row counted as
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,39 @@ class RowResult:
         return row
 
 
+# Detail fields the aggregations read (pairwise orders and winner, per-turn judgments); texts are left behind.
+_AGGREGATED_DETAILS = ("orders", "winner", "turns", "turn")
+_TEXT_FIELDS = ("judge_feedback", "error")
+
+
+def _without_texts(value: object) -> object:
+    if isinstance(value, list):
+        return [_without_texts(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _without_texts(v) for k, v in value.items() if k not in _TEXT_FIELDS}
+    return value
+
+
+def compact_result(row: Mapping[str, object]) -> RowResult:
+    """What aggregation needs of a score row (outcome, score, verdict, orders and turns), without its texts.
+
+    Score rows of other providers' functions carry only ``score``: a number is a scored row.
+    """
+    status, score = row.get("status"), row.get("score")
+    if isinstance(status, str) and status in Outcome.__members__:
+        outcome = Outcome(status)
+    else:
+        outcome = Outcome.scored if isinstance(score, int | float) else Outcome.parse_error
+    details = {key: _without_texts(row[key]) for key in _AGGREGATED_DETAILS if key in row}
+    verdict = row.get("verdict")
+    return RowResult(
+        outcome,
+        score=float(score) if isinstance(score, int | float) and outcome is Outcome.scored else None,
+        verdict=verdict if isinstance(verdict, str) else None,
+        details=details or None,
+    )
+
+
 def combine_samples(samples: Sequence[RowResult]) -> RowResult:
     """One row judged several times: the median of its scored samples, with every sample kept.
 

@@ -23,9 +23,14 @@ class JudgeEvalConfig(BaseModel):
     default_max_tokens: int = Field(
         default=1024, ge=1, description="max_tokens when the candidate's sampling params give none."
     )
+    page_rows: int = Field(
+        default=1000,
+        ge=1,
+        description="Rows a job generates and judges at a time: its memory depends on this, not on the dataset's size.",
+    )
     job_store: SqlStoreReference = Field(
         default_factory=lambda: SqlStoreReference(backend="sql_default", table_name="llama_stack_judge_eval"),
-        description="SQL store for jobs and generations (table_name is the prefix of its two tables).",
+        description="SQL store for jobs, generations and results (table_name is the prefix of its three tables).",
     )
 
     @classmethod

@@ -8,7 +8,7 @@ process stopped is resumed when the provider starts again, and generates only th
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from llama_stack.log import get_logger
@@ -33,16 +33,19 @@ from llama_stack_api import (
     SamplingParams,
     ScoreRequest,
     Scoring,
+    ScoringResult,
 )
 from llama_stack_api.datasets.models import DatasetPurpose, GetDatasetRequest, RegisterDatasetRequest, RowsDataSource
 
+from llama_stack_judge.core.aggregate import group_keys
 from llama_stack_judge.core.chat import ChatRequest
 from llama_stack_judge.core.generation import Conversation, conversations, generation_columns
 from llama_stack_judge.core.options import PROVIDER_DATA_KEY, JudgeOptions
+from llama_stack_judge.core.paged import PagedScores
 from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_with_retries, map_bounded
 from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError
 from llama_stack_judge.eval.config import JudgeEvalConfig
-from llama_stack_judge.eval.store import JobRecord, JobStore
+from llama_stack_judge.eval.store import JobRecord, JobStore, RowOutcome
 from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import passing_options, request_options
@@ -50,8 +53,10 @@ from llama_stack_judge.stored import from_registry
 
 logger = get_logger(name=__name__, category="eval")
 
+_SAVED = ("score", "status")  # the columns of each function in a saved results dataset
 _FINISHED = {JobStatus.completed.value, JobStatus.failed.value, JobStatus.cancelled.value}
 Generation = dict[str, Any]
+DatasetRow = dict[str, Any]
 
 
 def _sampling(params: SamplingParams, default_max_tokens: int) -> dict[str, float | int | None]:
@@ -185,34 +190,37 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         await self.store.save(job)
         try:
             config = BenchmarkConfig.model_validate(job.benchmark_config)
-            limit = config.num_examples if config.num_examples is not None else -1
-            page = await self._datasetio.iterrows(IterRowsRequest(dataset_id=job.dataset_id, limit=limit))
-            rows = expand_question_rows(page.data) if job.mt_bench_questions else page.data
-            done = await self.store.generations(job.job_id)
-            job.progress = {"phase": "generating", "rows": len(rows), "generated": len(done), "judged": 0}
-            await self.store.save(job)
-
-            async def keep(index: int, generation: Generation) -> None:
-                await self.store.add_generation(job.job_id, index, generation)
-                job.progress["generated"] += 1
-                await self.store.save(job)
-
             options = JudgeOptions.parse(job.options, where=job.job_id)
-            generations = await self._generations(rows, config, options, done, keep)
-            job.progress["phase"] = "judging"
+            job.progress = {"phase": "running", "rows": config.num_examples, "generated": 0, "judged": 0}
             await self.store.save(job)
-            # Each judgment is stored as it is made, so a job resumed after a crash judges only what is missing.
-            durable = options.model_copy(update={"durable": True})
-            result = await self._score(rows, generations, job.scoring_functions, config, durable)
+            kept = job.progress.get("scoring") or {}
+            scores = {fn: PagedScores.from_state(kept.get(fn)) for fn in job.scoring_functions}
+            async for start, rows in self._pages(job, config):
+                outcomes = await self.store.results(job.job_id, start, start + len(rows))
+                if len(outcomes) < len(rows):  # judged pages of a resumed job are read back, not judged again
+                    outcomes, aggregated = await self._judge_page(job, start, rows, config, options)
+                    for fn, paged in scores.items():
+                        paged.add_aggregates(aggregated[fn])
+                    await self.store.add_results(job.job_id, outcomes)
+                groups = group_keys(rows, options.group_by)
+                for fn, paged in scores.items():
+                    paged.add_rows([outcome.scores[fn] for outcome in outcomes], groups)
+                job.progress |= {"generated": start + len(rows), "judged": start + len(rows)}
+                job.progress["scoring"] = {fn: paged.state() for fn, paged in scores.items()}
+                await self.store.save(job)
+            aggregated = {
+                fn: paged.aggregated(bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
+                for fn, paged in scores.items()
+            }
             # Inside the try: a job whose results dataset cannot be saved fails with the reason, never hangs.
-            results_dataset = await self._save_results(job, rows, result) if job.save_results_dataset else None
+            results_dataset = await self._save_results(job, config) if job.save_results_dataset else None
         # A CancelledError passes through: job_cancel has recorded the cancel; at shutdown the job resumes later.
         except Exception as exc:  # the job fails with its reason, reported by job_status/job_result
             job.status, job.error = JobStatus.failed.value, f"{type(exc).__name__}: {exc}"
             logger.warning("Eval job failed", job_id=job.job_id, error=job.error)
         else:
-            job.status, job.result = JobStatus.completed.value, result.model_dump(mode="json")
-            job.progress |= {"phase": "done", "judged": job.progress.get("rows", 0)}
+            job.status, job.result = JobStatus.completed.value, {"aggregated_results": aggregated}
+            job.progress["phase"] = "done"
             if results_dataset is not None:
                 job.progress["results_dataset"] = results_dataset
         finally:
@@ -220,19 +228,63 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         job.finished_at = time.time()
         await self.store.save(job)
 
-    async def _save_results(self, job: JobRecord, rows: list[dict[str, Any]], result: EvaluateResponse) -> str:
-        """Register the job's rows with their generations and scores as a dataset; returns its id."""
-        dataset_id = f"{job.benchmark_id}-results-{job.job_id[:12]}"
-        scored = [
-            row
-            | generation
-            | {
-                f"{fn}.{key}": scores.score_rows[index].get(key)
-                for fn, scores in result.scores.items()
-                for key in ("score", "status")
-            }
-            for index, (row, generation) in enumerate(zip(rows, result.generations, strict=True))
+    async def _pages(self, job: JobRecord, config: BenchmarkConfig) -> AsyncIterator[tuple[int, list[DatasetRow]]]:
+        """The job's rows a page at a time, with the index of each page's first row."""
+        limit, start = config.num_examples, 0
+        while limit is None or start < limit:
+            size = self.config.page_rows if limit is None else min(self.config.page_rows, limit - start)
+            page = await self._datasetio.iterrows(
+                IterRowsRequest(dataset_id=job.dataset_id, start_index=start, limit=size)
+            )
+            last = not page.has_more or not page.data or (limit is not None and start + len(page.data) >= limit)
+            if last:  # the total is known from the last page on (a one-page job: from the start)
+                job.progress["rows"] = start + len(page.data)
+            if page.data:
+                yield start, expand_question_rows(page.data) if job.mt_bench_questions else page.data
+            if last:
+                return
+            start += len(page.data)
+
+    async def _judge_page(
+        self, job: JobRecord, start: int, rows: list[DatasetRow], config: BenchmarkConfig, options: JudgeOptions
+    ) -> tuple[list[RowOutcome], dict[str, dict[str, Any]]]:
+        """Generate (what is not stored yet) and score one page: its rows, and each function's page aggregates."""
+        done = await self.store.generations(job.job_id, start, start + len(rows))
+        job.progress["phase"] = "generating"
+
+        async def keep(index: int, generation: Generation) -> None:
+            await self.store.add_generation(job.job_id, start + index, generation)
+            job.progress["generated"] += 1
+            await self.store.save(job)
+
+        local_done = {index - start: generation for index, generation in done.items()}
+        generations = await self._generations(rows, config, options, local_done, keep)
+        job.progress["phase"] = "judging"
+        await self.store.save(job)
+        # Each judgment is stored as it is made, so a job resumed after a crash judges only what is missing.
+        durable = options.model_copy(update={"durable": True})
+        result = await self._score(rows, generations, job.scoring_functions, config, durable)
+        outcomes = [
+            RowOutcome(start + i, generation, {fn: r.score_rows[i] for fn, r in result.scores.items()})
+            for i, generation in enumerate(generations)
         ]
+        return outcomes, {fn: r.aggregated_results for fn, r in result.scores.items()}
+
+    async def _save_results(self, job: JobRecord, config: BenchmarkConfig) -> str:
+        """Register the job's rows with their generations and scores as a dataset; returns its id.
+
+        The dataset API takes every row at once, so this holds them all: only for benchmarks that ask for it.
+        """
+        dataset_id = f"{job.benchmark_id}-results-{job.job_id[:12]}"
+        scored: list[DatasetRow] = []
+        async for start, rows in self._pages(job, config):
+            outcomes = await self.store.results(job.job_id, start, start + len(rows))
+            scored.extend(
+                row
+                | outcome.generation
+                | {f"{fn}.{key}": score_row.get(key) for fn, score_row in outcome.scores.items() for key in _SAVED}
+                for row, outcome in zip(rows, outcomes, strict=True)
+            )
         await self._datasets.register_dataset(
             RegisterDatasetRequest(
                 purpose=DatasetPurpose.eval_messages_answer,
@@ -348,4 +400,14 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             raise JudgeInputError(f"eval job {job.job_id} failed: {job.error} ({job.describe()})")
         if job.status != JobStatus.completed.value or job.result is None:
             raise JudgeInputError(f"eval job {job.job_id} is {job.describe()}; its result is ready once completed")
-        return EvaluateResponse.model_validate(job.result)
+        if "generations" in job.result:  # a job finished before results were kept per row
+            return EvaluateResponse.model_validate(job.result)
+        outcomes = await self.store.results(job.job_id)
+        aggregated = job.result["aggregated_results"]
+        return EvaluateResponse(
+            generations=[outcome.generation for outcome in outcomes],
+            scores={
+                fn: ScoringResult(score_rows=[o.scores[fn] for o in outcomes], aggregated_results=aggregated[fn])
+                for fn in job.scoring_functions
+            },
+        )

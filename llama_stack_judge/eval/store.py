@@ -37,7 +37,7 @@ class JobRecord:
         """Status, progress and times in one line, for messages and logs."""
         parts = [self.status]
         if self.progress:
-            rows = self.progress.get("rows", "?")
+            rows = self.progress.get("rows") or "?"  # known once the last page is read, or from num_examples
             parts.append(
                 f"phase {self.progress.get('phase', '?')}, generated {self.progress.get('generated', 0)}/{rows} rows"
                 f", judged {self.progress.get('judged', 0)}/{rows}"
@@ -96,13 +96,23 @@ class JobRecord:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RowOutcome:
+    """One row of a job, judged: its generation and each scoring function's score row."""
+
+    index: int
+    generation: dict[str, Any]
+    scores: dict[str, dict[str, Any]]
+
+
 class JobStore:
-    """Job records and per-row generations in two tables of a stack SQL store (sqlite or postgres)."""
+    """Job records, per-row generations and per-row results in three tables of a stack SQL store."""
 
     def __init__(self, store: SqlStore, prefix: str) -> None:
         self._store = store
         self._jobs = f"{prefix}_jobs"
         self._generations = f"{prefix}_generations"
+        self._results = f"{prefix}_results"
         self._ready = FirstUseGuard(lambda: store.fetch_all(self._jobs, limit=1))
 
     @classmethod
@@ -131,6 +141,16 @@ class JobStore:
                 "job_id": ColumnType.STRING,
                 "row_index": ColumnType.INTEGER,
                 "generation": ColumnType.JSON,
+            },
+        )
+        await store.create_table(
+            jobs._results,
+            {
+                "key": ColumnDefinition(type=ColumnType.STRING, primary_key=True),
+                "job_id": ColumnType.STRING,
+                "row_index": ColumnType.INTEGER,
+                "generation": ColumnType.JSON,
+                "scores": ColumnType.JSON,
             },
         )
         return jobs
@@ -169,8 +189,41 @@ class JobStore:
             conflict_columns=["key"],
         )
 
-    async def generations(self, job_id: str) -> dict[int, dict[str, Any]]:
-        """The generations kept for a job, by row index."""
+    async def generations(self, job_id: str, start: int, end: int) -> dict[int, dict[str, Any]]:
+        """The generations kept for a job's rows ``start`` to ``end`` (exclusive), by row index."""
+        rows = await self._rows_between(self._generations, job_id, start, end)
+        return {int(row["row_index"]): row["generation"] for row in rows}
+
+    async def add_results(self, job_id: str, outcomes: list[RowOutcome]) -> None:
+        """Keep judged rows (one page of a job)."""
         await self._ready()
-        rows = await self._store.fetch_all(self._generations, where={"job_id": job_id})
-        return {int(row["row_index"]): row["generation"] for row in rows.data}
+        await self._store.insert(
+            self._results,
+            [
+                {
+                    "key": f"{job_id}:{outcome.index}",
+                    "job_id": job_id,
+                    "row_index": outcome.index,
+                    "generation": outcome.generation,
+                    "scores": outcome.scores,
+                }
+                for outcome in outcomes
+            ],
+        )
+
+    async def results(self, job_id: str, start: int = 0, end: int | None = None) -> list[RowOutcome]:
+        """The judged rows of a job (from ``start`` to ``end``, exclusive), in row order."""
+        rows = await self._rows_between(self._results, job_id, start, end)
+        return [RowOutcome(int(r["row_index"]), r["generation"], r["scores"]) for r in rows]
+
+    async def _rows_between(self, table: str, job_id: str, start: int, end: int | None) -> list[dict[str, Any]]:
+        await self._ready()
+        bounds = "row_index >= :start" + ("" if end is None else " AND row_index < :end")
+        rows = await self._store.fetch_all(
+            table,
+            where={"job_id": job_id},
+            where_sql=bounds,
+            where_sql_params={"start": start} | ({} if end is None else {"end": end}),
+            order_by=[("row_index", "asc")],
+        )
+        return rows.data

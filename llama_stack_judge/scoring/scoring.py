@@ -20,7 +20,7 @@ from llama_stack_api import (
     ScoringResult,
 )
 
-from llama_stack_judge.core.aggregate import Statistics, aggregate, group_keys
+from llama_stack_judge.core.aggregate import AGGREGATION_KEY, Statistics, aggregate, group_keys
 from llama_stack_judge.core.builtin import BuiltinScorer
 from llama_stack_judge.core.definitions import FailurePolicy, JudgeDefinition
 from llama_stack_judge.core.options import JudgeOptions
@@ -189,6 +189,8 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
                 failed_score = definition.minimum_score
         stats = Statistics(failed_score, bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
         aggregated = aggregate(results, aggregations, stats, groups=groups)
+        # How the aggregates were made, so that a caller scoring in pages (eval jobs) can make them over all pages.
+        aggregated[AGGREGATION_KEY] = {"functions": [a.value for a in aggregations], "failed_score": failed_score}
         if usage is not None:
             aggregated["usage"] = usage.as_dict()
         return ScoringResult(score_rows=[result.as_score_row() for result in results], aggregated_results=aggregated)

@@ -15,6 +15,7 @@ import pytest
 from llama_stack_client import APIStatusError, BadRequestError
 
 from llama_stack_judge.core.mtbench import data_file, load_questions
+from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.mtbench_eval import register_mt_bench
 from tests.integration.test_cli import _run
 from tests.stacks import (
@@ -40,9 +41,10 @@ CANDIDATE = {
 }
 
 
-def _stack(tmp_path: Path) -> tuple[Path, Path]:
+def _stack(tmp_path: Path, **eval_config: Any) -> tuple[Path, Path]:
     """A run config whose scripted models log every call; returns it and the log."""
     providers = copy.deepcopy(selected_providers())
+    providers["eval"][0]["config"] = providers["eval"][0].get("config", {}) | eval_config
     log = tmp_path / "calls.jsonl"
     providers["inference"][0]["config"]["call_log"] = str(log)
     return run_config_file(tmp_path / "state", providers), log
@@ -90,8 +92,9 @@ def _kept_generations(state: Path, job_id: str) -> set[int]:
         return {int(index) for (index,) in rows}
 
 
-def test_a_killed_job_resumes_without_repeating_finished_rows(tmp_path: Path) -> None:
-    run_yaml, log = _stack(tmp_path)
+@pytest.mark.parametrize("page_rows", [1000, 3], ids=["one-page", "pages-of-3"])
+def test_a_killed_job_resumes_without_repeating_finished_rows(tmp_path: Path, page_rows: int) -> None:
+    run_yaml, log = _stack(tmp_path, page_rows=page_rows)
     rows = [{"input_query": f"SLOW question {i}", "expected_answer": "slow"} for i in range(8)]
     process, client = start_server(run_yaml)
     try:
@@ -166,6 +169,7 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
         assert json.loads(_run("jobs", "result", jobs[multi], *url).stdout) == {
             "judge::subset_of": {"accuracy": {"accuracy": 1.0, "num_correct": 1.0, "num_total": 1}}
             | {"n_scored": 1, "n_parse_error": 0, "n_inference_error": 0, "n_total": 1}
+            | {"aggregation": {"functions": ["accuracy"], "failed_score": None}}
         }
         exported = tmp_path / "export.jsonl"
         assert _run("jobs", "export", jobs[multi], *url, "--output", str(exported)).returncode == 0
@@ -307,3 +311,37 @@ def test_job_requests_that_cannot_be_served_are_clear_4xx(tmp_path: Path) -> Non
         assert client.models.list()  # and the server keeps serving
     finally:
         stop_server(process)
+
+
+def test_a_job_judged_in_pages_reports_what_one_call_over_all_rows_would(tmp_path: Path) -> None:
+    run_yaml, log = _stack(tmp_path, page_rows=3)
+    questions = ["What is the capital of France?", "What is 2+2?", "Name a colour."]
+    rows = [
+        {"input_query": questions[i % 3], "expected_answer": "Paris", "category": "abc"[i % 2 + i // 7]}
+        for i in range(10)
+    ]
+    functions = ["judge::subset_of", "judge::helpfulness-v1", "judge::response_assessment.rating"]
+    options = {"group_by": ["category"], "seed": 3}
+    process, client = start_server(run_yaml)
+    try:
+        benchmark_id = register_benchmark(client, rows, functions, judge_options=options)
+        job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
+        assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
+        result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
+        one_call = client.scoring.score(
+            input_rows=[row | generation for row, generation in zip(rows, result.generations, strict=True)],
+            scoring_functions=dict.fromkeys(functions),
+            extra_headers=JudgeOptions(**options).headers(),
+        ).results
+    finally:
+        stop_server(process)
+    assert len(_calls(log, "candidate")) == 10  # every row answered once, in four pages
+    assert [g["generated_answer"] for g in result.generations[:3]] == [
+        "The capital of France is Paris.", "2+2 is 5.", "Fine. Rating: [[5]]"
+    ]  # fmt: skip
+    for fn in functions:
+        paged = {k: v for k, v in result.scores[fn].aggregated_results.items() if k != "usage"}
+        whole = {k: v for k, v in one_call[fn].aggregated_results.items() if k != "usage"}
+        assert paged == whole, fn
+        assert result.scores[fn].score_rows == one_call[fn].score_rows, fn
+    assert result.scores["judge::helpfulness-v1"].aggregated_results["by_group"]["category"].keys() == {"a", "b", "c"}

@@ -139,8 +139,9 @@ def test_per_call_override_leaves_registered_definition(client: Any) -> None:
     # Without "Answer: " in the prompt no verdict rule matches: the default reply rates 5.
     assert overridden.score_rows[0]["score"] == 5.0
     assert set(overridden.aggregated_results) == {
-        *("median", "n_scored", "n_parse_error", "n_inference_error", "n_total", "usage")
+        *("median", "n_scored", "n_parse_error", "n_inference_error", "n_total", "usage", "aggregation")
     }
+    assert overridden.aggregated_results["aggregation"] == {"functions": ["median"], "failed_score": None}
     after = client.scoring_functions.retrieve(fn_id)
     assert after.params == before.params
     again = client.scoring.score(input_rows=[PARIS], scoring_functions={fn_id: None}).results[fn_id]

@@ -1,0 +1,63 @@
+"""Aggregates over work scored in pages: each page's rows kept compact, aggregated once over all of them.
+
+An eval job scores its rows a page at a time so that its memory does not grow with the texts; the statistics
+(medians, bootstrap intervals, per-group means) still need every row's score, so each page's score rows are kept
+as compact results and aggregated at the end exactly as one scoring call over all rows would have been.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llama_stack_judge.core.aggregate import AGGREGATION_KEY, Statistics, aggregate
+from llama_stack_judge.core.definitions import Aggregation
+from llama_stack_judge.core.outcomes import RowResult, compact_result
+
+# A function of another provider does not say how it aggregates: its scores are averaged and counted.
+DEFAULT_PLAN: dict[str, Any] = {"functions": [Aggregation.average.value], "failed_score": None}
+
+
+@dataclass
+class PagedScores:
+    """One scoring function's results over the pages of a job.
+
+    ``plan`` (how the function aggregates, as its scoring provider reported it) and ``usage`` (summed over pages) are
+    small and kept with the job, so a resumed job continues them; the compact results are rebuilt from stored rows.
+    """
+
+    plan: dict[str, Any] | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    results: list[RowResult] = field(default_factory=list)
+    groups: dict[str, list[object]] = field(default_factory=dict)
+
+    def add_rows(self, score_rows: Sequence[Mapping[str, Any]], groups: Mapping[str, Sequence[object]]) -> None:
+        """One page's score rows and its rows' ``group_by`` values."""
+        self.results.extend(compact_result(row) for row in score_rows)
+        for name, values in groups.items():
+            self.groups.setdefault(name, []).extend(values)
+
+    def add_aggregates(self, aggregated: Mapping[str, Any]) -> None:
+        """What a freshly scored page's aggregated results tell: the plan, and the page's usage."""
+        plan = aggregated.get(AGGREGATION_KEY)
+        if isinstance(plan, dict):
+            self.plan = plan
+        for key, value in (aggregated.get("usage") or {}).items():
+            self.usage[key] = self.usage.get(key, 0) + int(value)
+
+    def state(self) -> dict[str, Any]:
+        """What is kept with the job between pages."""
+        return {"plan": self.plan, "usage": self.usage}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any] | None) -> "PagedScores":
+        """Continue from a job's kept state."""
+        state = state or {}
+        return cls(plan=state.get("plan"), usage=dict(state.get("usage") or {}))
+
+    def aggregated(self, *, bootstrap_resamples: int, seed: int) -> dict[str, Any]:
+        """The aggregates over every page, with how they were made and the summed usage."""
+        plan = self.plan or DEFAULT_PLAN
+        functions = [Aggregation(name) for name in plan.get("functions", [])]
+        stats = Statistics(plan.get("failed_score"), bootstrap_resamples=bootstrap_resamples, seed=seed)
+        merged = aggregate(self.results, functions, stats, groups=self.groups) | {AGGREGATION_KEY: plan}
+        return merged | ({"usage": self.usage} if self.usage else {})
