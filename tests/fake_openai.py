@@ -36,8 +36,8 @@ class FakeServer:
 
 
 @contextmanager
-def fake_openai(model: str, reply: Reply) -> Iterator[FakeServer]:
-    """Serve ``model``; each chat completion answers ``reply(messages)``, a text or a ``Fault``."""
+def fake_openai(model: str, reply: Reply, port: int = 0) -> Iterator[FakeServer]:
+    """Serve ``model`` (on ``port``, or a free one); each chat completion answers ``reply(messages)``."""
     server_state = FakeServer(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -87,7 +87,7 @@ def fake_openai(model: str, reply: Reply) -> Iterator[FakeServer]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     server_state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

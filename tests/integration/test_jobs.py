@@ -16,7 +16,9 @@ from llama_stack_client import APIStatusError, BadRequestError
 
 from llama_stack_judge.core.mtbench import data_file, load_questions
 from llama_stack_judge.core.options import JudgeOptions
+from llama_stack_judge.embedded.server import free_port
 from llama_stack_judge.mtbench_eval import register_mt_bench
+from tests.fake_openai import fake_openai
 from tests.integration.test_cli import _run
 from tests.stacks import (
     bad_request,
@@ -345,3 +347,42 @@ def test_a_job_judged_in_pages_reports_what_one_call_over_all_rows_would(tmp_pat
         assert paged == whole, fn
         assert result.scores[fn].score_rows == one_call[fn].score_rows, fn
     assert result.scores["judge::helpfulness-v1"].aggregated_results["by_group"]["category"].keys() == {"a", "b", "c"}
+
+
+def test_a_job_waits_out_a_judge_that_is_gone_for_30_s(tmp_path: Path) -> None:
+    port = free_port()
+    providers = copy.deepcopy(selected_providers())
+    providers["inference"].append(
+        {
+            "provider_id": "endpoint",
+            "provider_type": "remote::openai",
+            "config": {"base_url": f"http://127.0.0.1:{port}/v1", "api_key": "none"},
+        }
+    )
+    providers["scoring"][0]["config"] |= {"default_judge_model": "endpoint/judge", "max_retries": 3}
+    rows = [{"input_query": f"What is the capital of France? ({i})", "expected_answer": "Paris"} for i in range(12)]
+    function = "judge::helpfulness-v1"
+    process = None
+    try:
+        with fake_openai("judge", lambda messages: "Rating: [[7]]", port=port) as first:
+            process, client = start_server(run_config_file(tmp_path / "state", providers))
+            benchmark_id = register_benchmark(client, rows, [function], judge_options={"max_concurrency": 2})
+            job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
+            deadline = time.monotonic() + 60
+            while len(first.log) < 3:
+                assert time.monotonic() < deadline, "the judge was never asked"
+                time.sleep(0.05)
+        # The judge is gone (connections refused) for 30 s, then back on the same port.
+        gone = time.monotonic()
+        time.sleep(30)
+        assert str(client.alpha.eval.jobs.status(job.job_id, benchmark_id=benchmark_id).status) == "in_progress"
+        with fake_openai("judge", lambda messages: "Rating: [[7]]", port=port) as second:
+            assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
+            result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
+    finally:
+        if process is not None:
+            stop_server(process)
+    assert time.monotonic() - gone >= 30
+    scored = result.scores[function].score_rows
+    assert [(row["status"], row["score"]) for row in scored] == [("scored", 7.0)] * 12
+    assert second.log  # the rest was judged once the judge was back
