@@ -105,6 +105,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         self._generation_slots = asyncio.Semaphore(config.max_concurrency)
         # This process's running jobs: their live records (fresher than the store's) and tasks.
         self._running: dict[str, tuple[JobRecord, asyncio.Task[None]]] = {}
+        # Jobs whose end the store refused to record: their record here is the truth until the process ends.
+        self._unrecorded: dict[str, JobRecord] = {}
         self._store: JobStore | None = None
         self._resumed = False
 
@@ -187,8 +189,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
 
     async def _run_job(self, job: JobRecord) -> None:
         job.status, job.started_at = JobStatus.in_progress.value, job.started_at or time.time()
-        await self.store.save(job)
         try:
+            await self.store.save(job)
             config = BenchmarkConfig.model_validate(job.benchmark_config)
             options = JudgeOptions.parse(job.options, where=job.job_id)
             job.progress = {"phase": "running", "rows": config.num_examples, "generated": 0, "judged": 0}
@@ -226,7 +228,15 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         finally:
             self._running.pop(job.job_id, None)
         job.finished_at = time.time()
-        await self.store.save(job)
+        try:
+            await self.store.save(job)
+        except Exception as exc:
+            # The store refuses the record (its disk is full, say): there the job stays unfinished and resumes after
+            # a restart; until then this process reports why it stopped.
+            reason = f"the job store could not record the job's end: {type(exc).__name__}: {exc}"
+            job.status, job.error = JobStatus.failed.value, "; ".join(filter(None, (job.error, reason)))
+            self._unrecorded[job.job_id] = job
+            logger.error("Eval job not recorded", job_id=job.job_id, error=job.error)
 
     async def _pages(self, job: JobRecord, config: BenchmarkConfig) -> AsyncIterator[tuple[int, list[DatasetRow]]]:
         """The job's rows a page at a time, with the index of each page's first row."""
@@ -369,7 +379,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
     async def _job(self, benchmark_id: str, job_id: str) -> JobRecord:
         await self._resume_unfinished()
         running = self._running.get(job_id)
-        job = running[0] if running is not None else await self.store.get(job_id)
+        job = running[0] if running is not None else self._unrecorded.get(job_id) or await self.store.get(job_id)
         if job is None or job.benchmark_id != benchmark_id:
             raise JobNotFoundError(f"no eval job {job_id} for benchmark {benchmark_id}")
         return job
