@@ -117,7 +117,7 @@ class JobStore:
 
     @classmethod
     async def open(cls, reference: SqlStoreReference) -> "JobStore":
-        """The store in ``reference``'s backend; its table name is the prefix of the two tables."""
+        """The store in ``reference``'s backend; its table name is the prefix of the three tables."""
         store = sqlstore_impl(reference)
         jobs = cls(store, reference.table_name)
         await store.create_table(
@@ -134,25 +134,15 @@ class JobStore:
                 "result": ColumnType.JSON,
             },
         )
-        await store.create_table(
-            jobs._generations,
-            {
-                "key": ColumnDefinition(type=ColumnType.STRING, primary_key=True),
-                "job_id": ColumnType.STRING,
-                "row_index": ColumnType.INTEGER,
-                "generation": ColumnType.JSON,
-            },
-        )
-        await store.create_table(
-            jobs._results,
-            {
-                "key": ColumnDefinition(type=ColumnType.STRING, primary_key=True),
-                "job_id": ColumnType.STRING,
-                "row_index": ColumnType.INTEGER,
-                "generation": ColumnType.JSON,
-                "scores": ColumnType.JSON,
-            },
-        )
+        # One row per dataset row of a job: its generation, then (once judged) with its scores.
+        per_row = {
+            "key": ColumnDefinition(type=ColumnType.STRING, primary_key=True),
+            "job_id": ColumnType.STRING,
+            "row_index": ColumnType.INTEGER,
+            "generation": ColumnType.JSON,
+        }
+        await store.create_table(jobs._generations, per_row)
+        await store.create_table(jobs._results, per_row | {"scores": ColumnType.JSON})
         return jobs
 
     async def save(self, job: JobRecord) -> None:
