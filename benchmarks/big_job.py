@@ -61,13 +61,15 @@ def served(page_rows: int, state: Path) -> Iterator[tuple[subprocess.Popen[bytes
 
 
 def progress(client: LlamaStackClient, benchmark_id: str, job_id: str) -> str | None:
-    """The job's progress line, or None once it has finished."""
+    """The job's progress line, or None once it has finished (checked first: a finished job's result is every row)."""
+    if str(client.alpha.eval.jobs.status(job_id, benchmark_id=benchmark_id).status) not in ("scheduled", "in_progress"):
+        return None
     try:
         client.alpha.eval.jobs.retrieve(job_id, benchmark_id=benchmark_id)
     except BadRequestError as error:
         found = re.search(r"phase [^;]*", str(error))
         return found.group(0) if found else str(error)
-    return None
+    return "finished"
 
 
 def main() -> None:
