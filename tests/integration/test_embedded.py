@@ -53,7 +53,8 @@ def test_two_rows_judged_through_the_stack_with_a_forced_verdict(tmp_path: Path)
     assert statuses == ["scored", "scored"], result.score_rows
     for row in result.score_rows:
         assert 1 <= row["score"] <= 10
-        assert row["judge_feedback"].rstrip().endswith(f"[[{int(row['score'])}]]")  # the grammar's closing verdict
+        reply = json.loads(row["judge_feedback"], strict=False)  # the grammar's JSON verdict, the embedded default
+        assert set(reply) == {"explanation", "verdict"} and reply["verdict"] == row["score"]
     usage = result.aggregated_results["usage"]
     assert usage["inference_calls"] == 2 and usage["completion_tokens"] > 0
 
