@@ -19,9 +19,9 @@ from llama_stack_judge import jobs_cli, mtbench_cli
 from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.embedded.models import DEFAULT_MODEL, MODELS
 from llama_stack_judge.errors import JudgeError, JudgeInputError
-from llama_stack_judge.provider import SCORING_PROVIDER_TYPE
 from llama_stack_judge.stack_config import (
     build_run_config,
+    judging_with,
     load_provider_config,
     select_provider,
     write_run_config,
@@ -33,23 +33,8 @@ DEFAULT_CLI_STATE = Path.home() / ".llama" / "llama-stack-judge" / "cli"
 
 def endpoint_providers(inference_url: str, judge_model: str, api_key: str) -> dict[str, list[dict[str, Any]]]:
     """Providers for judging with any OpenAI-compatible endpoint through the stack's remote::openai provider."""
-    return {
-        "inference": [
-            {
-                "provider_id": ENDPOINT_PROVIDER_ID,
-                "provider_type": "remote::openai",
-                "config": {"base_url": inference_url, "api_key": api_key},
-            }
-        ],
-        "scoring": [
-            {
-                "provider_id": "judge",
-                "provider_type": SCORING_PROVIDER_TYPE,
-                "module": "llama_stack_judge",
-                "config": {"default_judge_model": f"{ENDPOINT_PROVIDER_ID}/{judge_model}"},
-            }
-        ],
-    }
+    config = {"base_url": inference_url, "api_key": api_key}
+    return judging_with(ENDPOINT_PROVIDER_ID, "remote::openai", config, judge_model)
 
 
 @contextlib.contextmanager
@@ -64,7 +49,7 @@ def open_stack(args: argparse.Namespace) -> Iterator[Any]:
     os.environ.setdefault("LLAMA_STACK_LOGGING", "all=warning")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with contextlib.ExitStack() as resources:
-        run_yaml = _run_config(args, resources)
+        run_yaml = _run_config(args, state, resources)
         # The library client prints its whole config at start: kept in a file, not on the terminal.
         with (state / "stack.log").open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             client = LlamaStackAsLibraryClient(str(run_yaml))
@@ -72,7 +57,7 @@ def open_stack(args: argparse.Namespace) -> Iterator[Any]:
             yield client
 
 
-def _run_config(args: argparse.Namespace, resources: contextlib.ExitStack) -> Path:
+def _run_config(args: argparse.Namespace, state: Path, resources: contextlib.ExitStack) -> Path:
     """The run.yaml to open; starting the embedded judge's server (stopped with ``resources``) if it is the judge."""
     if args.stack_config:
         return Path(args.stack_config)
@@ -86,7 +71,6 @@ def _run_config(args: argparse.Namespace, resources: contextlib.ExitStack) -> Pa
     else:
         providers = _start_embedded_judge(args.embedded_model, resources)
         args.rows_per_call = 1
-    state = Path(args.state_dir)
     return write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml")
 
 

@@ -7,7 +7,7 @@ import yaml
 
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.mtbench_eval import registered_resources
-from llama_stack_judge.provider import EVAL_PROVIDER_TYPE
+from llama_stack_judge.provider import EVAL_PROVIDER_TYPE, SCORING_PROVIDER_TYPE
 
 DEFAULT_STATE_DIR = "${env.JUDGE_STATE_DIR:=" + str(Path.home() / ".llama" / "llama-stack-judge") + "}"
 LOCALFS_DATASETIO = {
@@ -27,6 +27,23 @@ def load_provider_config(path: Path) -> dict[str, list[dict[str, Any]]]:
     if not isinstance(providers, dict) or not all(isinstance(v, list) for v in providers.values()):
         raise JudgeInputError(f"{path}: expected 'providers:' mapping each API to a list of providers")
     return providers
+
+
+def judging_with(
+    provider_id: str, provider_type: str, inference_config: dict[str, Any], judge_model: str, **scoring_config: Any
+) -> dict[str, list[dict[str, Any]]]:
+    """One inference provider, and our scoring provider judging with its ``judge_model`` by default."""
+    return {
+        "inference": [{"provider_id": provider_id, "provider_type": provider_type, "config": inference_config}],
+        "scoring": [
+            {
+                "provider_id": "judge",
+                "provider_type": SCORING_PROVIDER_TYPE,
+                "module": "llama_stack_judge",
+                "config": {"default_judge_model": f"{provider_id}/{judge_model}", **scoring_config},
+            }
+        ],
+    }
 
 
 def select_provider(providers: dict[str, list[dict[str, Any]]], provider_id: str) -> dict[str, list[dict[str, Any]]]:

