@@ -5,7 +5,7 @@ serves our scoring provider with ``remote::openai`` pointed at it; ``--clients``
 with their own ``LlamaStackClient``. Prints request latency (p50/p99), rows/s, and the judge's peak in-flight count
 against the provider's limit.
 
-Run: ``.venv/bin/python benchmarks/load.py [--clients 32 --rows 50 --latency 0.1 --limit 16]``
+Run: ``.venv/bin/python benchmarks/load.py [--clients 32 --rows 50 --latency 0.1 --limit 16 --spacing 0.003]``
 """
 
 import argparse
@@ -39,10 +39,17 @@ FUNCTION = "judge::helpfulness-v1"
 
 
 @contextlib.contextmanager
-def served_stack(judge_url: str, limit: int, state: Path) -> "contextlib.Generator[str]":
-    """``llama stack run`` with our scoring provider judging at ``judge_url``; yields its base URL."""
+def served_stack(
+    judge_url: str, limit: int, state: Path, spacing: float | None = None
+) -> "contextlib.Generator[str]":
+    """``llama stack run`` with our scoring provider judging at ``judge_url``; yields its base URL.
+
+    ``spacing`` sets the provider's ``call_spacing_s`` (None: its default).
+    """
     providers = endpoint_providers(judge_url, "judge", "none")
     providers["scoring"][0]["config"] |= {"max_concurrency": limit, "judgment_cache": None}
+    if spacing is not None:
+        providers["scoring"][0]["config"]["call_spacing_s"] = spacing
     run_yaml = state / "run.yaml"
     run_yaml.write_text(yaml.safe_dump(build_run_config(providers, state_dir=str(state))), encoding="utf-8")
     port = free_port()
@@ -67,11 +74,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50, help="rows per client request")
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per judge request")
     parser.add_argument("--limit", type=int, default=16, help="the provider's max_concurrency")
+    parser.add_argument("--spacing", type=float, help="the provider's call_spacing_s (default: its own default)")
     args = parser.parse_args()
     with (
         fake_judge(args.latency) as judge_url,
         tempfile.TemporaryDirectory() as tmp,
-        served_stack(judge_url, args.limit, Path(tmp)) as url,
+        served_stack(judge_url, args.limit, Path(tmp), args.spacing) as url,
     ):
         stats_url = judge_url.removesuffix("/v1") + "/stats"
         client = LlamaStackClient(base_url=url, timeout=600)
@@ -99,7 +107,11 @@ def main() -> None:
     latencies = sorted(seconds for seconds, _ in outcomes)
     p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
     total = args.clients * args.rows
-    print(f"{args.clients} clients x {args.rows} rows, judge latency {args.latency} s, provider limit {args.limit}")
+    spacing = "default" if args.spacing is None else f"{args.spacing:g} s"
+    print(
+        f"{args.clients} clients x {args.rows} rows, judge latency {args.latency} s, provider limit {args.limit},"
+        f" call spacing {spacing}"
+    )
     print(f"all requests complete and every row scored: {all(ok for _, ok in outcomes)}")
     print(f"request latency p50 {statistics.median(latencies):.2f} s, p99 {p99:.2f} s; wall {wall:.1f} s")
     print(f"throughput {total / wall:.1f} rows/s (ideal {args.limit / args.latency:.0f} rows/s at this limit)")

@@ -90,7 +90,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         datasets_api: Datasets,
     ) -> None:
         self.config = config
-        self._chat = StackChat(inference_api)
+        self._chat = StackChat(inference_api, spacing_s=config.call_spacing_s)
         self._scoring = scoring_api
         self._datasetio = datasetio_api
         self._datasets = datasets_api

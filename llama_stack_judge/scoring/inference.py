@@ -7,6 +7,7 @@ import httpx
 from llama_stack_api import Inference, ListChatCompletionsRequest, OpenAIChatCompletionRequestWithExtraBody
 
 from llama_stack_judge.core.chat import ChatReply, ChatRequest, TransientChatError
+from llama_stack_judge.core.spacing import StartSpacing
 from llama_stack_judge.stored import FirstUseGuard
 
 _TRANSIENT_STATUS = {408, 409, 425, 429}
@@ -27,15 +28,17 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class StackChat:
-    """Sends core chat requests through the stack's inference router."""
+    """Sends core chat requests through the stack's inference router, their starts ``spacing_s`` apart."""
 
-    def __init__(self, inference_api: Inference) -> None:
+    def __init__(self, inference_api: Inference, *, spacing_s: float = 0.0) -> None:
         self._inference = inference_api
         self._tables_ready = FirstUseGuard(self._create_inference_store_tables)
+        self._spacing = StartSpacing(spacing_s)
 
     async def __call__(self, request: ChatRequest) -> ChatReply:
         """Send one request; transient failures are raised as ``TransientChatError``."""
         await self._tables_ready()
+        await self._spacing.wait_turn()
         return await self._send(request)
 
     async def _create_inference_store_tables(self) -> None:

@@ -64,7 +64,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         self._models = models_api
         self._datasetio = datasetio_api
         self._judge = Judge(
-            StackChat(inference_api),
+            StackChat(inference_api, spacing_s=config.call_spacing_s),
             RunSettings(
                 max_concurrency=config.max_concurrency,
                 max_retries=config.max_retries,

@@ -13,7 +13,7 @@ import pytest
 
 from llama_stack_judge.cli import endpoint_providers
 from tests.fake_openai import FakeServer, Fault, fake_openai
-from tests.stacks import run_config_file, start_server, stop_server
+from tests.stacks import library_client, run_config_file, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +142,31 @@ def test_a_judge_that_goes_away_and_comes_back(served: tuple[Any, FakeServer]) -
     result = client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: PARAMS}).results[FUNCTION]
     assert [row["status"] for row in result.score_rows] == ["scored"] * 20
     assert time.monotonic() - started >= 4.0 and len(server.log) > 20  # it waited the outage out, retrying
+
+
+class ArrivalLog:
+    """Rates every answer after ``delay_s``, noting when each request arrived."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.arrivals: list[float] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, messages: list[dict[str, Any]]) -> Fault:
+        with self.lock:
+            self.arrivals.append(time.monotonic())
+        return Fault(delay_s=self.delay_s, then=f"Rating: [[{_rating(messages[-1]['content'])}]]")
+
+
+def test_call_starts_are_spaced_but_still_overlap(tmp_path: Path) -> None:
+    judge = ArrivalLog(delay_s=0.8)
+    with fake_openai("judge", judge) as server:
+        providers = endpoint_providers(server.url, "judge", "none")
+        providers["scoring"][0]["config"] |= {"max_concurrency": 8, "call_spacing_s": 0.05}
+        with library_client(run_config_file(tmp_path / "state", providers)) as client:
+            rows = [{"input_query": "q", "generated_answer": f"answer {i}"} for i in range(8)]
+            result = client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: PARAMS}).results[FUNCTION]
+    assert [row["status"] for row in result.score_rows] == ["scored"] * 8
+    # 8 starts at least 50 ms apart (a little less may separate two arrivals: the stack's own time per call varies)
+    assert judge.arrivals[-1] - judge.arrivals[0] >= 7 * 0.05 - 0.02
+    assert server.max_in_flight == 8  # spaced, not serialized: every call was still in flight together

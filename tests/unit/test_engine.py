@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping, Sequence
 
 import pytest
@@ -14,6 +15,7 @@ from llama_stack_judge.core.options import PROVIDER_DATA_HEADER, JudgeOptions
 from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.rows import check_size
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
+from llama_stack_judge.core.spacing import StartSpacing
 from llama_stack_judge.core.stats import bootstrap_ci, group_means, win_rate
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError
 
@@ -370,3 +372,27 @@ async def test_a_broken_cache_costs_work_never_results() -> None:
     )
     assert [r.score for r in results] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert usage.cache_errors == 2 and usage.inference_calls == 5  # one failed lookup, one failed write
+
+
+async def test_call_starts_are_spaced_in_the_order_asked() -> None:
+    spacing = StartSpacing(0.02)
+    starts: list[tuple[int, float]] = []
+
+    async def start(number: int) -> None:
+        await spacing.wait_turn()
+        starts.append((number, time.monotonic()))
+
+    await asyncio.gather(*(start(n) for n in range(6)))
+    assert [number for number, _ in starts] == list(range(6))
+    gaps = [later - earlier for (_, earlier), (_, later) in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= 0.02 - 0.001  # the event loop's clock may wake a sleeper a hair early
+
+
+async def test_zero_spacing_never_waits_and_negative_spacing_is_refused() -> None:
+    spacing = StartSpacing(0)
+    started = time.monotonic()
+    for _ in range(1000):
+        await spacing.wait_turn()
+    assert time.monotonic() - started < 0.5  # 1000 waits of nothing; spaced by even 1 ms they would take 1 s
+    with pytest.raises(JudgeInputError, match="call spacing must be >= 0 s, got -1"):
+        StartSpacing(-1)
