@@ -39,9 +39,7 @@ FUNCTION = "judge::helpfulness-v1"
 
 
 @contextlib.contextmanager
-def served_stack(
-    judge_url: str, limit: int, state: Path, spacing: float | None = None
-) -> "contextlib.Generator[str]":
+def served_stack(judge_url: str, limit: int, state: Path, spacing: float | None = None) -> "contextlib.Generator[str]":
     """``llama stack run`` with our scoring provider judging at ``judge_url``; yields its base URL.
 
     ``spacing`` sets the provider's ``call_spacing_s`` (None: its default).

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,16 @@ def endpoint_providers(inference_url: str, judge_model: str, api_key: str) -> di
     return judging_with(ENDPOINT_PROVIDER_ID, "remote::openai", config, judge_model)
 
 
+@dataclass(frozen=True)
+class OpenedStack:
+    """An in-process stack's client, and the rows one score call should carry for its judge (None: the caller's)."""
+
+    client: Any
+    rows_per_call: int | None = None
+
+
 @contextlib.contextmanager
-def open_stack(args: argparse.Namespace) -> Iterator[Any]:
+def open_stack(args: argparse.Namespace) -> Iterator[OpenedStack]:
     """An in-process stack: the user's run config, one built around a judge option, or the embedded judge."""
     from llama_stack.core.library_client import LlamaStackAsLibraryClient
 
@@ -49,18 +58,22 @@ def open_stack(args: argparse.Namespace) -> Iterator[Any]:
     os.environ.setdefault("LLAMA_STACK_LOGGING", "all=warning")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with contextlib.ExitStack() as resources:
-        run_yaml = _run_config(args, state, resources)
+        run_yaml, rows_per_call = _run_config(args, state, resources)
         # The library client prints its whole config at start: kept in a file, not on the terminal.
         with (state / "stack.log").open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             client = LlamaStackAsLibraryClient(str(run_yaml))
         with client:
-            yield client
+            yield OpenedStack(client, rows_per_call)
 
 
-def _run_config(args: argparse.Namespace, state: Path, resources: contextlib.ExitStack) -> Path:
-    """The run.yaml to open; starting the embedded judge's server (stopped with ``resources``) if it is the judge."""
+def _run_config(args: argparse.Namespace, state: Path, resources: contextlib.ExitStack) -> tuple[Path, int | None]:
+    """The run.yaml to open and the rows per score call its judge suits.
+
+    Starts the embedded judge's server (stopped with ``resources``) when it is the judge.
+    """
     if args.stack_config:
-        return Path(args.stack_config)
+        return Path(args.stack_config), None
+    rows_per_call = None
     if args.provider_config:
         providers = load_provider_config(Path(args.provider_config))
     elif args.inference_url or args.judge_model:
@@ -70,8 +83,9 @@ def _run_config(args: argparse.Namespace, state: Path, resources: contextlib.Exi
         providers = endpoint_providers(args.inference_url, args.judge_model, api_key)
     else:
         providers = _start_embedded_judge(args.embedded_model, resources)
-        args.rows_per_call = 1
-    return write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml")
+        # It makes one judgment at a time, seconds each: a call per row keeps a progress bar live.
+        rows_per_call = 1
+    return write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml"), rows_per_call
 
 
 def _start_embedded_judge(model_name: str, resources: contextlib.ExitStack) -> dict[str, list[dict[str, Any]]]:
@@ -123,8 +137,8 @@ def print_aggregates(results: dict[str, Any]) -> None:
 def score_command(args: argparse.Namespace) -> int:
     """Score a JSONL file and write one line per row with every function's result."""
     rows = read_jsonl(Path(args.rows))
-    with open_stack(args) as client:
-        response = client.scoring.score(input_rows=rows, scoring_functions=dict.fromkeys(args.scoring_fn))
+    with open_stack(args) as stack:
+        response = stack.client.scoring.score(input_rows=rows, scoring_functions=dict.fromkeys(args.scoring_fn))
     if args.output:
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TimeRemainingColumn
@@ -29,6 +29,9 @@ from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
 from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.scoring.functions import PREFIX
+
+if TYPE_CHECKING:  # cli imports this module
+    from llama_stack_judge.cli import OpenedStack
 
 DEFAULT_CHUNK_PER_SLOT = 4  # rows per score call = 4 x max_concurrency: keeps every slot busy, progress fine-grained
 SAMPLE_DIR = data_file("sample")  # two models' answers to the first two questions of each category
@@ -193,7 +196,7 @@ def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]
 
 
 def judge_work(
-    client: Any,
+    stack: "OpenedStack",
     args: argparse.Namespace,
     work: Work,
     *,
@@ -210,15 +213,14 @@ def judge_work(
     params = (
         {"type": "llm_as_judge", "judge_model": args.judge_model} if args.stack_config and args.judge_model else None
     )
-    # The embedded judge makes one judgment at a time, seconds each: a call per row keeps the progress bar live.
-    chunk = getattr(args, "rows_per_call", None) or (args.max_concurrency or 16) * DEFAULT_CHUNK_PER_SLOT
+    chunk = stack.rows_per_call or (args.max_concurrency or 16) * DEFAULT_CHUNK_PER_SLOT
     judgments: list[dict[str, Any]] = []
     usage: dict[str, int] = {}
     try:
         with progress_bar(len(work.rows), f"judging ({function_id})") as advance:
             for start in range(0, len(work.rows), chunk):
                 rows = work.rows[start : start + chunk]
-                result = client.scoring.score(
+                result = stack.client.scoring.score(
                     input_rows=rows, scoring_functions={function_id: params}, extra_headers=options.headers()
                 ).results[function_id]
                 for about, scored in zip(work.about[start : start + chunk], result.score_rows, strict=True):
@@ -277,9 +279,9 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
     output.mkdir(parents=True, exist_ok=True)
     function_id = f"{PREFIX}::{RATING_TASK if kind == 'single' else PAIRWISE_TASK}"
     to_judgment = single_judgment if kind == "single" else pairwise_judgment
-    with open_stack(args) as client, (output / "judgments.jsonl").open("w", encoding="utf-8") as out:
+    with open_stack(args) as stack, (output / "judgments.jsonl").open("w", encoding="utf-8") as out:
         judgments, usage, complete = judge_work(
-            client, args, work, function_id=function_id, to_judgment=to_judgment, out=out
+            stack, args, work, function_id=function_id, to_judgment=to_judgment, out=out
         )
     summary: dict[str, Any] = {
         "kind": kind,
