@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import yaml
@@ -196,16 +196,25 @@ def open_stack(state: Path, urls: dict[str, str], concurrency: int, spacing: flo
         yield client
 
 
-def median_rate(client: Any, model: str, rows: int, tag: str, repeats: int) -> tuple[float, list[float], float, Any]:
-    """Our provider's median rows/s over ``repeats`` fresh batches, every rate, its CPU ms/row and the last result."""
-    rates, cpu_ms, result = [], [], None
+class Batches(NamedTuple):
+    """Our provider's figures over repeated batches, and the last batch's rows and result."""
+
+    median_rate: float
+    rates: list[float]
+    median_cpu_ms: float
+    last_rows: list[dict[str, str]]
+    last_result: Any
+
+
+def repeated_batches(client: Any, model: str, rows: int, tag: str, repeats: int) -> Batches:
+    """Score ``repeats`` fresh batches of ``rows`` with our provider: rows/s and CPU ms/row of each."""
+    rates, cpu_ms = [], []
     for repeat in range(repeats):
-        seconds, cpu, result = timed_score(
-            client, OURS, params(model, "average"), bench_rows(rows, f"{tag}-{repeat}"), **FRESH
-        )
+        batch = bench_rows(rows, f"{tag}-{repeat}")
+        seconds, cpu, result = timed_score(client, OURS, params(model, "average"), batch, **FRESH)
         rates.append(rows / seconds)
         cpu_ms.append(cpu / rows * 1000)
-    return statistics.median(rates), rates, statistics.median(cpu_ms), result
+    return Batches(statistics.median(rates), rates, statistics.median(cpu_ms), batch, result)
 
 
 def main() -> None:
@@ -225,14 +234,13 @@ def main() -> None:
                 timed_score(client, OURS, params(model, "average"), warm, **FRESH)
                 timed_score(client, BUILTIN, params(model, "categorical_count"), warm)
             for label, model in (("latency", "slow/judge"), ("zero", "fast/judge")):
-                f[f"ours_{label}"], f[f"ours_{label}_all"], f[f"ours_{label}_cpu_ms"], ours = median_rate(
-                    client, model, args.rows, label, args.repeats
-                )
-                rows = bench_rows(args.rows, f"{label}-{args.repeats - 1}")  # the rows of ours' last batch
-                seconds, cpu, builtin = timed_score(client, BUILTIN, params(model, "categorical_count"), rows)
+                ours = repeated_batches(client, model, args.rows, label, args.repeats)
+                f[f"ours_{label}"], f[f"ours_{label}_all"] = ours.median_rate, ours.rates
+                f[f"ours_{label}_cpu_ms"] = ours.median_cpu_ms
+                seconds, cpu, builtin = timed_score(client, BUILTIN, params(model, "categorical_count"), ours.last_rows)
                 f[f"builtin_{label}"] = args.rows / seconds
                 f[f"builtin_{label}_cpu_ms"] = cpu / args.rows * 1000
-                if [r["score"] for r in ours.score_rows] != [float(r["score"]) for r in builtin.score_rows]:
+                if [r["score"] for r in ours.last_result.score_rows] != [float(r["score"]) for r in builtin.score_rows]:
                     raise SystemExit(f"{label}: the two providers disagree on the scores")
             before = server_requests(fast)
             rows = bench_rows(args.rows, "cache")
@@ -245,9 +253,8 @@ def main() -> None:
         # second stack in this process would list no models for "slow".
         with open_stack(Path(tmp) / "unspaced", {"unspaced": slow}, args.concurrency, spacing=0.0) as client:
             timed_score(client, OURS, params("unspaced/judge", "average"), warm, **FRESH)
-            f["unspaced_latency"], f["unspaced_latency_all"], _, _ = median_rate(
-                client, "unspaced/judge", args.rows, "unspaced", args.repeats
-            )
+            unspaced = repeated_batches(client, "unspaced/judge", args.rows, "unspaced", args.repeats)
+            f["unspaced_latency"], f["unspaced_latency_all"] = unspaced.median_rate, unspaced.rates
         f["bare_latency"] = bare_client_rate(slow, args.rows, args.concurrency)
     f["core_ms_per_row"] = core_cost_per_row(max(2000, args.rows)) * 1000
     report(f, args)

@@ -5,7 +5,7 @@ from typing import Any
 from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field
 
-from llama_stack_judge.scoring.config import CALL_SPACING_DESCRIPTION
+from llama_stack_judge.scoring.config import call_spacing_field
 
 
 class JudgeEvalConfig(BaseModel):
@@ -22,7 +22,7 @@ class JudgeEvalConfig(BaseModel):
         description="Keep retrying transient failures (server down, 5xx, timeouts) this many seconds after the first "
         "attempt, even past max_retries, so a judge that is away for a while does not fail the work.",
     )
-    call_spacing_s: float = Field(default=0.003, ge=0, description=CALL_SPACING_DESCRIPTION)
+    call_spacing_s: float = call_spacing_field()
     default_max_tokens: int = Field(
         default=1024, ge=1, description="max_tokens when the candidate's sampling params give none."
     )

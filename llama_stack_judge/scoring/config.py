@@ -7,11 +7,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llama_stack_judge.core.options import JudgeOptions
 
-CALL_SPACING_DESCRIPTION = (
-    "Least time between the starts of two inference calls of this provider. Calls that start together come back "
-    "together, and the stack (several ms of CPU per call) then keeps the next ones waiting; starts a few ms apart "
-    "avoid that queue. Allows at most 1/call_spacing_s calls per second; 0 turns it off."
-)
+
+def call_spacing_field() -> Any:
+    """The ``call_spacing_s`` field of the scoring and eval provider configs."""
+    return Field(
+        default=0.003,
+        ge=0,
+        description="Least time between the starts of two inference calls of this provider. Calls that start "
+        "together come back together, and the stack (several ms of CPU per call) then keeps the next ones waiting; "
+        "starts a few ms apart avoid that queue. Allows at most 1/call_spacing_s calls per second; 0 turns it off.",
+    )
 
 
 class JudgeScoringConfig(BaseModel):
@@ -41,7 +46,7 @@ class JudgeScoringConfig(BaseModel):
         description="Keep retrying transient failures (server down, 5xx, timeouts) this many seconds after the first "
         "attempt, even past max_retries, so a judge that is away for a while does not fail the work.",
     )
-    call_spacing_s: float = Field(default=0.003, ge=0, description=CALL_SPACING_DESCRIPTION)
+    call_spacing_s: float = call_spacing_field()
     max_rows: int = Field(default=50_000, ge=1, description="Rows one score call may carry; more is a 400.")
     max_text_chars: int = Field(
         default=200_000, ge=1, description="Longest text one cell may hold, in characters; longer is a 400."
