@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from llama_stack_client import APIStatusError
+from llama_stack_client import APIConnectionError, APIStatusError
 
 from llama_stack_judge import jobs_cli, mtbench_cli
 from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.embedded.models import DEFAULT_MODEL, MODELS
 from llama_stack_judge.errors import JudgeError, JudgeInputError
+from llama_stack_judge.outputs import output_dir, output_file
 from llama_stack_judge.stack_config import (
     build_run_config,
     judging_with,
@@ -29,6 +30,7 @@ from llama_stack_judge.stack_config import (
 )
 
 ENDPOINT_PROVIDER_ID = "endpoint"
+INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C
 DEFAULT_CLI_STATE = Path.home() / ".llama" / "llama-stack-judge" / "cli"
 
 
@@ -51,8 +53,7 @@ def open_stack(args: argparse.Namespace) -> Iterator[OpenedStack]:
     """An in-process stack: the user's run config, one built around a judge option, or the embedded judge."""
     from llama_stack.core.library_client import LlamaStackAsLibraryClient
 
-    state = Path(args.state_dir)
-    state.mkdir(parents=True, exist_ok=True)
+    state = output_dir(args.state_dir, option="--state-dir")
     # The stack's info logs (and httpx's line per request) would bury the progress bar: warnings and errors only,
     # unless the user chose levels.
     os.environ.setdefault("LLAMA_STACK_LOGGING", "all=warning")
@@ -137,11 +138,10 @@ def print_aggregates(results: dict[str, Any]) -> None:
 def score_command(args: argparse.Namespace) -> int:
     """Score a JSONL file and write one line per row with every function's result."""
     rows = read_jsonl(Path(args.rows))
+    output = output_file(args.output) if args.output else None  # before any judge call is paid for
     with open_stack(args) as stack:
         response = stack.client.scoring.score(input_rows=rows, scoring_functions=dict.fromkeys(args.scoring_fn))
-    if args.output:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
+    if output is not None:
         with output.open("w", encoding="utf-8") as out:
             for index, row in enumerate(rows):
                 scored = {fn: result.score_rows[index] for fn, result in response.results.items()}
@@ -212,13 +212,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C's exit does, so a managed judge server is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
     except (JudgeInputError, ValueError, APIStatusError) as exc:
         print(f"llama-stack-judge: error: {exc}", file=sys.stderr)
         return 2
+    except APIConnectionError as exc:
+        url = getattr(exc.request, "url", None)
+        print(f"llama-stack-judge: error: cannot reach the stack at {url}: {exc}", file=sys.stderr)
+        return 1
     except JudgeError as exc:
         print(f"llama-stack-judge: error: {exc}", file=sys.stderr)
         return 1
+    if code == INTERRUPTED:
+        # What was judged is written and closed. The stack's background writes that Ctrl-C cut short leave sqlite
+        # worker threads (not daemons) that never end, and the interpreter would wait for them forever.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

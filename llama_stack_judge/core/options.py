@@ -5,7 +5,7 @@ They travel in the stack's per-request provider data (the ``X-LlamaStack-Provide
 """
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,9 +35,11 @@ class JudgeOptions(BaseModel):
         description="Store each judgment the moment it is made instead of in batches (eval jobs do: after a crash "
         "no judgment is made twice).",
     )
-    group_by: tuple[str, ...] = Field(default=(), description="Row fields to report per-group means by.")
+    group_by: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = Field(
+        default=(), max_length=16, description="Row fields to report per-group means by."
+    )
     bootstrap_resamples: int = Field(default=1000, ge=0, le=100_000, description="0 turns confidence intervals off.")
-    seed: int = Field(default=0, description="Seed of the bootstrap, for reproducible intervals.")
+    seed: int = Field(default=0, ge=0, le=2**63 - 1, description="Seed of the bootstrap, for reproducible intervals.")
 
     @classmethod
     def parse(cls, data: Any, *, where: str) -> "JudgeOptions":

@@ -1,10 +1,12 @@
 """What happened to one row: a typed outcome instead of sentinel scores."""
 
-import statistics
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+from llama_stack_judge.core.stats import median
 
 
 class Outcome(StrEnum):
@@ -28,6 +30,7 @@ class RowResult:
         attempts: judge calls made for this row (retries included, cache hits not).
         samples: each judgment of the row when it was judged more than once.
         details: further fields of the scored row (e.g. which judge, both orders of a pairwise judgment).
+        finish_reason: why the judge's reply ended (``"length"``: cut off by the token limit), when it says.
     """
 
     outcome: Outcome
@@ -38,13 +41,27 @@ class RowResult:
     attempts: int = 0
     samples: tuple["RowResult", ...] = ()
     details: Mapping[str, object] | None = None
+    finish_reason: str | None = None
 
     @classmethod
     def scored_value(
-        cls, score: float, *, verdict: str | None = None, judge_output: str | None = None, attempts: int = 0
+        cls,
+        score: float,
+        *,
+        verdict: str | None = None,
+        judge_output: str | None = None,
+        attempts: int = 0,
+        finish_reason: str | None = None,
     ) -> "RowResult":
         """A scored row."""
-        return cls(Outcome.scored, score=score, verdict=verdict, judge_output=judge_output, attempts=attempts)
+        return cls(
+            Outcome.scored,
+            score=score,
+            verdict=verdict,
+            judge_output=judge_output,
+            attempts=attempts,
+            finish_reason=finish_reason,
+        )
 
     @property
     def spread(self) -> float | None:
@@ -61,6 +78,8 @@ class RowResult:
             "judge_feedback": self.judge_output,
             "error": self.error,
         }
+        if self.finish_reason is not None:
+            row["finish_reason"] = self.finish_reason
         if self.samples:
             row["spread"] = self.spread
             row["samples"] = [sample.as_score_row() for sample in self.samples]
@@ -82,21 +101,32 @@ def _without_texts(value: object) -> object:
     return value
 
 
+def _finite(value: object) -> float | None:
+    """A score as a finite float; ``None`` for anything else (text, NaN, an integer too large for a float)."""
+    if not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def compact_result(row: Mapping[str, object]) -> RowResult:
     """What aggregation needs of a score row (outcome, score, verdict, orders and turns), without its texts.
 
     Score rows of other providers' functions carry only ``score``: a number is a scored row.
     """
-    status, score = row.get("status"), row.get("score")
+    status, score = row.get("status"), _finite(row.get("score"))
     if isinstance(status, str) and status in Outcome.__members__:
         outcome = Outcome(status)
     else:
-        outcome = Outcome.scored if isinstance(score, int | float) else Outcome.parse_error
+        outcome = Outcome.scored if score is not None else Outcome.parse_error
     details = {key: _without_texts(row[key]) for key in _AGGREGATED_DETAILS if key in row}
     verdict = row.get("verdict")
     return RowResult(
         outcome,
-        score=float(score) if isinstance(score, int | float) and outcome is Outcome.scored else None,
+        score=score if outcome is Outcome.scored else None,
         verdict=verdict if isinstance(verdict, str) else None,
         details=details or None,
     )
@@ -121,7 +151,7 @@ def combine_samples(samples: Sequence[RowResult]) -> RowResult:
         errors = Counter(s.error for s in samples if s.error)
         error = "; ".join(f"{e} (x{n})" if n > 1 else e for e, n in errors.items())
         return RowResult(outcome, error=error or None, attempts=attempts, samples=tuple(samples))
-    middle = statistics.median(s.score for s in scored if s.score is not None)
+    middle = median([s.score for s in scored if s.score is not None]) or 0.0
     nearest = min(scored, key=lambda s: abs((s.score or 0.0) - middle))
     return RowResult(
         Outcome.scored,
@@ -130,4 +160,5 @@ def combine_samples(samples: Sequence[RowResult]) -> RowResult:
         judge_output=nearest.judge_output,
         attempts=attempts,
         samples=tuple(samples),
+        finish_reason=nearest.finish_reason,
     )

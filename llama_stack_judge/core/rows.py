@@ -1,7 +1,8 @@
 """Checking rows before any work is done: every missing or mistyped column is reported up front."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
+from llama_stack_judge.core.patterns import surrogate_count
 from llama_stack_judge.errors import JudgeInputError
 
 Row = Mapping[str, object]
@@ -32,35 +33,51 @@ def text_columns(
             else:
                 values[column] = value
         picked.append(values)
-    if problems:
-        more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
-        raise JudgeInputError(f"{user}: " + "; ".join(problems[:_MAX_REPORTED]) + more)
+    _refuse(problems, user=user)
     return picked
 
 
-def check_size(rows: Sequence[Row], *, max_rows: int, max_text_chars: int, user: str) -> None:
-    """Refuse a call with more rows, or longer texts, than the provider takes (a 400 that names the limit).
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a cell, however deep in lists and objects (MT-bench turns are lists)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+
+
+def _refuse(problems: list[str], *, user: str, limit: str = "") -> None:
+    if problems:
+        more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
+        raise JudgeInputError(f"{user}: " + "; ".join(problems[:_MAX_REPORTED]) + more + limit)
+
+
+def check_rows(
+    rows: Sequence[Row], *, user: str, max_rows: int | None = None, max_text_chars: int | None = None
+) -> None:
+    """Refuse a call with more rows or longer texts than the provider takes, or with text that is not text.
+
+    A lone surrogate (valid as a JSON escape, but no character in UTF-8) could not be sent to a judge or stored.
 
     Raises:
-        JudgeInputError: naming the row count or the rows and columns over the limit.
+        JudgeInputError: naming the row count, or the rows and columns at fault and the limit.
     """
-    if len(rows) > max_rows:
+    if max_rows is not None and len(rows) > max_rows:
         raise JudgeInputError(
             f"{user}: {len(rows)} rows in one call; the limit is {max_rows} (max_rows in the provider config): "
             "split them, or run an eval job"
         )
-    problems = []
+    too_long, not_text = [], []
     for index, row in enumerate(rows):
         for column, value in row.items():
-            texts = value if isinstance(value, list) else [value]
-            longest = max((len(text) for text in texts if isinstance(text, str)), default=0)
-            if longest > max_text_chars:
-                problems.append(f"row {index}: column '{column}' has {longest} characters")
-    if problems:
-        more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
-        raise JudgeInputError(
-            f"{user}: "
-            + "; ".join(problems[:_MAX_REPORTED])
-            + more
-            + f"; the limit is {max_text_chars} (max_text_chars in the provider config)"
-        )
+            texts = list(_strings(value))
+            longest = max(map(len, texts), default=0)
+            if max_text_chars is not None and longest > max_text_chars:
+                too_long.append(f"row {index}: column '{column}' has {longest} characters")
+            if any(surrogate_count(text) for text in texts):
+                not_text.append(f"row {index}: column '{column}' holds a lone surrogate (\\ud800-\\udfff), not text")
+    _refuse(not_text, user=user)
+    _refuse(too_long, user=user, limit=f"; the limit is {max_text_chars} (max_text_chars in the provider config)")

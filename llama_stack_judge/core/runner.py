@@ -12,6 +12,7 @@ from llama_stack_judge.core.cache import CacheWriter, ReplyCache, cache_key
 from llama_stack_judge.core.chat import ChatFn, ChatMessage, ChatReply, ChatRequest, TransientChatError
 from llama_stack_judge.core.definitions import JudgeDefinition
 from llama_stack_judge.core.outcomes import Outcome, RowResult, combine_samples
+from llama_stack_judge.core.patterns import surrogate_count, without_surrogates
 from llama_stack_judge.core.rows import Row, text_columns
 from llama_stack_judge.errors import JudgeInputError
 
@@ -69,6 +70,7 @@ class Usage:
     cache_hits: int = 0
     cache_errors: int = 0
     structured_output_fallbacks: int = 0
+    replaced_characters: int = 0  # lone surrogates in judge replies, kept as U+FFFD
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -111,7 +113,9 @@ def flag_verdict_like(definition: JudgeDefinition, values: Mapping[str, str], re
     Such inputs (an answer that says "Rating: [[10]]") cannot change the score, which is read from the judge's output
     only; the flag lets a report show who tried.
     """
-    columns = sorted(name for name, text in values.items() if any(p.search(text) for p in definition.compiled_patterns))
+    columns = sorted(
+        name for name, text in values.items() if any(p.found_in(text) for p in definition.compiled_patterns)
+    )
     if not columns:
         return result
     return replace(result, details={**(result.details or {}), "verdict_in_input": columns})
@@ -240,6 +244,9 @@ class Judge:
             batch.usage.structured_output_fallbacks += 1
             return reply, failed.attempts + attempts
         batch.usage.record(reply, attempts)
+        if replaced := surrogate_count(reply.text):  # not text: kept as data, readable and storable
+            batch.usage.replaced_characters += replaced
+            reply = replace(reply, text=without_surrogates(reply.text))
         if batch.writer is not None:
             await self._store(batch, lambda writer: writer.add(key, reply))
         return reply, attempts
@@ -252,7 +259,7 @@ class Judge:
             reply, attempts = await self._reply(request, sample, batch)
         except CallFailedError as failed:  # a failed call is data: counted and reported, never raised into the batch
             return RowResult(Outcome.inference_error, error=failed.reason, attempts=failed.attempts)
-        parsed = definition.parse_verdict(reply.text)
+        parsed = definition.parse_verdict(reply.text, truncated=reply.truncated)
         if parsed.error is not None or parsed.score is None:
             return RowResult(
                 Outcome.parse_error,
@@ -260,8 +267,15 @@ class Judge:
                 judge_output=reply.text,
                 error=parsed.error,
                 attempts=attempts,
+                finish_reason=reply.finish_reason,
             )
-        return RowResult.scored_value(parsed.score, verdict=parsed.label, judge_output=reply.text, attempts=attempts)
+        return RowResult.scored_value(
+            parsed.score,
+            verdict=parsed.label,
+            judge_output=reply.text,
+            attempts=attempts,
+            finish_reason=reply.finish_reason,
+        )
 
     async def judge_rows(
         self, definition: JudgeDefinition, rows: Sequence[Row], *, judge_model: str, usage: Usage | None = None

@@ -1,5 +1,7 @@
 """Statistics over scores: seeded bootstrap confidence intervals, win rates, per-group means."""
 
+import math
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Sequence
 
@@ -8,6 +10,35 @@ import numpy as np
 # Scores of a pairwise verdict seen from the first model: a win, a tie (half a win) and a loss.
 WIN, TIE, LOSS = 1.0, 0.5, 0.0
 _BOOTSTRAP_BLOCK_VALUES = 2_000_000
+
+
+def mean(values: Sequence[float]) -> float | None:
+    """The mean of finite values, exact to rounding and free of overflow whatever their size; ``None`` if empty.
+
+    ``statistics.fmean([1.7e308, 1.7e308])`` raises ``OverflowError``: the sum overflows though the mean does not.
+    """
+    if not values:
+        return None
+    try:
+        total = math.fsum(values)
+    except OverflowError:
+        total = math.inf
+    if math.isfinite(total):
+        return total / len(values)
+    # Each value divided first: no partial sum can exceed the largest magnitude.
+    return math.fsum(value / len(values) for value in values)
+
+
+def median(values: Sequence[float]) -> float | None:
+    """The median; of an even count, the midpoint of the middle two, taken without overflow. ``None`` if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    low, high = ordered[middle - 1], ordered[middle]
+    return low + (high - low) / 2 if math.isfinite(high - low) else low / 2 + high / 2
 
 
 def bootstrap_ci(
@@ -20,6 +51,10 @@ def bootstrap_ci(
     if len(values) < 2 or resamples < 1:
         return None
     data = np.asarray(values, dtype=float)
+    # Values so large that a resample's sum overflows are scaled down first (and the interval back up).
+    scale = float(np.max(np.abs(data)))
+    scale = scale if scale > sys.float_info.max / len(data) else 1.0
+    data = data / scale
     rng = np.random.default_rng(seed)
     # Resamples are drawn a block at a time, so memory stays ~2M values whatever the row count (100 000 rows x 1000
     # resamples in one matrix would take 1.6 GB); the draws, hence the interval, are those of a single matrix.
@@ -32,7 +67,7 @@ def bootstrap_ci(
     )
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    return float(low) * scale, float(high) * scale
 
 
 def win_rate(scores: Sequence[float]) -> dict[str, object]:
@@ -58,7 +93,7 @@ def group_means(keys: Sequence[Hashable], scores: Sequence[float | None]) -> dic
     for key in sorted(grouped):
         scored = [s for s in grouped[key] if s is not None]
         means[key] = {
-            "average": sum(scored) / len(scored) if scored else None,
+            "average": mean(scored),
             "n": len(scored),
             "n_total": len(grouped[key]),
         }

@@ -1,17 +1,12 @@
 """Summaries of MT-bench judgments, as MT-bench reports them: failures excluded from means and counted."""
 
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from llama_stack_judge.core.stats import LOSS, TIE, WIN, bootstrap_ci
+from llama_stack_judge.core.stats import LOSS, TIE, WIN, bootstrap_ci, mean
 
 Judgment = Mapping[str, Any]
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return statistics.fmean(values) if values else None
 
 
 def _interval(values: Sequence[float], seed: int) -> list[float] | None:
@@ -33,11 +28,11 @@ def summarize_single(judgments: Iterable[Judgment], *, seed: int = 0) -> dict[st
             categories[str(r.get("category"))].append(float(r["score"]))
         overall = [float(r["score"]) for r in scored]
         summary[model] = {
-            "turn_1": _mean([float(r["score"]) for r in scored if r["turn"] == 1]),
-            "turn_2": _mean([float(r["score"]) for r in scored if r["turn"] == 2]),
-            "overall": _mean(overall),
+            "turn_1": mean([float(r["score"]) for r in scored if r["turn"] == 1]),
+            "turn_2": mean([float(r["score"]) for r in scored if r["turn"] == 2]),
+            "overall": mean(overall),
             "ci95": _interval(overall, seed),
-            "categories": {category: _mean(scores) for category, scores in sorted(categories.items())},
+            "categories": {category: mean(scores) for category, scores in sorted(categories.items())},
             "n_scored": len(scored),
             "n_failed": len(rows) - len(scored),
             "n_total": len(rows),
@@ -66,7 +61,7 @@ def summarize_pairwise(judgments: Sequence[Judgment], *, seed: int = 0) -> dict[
             "wins": scores.count(WIN),
             "losses": scores.count(LOSS),
             "ties": scores.count(TIE),
-            "win_rate": _mean(scores),
+            "win_rate": mean(scores),
             "ci95": _interval(scores, seed),
             "n_games": len(scores),
         }

@@ -22,6 +22,7 @@ from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.rows import Row
 from llama_stack_judge.core.runner import Judge, Usage, flag_verdict_like, render_request
+from llama_stack_judge.core.stats import mean
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError
 
 RATING_TASK = "response_assessment.rating"
@@ -122,8 +123,9 @@ def combine_turns(turns: Sequence[RowResult]) -> RowResult:
     details: dict[str, object] = {"turns": entries}
     failed = [r for r in turns if r.outcome is not Outcome.scored or r.score is None]
     if not failed:
-        mean = sum(r.score or 0.0 for r in turns) / len(turns)
-        return RowResult(Outcome.scored, score=mean, attempts=attempts, details=details)
+        return RowResult(
+            Outcome.scored, score=mean([r.score or 0.0 for r in turns]), attempts=attempts, details=details
+        )
     outcome = (
         Outcome.inference_error if any(r.outcome is Outcome.inference_error for r in failed) else Outcome.parse_error
     )
@@ -132,13 +134,16 @@ def combine_turns(turns: Sequence[RowResult]) -> RowResult:
 
 
 def _order(label: str, result: RowResult) -> dict[str, object]:
-    return {
+    order: dict[str, object] = {
         "order": label,
         "verdict": result.verdict,
         "status": result.outcome.value,
         "judge_feedback": result.judge_output,
         "error": result.error,
     }
+    if result.finish_reason is not None:
+        order["finish_reason"] = result.finish_reason
+    return order
 
 
 def combine_pair(name: str, turn: int, ab: RowResult, ba: RowResult) -> RowResult:

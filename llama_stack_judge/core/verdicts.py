@@ -2,9 +2,14 @@
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from llama_stack_judge.core.patterns import VerdictPattern
+
+# The largest rating magnitude any judge may give: a rating judge without a range still gets one, so a garbled reply
+# ("[[1e308]]") is a parse error instead of a score that swamps (or overflows) every average.
+RATING_LIMIT = 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,21 +21,21 @@ class ParsedVerdict:
     error: str | None = None
 
 
-def last_match(patterns: Sequence[re.Pattern[str]], text: str) -> str | None:
+def last_match(patterns: Sequence[VerdictPattern], text: str) -> str | None:
     """The capture of the last match of the first pattern that matches anywhere in ``text``.
 
     Patterns are tried in order (a strict one such as ``[[n]]`` before a lenient fallback such as ``[n]``);
     within a pattern the *last* match wins, because judges restate the format before giving their verdict.
     """
     for pattern in patterns:
-        captures = [m.group(1) for m in pattern.finditer(text)]
+        captures = pattern.captures(text)
         if captures:
             return captures[-1]
     return None
 
 
 def parse_rating(
-    text: str, patterns: Sequence[re.Pattern[str]], *, minimum: float | None, maximum: float | None
+    text: str, patterns: Sequence[VerdictPattern], *, minimum: float | None, maximum: float | None
 ) -> ParsedVerdict:
     """Read a numeric rating and check it against the allowed range."""
     captured = last_match(patterns, text)
@@ -47,12 +52,16 @@ def check_rating(captured: str, *, minimum: float | None, maximum: float | None)
         return ParsedVerdict(label=captured, error=f"verdict {captured!r} is not a number")
     if not math.isfinite(value):
         return ParsedVerdict(label=captured, error=f"verdict {captured!r} is not a finite number")
+    if abs(value) > RATING_LIMIT:
+        return ParsedVerdict(
+            label=captured, error=f"rating {captured!r} is beyond ±{RATING_LIMIT:g}, the limit of any rating"
+        )
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         return ParsedVerdict(label=captured, error=f"rating {captured!r} is outside [{minimum}, {maximum}]")
     return ParsedVerdict(score=value, label=captured.strip())
 
 
-def parse_choice(text: str, patterns: Sequence[re.Pattern[str]], choices: Mapping[str, float]) -> ParsedVerdict:
+def parse_choice(text: str, patterns: Sequence[VerdictPattern], choices: Mapping[str, float]) -> ParsedVerdict:
     """Read a categorical verdict and map it to its score."""
     captured = last_match(patterns, text)
     if captured is None:
@@ -75,7 +84,8 @@ def json_verdict(text: str) -> str | None:
         return None
     try:
         data = json.loads(stripped)
-    except json.JSONDecodeError:
+    # ValueError: an integer of more digits than Python converts; RecursionError: arrays nested thousands deep.
+    except (ValueError, RecursionError):
         return None
     verdict = data.get("verdict") if isinstance(data, dict) else None
     if isinstance(verdict, bool) or not isinstance(verdict, str | int | float):

@@ -42,11 +42,14 @@ from llama_stack_judge.core.chat import ChatRequest
 from llama_stack_judge.core.generation import Conversation, conversations, generation_columns
 from llama_stack_judge.core.options import PROVIDER_DATA_KEY, JudgeOptions
 from llama_stack_judge.core.paged import PagedScores
+from llama_stack_judge.core.patterns import without_surrogates
+from llama_stack_judge.core.rows import check_rows
 from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_with_retries, map_bounded
 from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.store import JobRecord, JobStore, RowOutcome
 from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
+from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import passing_options, request_options
 from llama_stack_judge.stored import from_registry
@@ -73,6 +76,12 @@ def _options(benchmark: Benchmark) -> JudgeOptions:
     if defaults is not None and not isinstance(defaults, dict):
         raise JudgeInputError(f"benchmark {benchmark.identifier}: metadata.{PROVIDER_DATA_KEY} must be an object")
     return request_options(where=f"benchmark {benchmark.identifier}", defaults=defaults)
+
+
+def _checked_groups(rows: list[DatasetRow], options: JudgeOptions, *, where: str) -> dict[str, list[object]]:
+    """The rows' ``group_by`` keys, once their text is checked: before any of them is generated or judged."""
+    check_rows(rows, user=where)
+    return group_keys(rows, options.group_by)
 
 
 class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
@@ -161,6 +170,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         self._benchmarks[benchmark_id] = benchmark
         return benchmark
 
+    @answers_refusals
     async def run_eval(self, request: RunEvalRequest) -> Job:
         """Record a job and start it in the background; returns its id at once."""
         await self._resume_unfinished()
@@ -198,13 +208,13 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             kept = job.progress.get("scoring") or {}
             scores = {fn: PagedScores.from_state(kept.get(fn)) for fn in job.scoring_functions}
             async for start, rows in self._pages(job, config):
+                groups = _checked_groups(rows, options, where=f"eval job {job.job_id}: rows from {start}")
                 outcomes = await self.store.results(job.job_id, start, start + len(rows))
                 if len(outcomes) < len(rows):  # judged pages of a resumed job are read back, not judged again
                     outcomes, aggregated = await self._judge_page(job, start, rows, config, options)
                     for fn, paged in scores.items():
                         paged.add_aggregates(aggregated[fn])
                     await self.store.add_results(job.job_id, outcomes)
-                groups = group_keys(rows, options.group_by)
                 for fn, paged in scores.items():
                     paged.add_rows([outcome.scores[fn] for outcome in outcomes], groups)
                 job.progress |= {"generated": start + len(rows), "judged": start + len(rows)}
@@ -306,6 +316,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         logger.info("Eval job results saved as a dataset", job_id=job.job_id, dataset_id=dataset_id)
         return dataset_id
 
+    @answers_refusals
     async def evaluate_rows(self, request: EvaluateRowsRequest) -> EvaluateResponse:
         """Generate and score the given rows, in the request."""
         await self._resume_unfinished()
@@ -313,6 +324,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         options, config, rows = _options(benchmark), request.benchmark_config, request.input_rows
         if (benchmark.metadata or {}).get(QUESTIONS_FLAG):
             rows = expand_question_rows(rows)
+        _checked_groups(rows, options, where=f"benchmark {benchmark.identifier}")
         generations = await self._generations(rows, config, options)
         return await self._score(rows, generations, request.scoring_functions, config, options)
 
@@ -332,7 +344,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
                     f"row {index} turn {len(answers) + 1}: generation with {candidate.model} failed after "
                     f"{failed.attempts} attempt(s): {failed.reason}"
                 ) from None
-            answers.append(reply.text)
+            answers.append(without_surrogates(reply.text))  # judged and stored as text, whatever the model sent
         return answers
 
     async def _generations(
@@ -384,11 +396,13 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             raise JobNotFoundError(f"no eval job {job_id} for benchmark {benchmark_id}")
         return job
 
+    @answers_refusals
     async def job_status(self, request: JobStatusRequest) -> Job:
         """The job's current status."""
         job = await self._job(request.benchmark_id, request.job_id)
         return Job(job_id=job.job_id, status=JobStatus(job.status))
 
+    @answers_refusals
     async def job_cancel(self, request: JobCancelRequest) -> None:
         """Stop a running job; it becomes ``cancelled`` and keeps the generations made so far."""
         job = await self._job(request.benchmark_id, request.job_id)
@@ -403,6 +417,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             await asyncio.wait({task}, timeout=5)
         logger.info("Eval job cancelled", job_id=job.job_id)
 
+    @answers_refusals
     async def job_result(self, request: JobResultRequest) -> EvaluateResponse:
         """Generations and scores of a completed job."""
         job = await self._job(request.benchmark_id, request.job_id)

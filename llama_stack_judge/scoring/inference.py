@@ -81,8 +81,10 @@ class StackChat:
         if not isinstance(text, str):
             text = "".join(getattr(part, "text", "") for part in text or [])
         usage = getattr(completion, "usage", None)
+        finish_reason = getattr(choices[0], "finish_reason", None)
         return ChatReply(
             text=text,
             prompt_tokens=getattr(usage, "prompt_tokens", None),
             completion_tokens=getattr(usage, "completion_tokens", None),
+            finish_reason=str(getattr(finish_reason, "value", finish_reason)) if finish_reason is not None else None,
         )

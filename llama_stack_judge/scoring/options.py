@@ -6,14 +6,28 @@ from typing import Any
 
 from llama_stack.core.request_headers import PROVIDER_DATA_VAR
 
-from llama_stack_judge.core.options import PROVIDER_DATA_KEY, JudgeOptions
+from llama_stack_judge.core.options import PROVIDER_DATA_HEADER, PROVIDER_DATA_KEY, JudgeOptions
+from llama_stack_judge.errors import JudgeInputError
+
+
+def _provider_data() -> Mapping[str, Any]:
+    """The request's provider data, which must be a JSON object (the header may hold any JSON)."""
+    provider_data = PROVIDER_DATA_VAR.get()
+    if provider_data is None:
+        return {}
+    if not isinstance(provider_data, Mapping):
+        raise JudgeInputError(
+            f"the {PROVIDER_DATA_HEADER} header must hold a JSON object, got {type(provider_data).__name__}"
+        )
+    return provider_data
 
 
 def request_options(*, where: str, defaults: Mapping[str, Any] | None = None) -> JudgeOptions:
     """The ``judge_options`` of the current request's provider data, laid over ``defaults``."""
-    provider_data = PROVIDER_DATA_VAR.get() or {}
-    given = provider_data.get(PROVIDER_DATA_KEY)
-    if defaults and isinstance(given, Mapping):
+    given = _provider_data().get(PROVIDER_DATA_KEY)
+    if given is not None and not isinstance(given, Mapping):
+        raise JudgeInputError(f"{where}: {PROVIDER_DATA_KEY} must be a JSON object, got {type(given).__name__}")
+    if defaults and given is not None:
         given = {**defaults, **given}
     return JudgeOptions.parse(given if given is not None else defaults, where=where)
 
@@ -21,7 +35,7 @@ def request_options(*, where: str, defaults: Mapping[str, Any] | None = None) ->
 @contextmanager
 def passing_options(options: JudgeOptions) -> Iterator[None]:
     """Make ``options`` the provider data's judge options for calls made inside (e.g. eval → scoring)."""
-    provider_data = dict(PROVIDER_DATA_VAR.get() or {})
+    provider_data = dict(_provider_data())
     token = PROVIDER_DATA_VAR.set(provider_data | options.provider_data())
     try:
         yield
@@ -37,7 +51,7 @@ def taking_options(*, where: str, defaults: Mapping[str, Any] | None = None) -> 
     every call, skip that work when nothing else is in it (measured: ~1.3 ms of CPU per judge call).
     """
     options = request_options(where=where, defaults=defaults)
-    provider_data = PROVIDER_DATA_VAR.get() or {}
+    provider_data = _provider_data()
     if PROVIDER_DATA_KEY not in provider_data:
         yield options
         return

@@ -25,10 +25,11 @@ from llama_stack_judge.core.builtin import BuiltinScorer
 from llama_stack_judge.core.definitions import FailurePolicy, JudgeDefinition
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import RowResult
-from llama_stack_judge.core.rows import Row, check_size
+from llama_stack_judge.core.rows import Row, check_rows
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
 from llama_stack_judge.core.tasks import AssessmentTask
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError, UnknownScoringFunctionError
+from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.scoring.cache import SqlReplyCache
 from llama_stack_judge.scoring.config import JudgeScoringConfig
 from llama_stack_judge.scoring.functions import (
@@ -90,6 +91,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         """Built-in and shipped functions, advertised to the stack's registry at start-up."""
         return [to_scoring_fn(scorer, self.__provider_id__) for scorer in self.registry.shipped()]
 
+    @answers_refusals
     async def register_scoring_function(self, scoring_fn: ScoringFn) -> None:
         """Validate and compile a judge registered through the API; invalid ones are refused with a 400."""
         definition = self.registry.definition_from_registration(scoring_fn)
@@ -98,6 +100,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         self._registered[scoring_fn.identifier] = (scoring_fn, definition)
         logger.info("Registered judge", identifier=scoring_fn.identifier)
 
+    @answers_refusals
     async def unregister_scoring_function(self, scoring_fn_id: str) -> None:
         """Forget a judge registered through the API; shipped functions cannot be removed."""
         if self.registry.get(scoring_fn_id) is not None:
@@ -114,8 +117,8 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         cached = self._registered.get(identifier)
         if cached is not None and cached[0] == stored:
             return cached[1]
-        if stored.metadata.get(SHIPPED_MARK):
-            raise UnknownScoringFunctionError(
+        if stored.metadata.get(SHIPPED_MARK):  # known, but no longer served: a bad request, not a missing function
+            raise JudgeInputError(
                 f"scoring function {identifier} was shipped by an earlier version of llama-stack-judge and is retired; "
                 "use its newer version (client.scoring_functions.list()) and unregister the old id"
             )
@@ -163,7 +166,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         """Score ``rows`` with one function, its registered params overlaid by ``params`` for this call only."""
         scorer = await self._resolve(identifier)
         where = f"scoring function {identifier}"
-        check_size(rows, max_rows=self.config.max_rows, max_text_chars=self.config.max_text_chars, user=where)
+        check_rows(rows, user=where, max_rows=self.config.max_rows, max_text_chars=self.config.max_text_chars)
         groups = group_keys(rows, options.group_by)
         usage: Usage | None = None
         failed_score: float | None = None  # failures are left out unless the judge's policy says otherwise
@@ -195,6 +198,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             aggregated["usage"] = usage.as_dict()
         return ScoringResult(score_rows=[result.as_score_row() for result in results], aggregated_results=aggregated)
 
+    @answers_refusals
     async def score(self, request: ScoreRequest) -> ScoreResponse:
         """Score inline rows; per-request options come from the ``judge_options`` provider data."""
         with taking_options(where="score", defaults=self.config.judge_options) as options:
@@ -204,6 +208,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             }
         return ScoreResponse(results=results)
 
+    @answers_refusals
     async def score_batch(self, request: ScoreBatchRequest) -> ScoreBatchResponse:
         """Score every row of a registered dataset."""
         if self._datasetio is None:

@@ -1,6 +1,7 @@
 """The llama-stack-judge command, run as a user runs it."""
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,45 @@ def test_stack_config_prints_a_run_config_that_serves(tmp_path: Path) -> None:
     config = yaml.safe_load(done.stdout)
     assert config["providers"]["scoring"][0]["module"] == "llama_stack_judge"
     assert config["storage"]["backends"]["kv_default"]["db_path"] == f"{tmp_path}/kvstore.db"
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
+    """The command failed with ``code`` and said why in one line that names every fragment, with no traceback."""
+    assert done.returncode == code, (done.returncode, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("llama-stack-judge: error:")]
+    assert len(lines) == 1 and all(fragment in lines[0] for fragment in fragments), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_output_paths_are_checked_before_any_judge_call(tmp_path: Path) -> None:
+    answers = tmp_path / "m.jsonl"
+    answers.write_text(json.dumps({"question_id": 81, "choices": [{"turns": ["an answer"]}]}) + "\n")
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("not a folder")
+    with fake_openai("judge", lambda messages: "Rating: [[5]]") as server:
+        judge = ("--inference-url", server.url, "--judge-model", "judge", "--state-dir", str(tmp_path / "state"))
+        rows = ("--rows", str(_rows_file(tmp_path)), "--scoring-fn", "judge::helpfulness-v1")
+        _one_line_error(_run("score", *rows, *judge, "--output", str(tmp_path)), 2, f"--output {tmp_path}", "folder")
+        _one_line_error(_run("score", *rows, *judge, "--output", str(a_file / "out.jsonl")), 2, f"{a_file} is a file")
+        single = ("mt-bench", "single", "--answers", str(answers), "--turns", "1", *judge)
+        _one_line_error(_run(*single, "--output", str(a_file)), 2, f"--output {a_file}: is a file")
+        state = ("--state-dir", str(a_file))
+        _one_line_error(_run("score", *rows, *judge[:4], *state), 2, f"--state-dir {a_file}: is a file")
+        assert server.log == []  # nothing was judged, so nothing was paid for
+
+
+def test_an_answer_file_with_two_answers_to_one_question_is_refused(tmp_path: Path) -> None:
+    answers = tmp_path / "m.jsonl"
+    answers.write_text(
+        "".join(json.dumps({"question_id": 81, "choices": [{"turns": [text]}]}) + "\n" for text in ("one", "two"))
+    )
+    done = _run("mt-bench", "single", "--answers", str(answers), "--stack-config", "unused.yaml")
+    _one_line_error(done, 2, f"{answers}:2: question_id 81 again (first at line 1)")
+
+
+def test_commands_that_call_a_server_that_is_not_there_say_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    done = _run("jobs", "status", "some-job", "--benchmark-id", "b", "--url", url)
+    _one_line_error(done, 1, f"cannot reach the stack at {url}")

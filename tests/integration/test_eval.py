@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from llama_stack_judge.core.options import JudgeOptions
-from tests.stacks import bad_request, register_benchmark, wait_for_job
+from tests.stacks import bad_request, not_found, register_benchmark, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +117,7 @@ def test_cancel_stops_a_long_job(client: Any) -> None:
 
 def test_unknown_job_and_unfinished_result(client: Any) -> None:
     benchmark_id = register_benchmark(client, QUESTIONS, FUNCTIONS)
-    with bad_request("no-such-job"):
+    with not_found("no-such-job"):
         client.alpha.eval.jobs.status("no-such-job", benchmark_id=benchmark_id)
     _skip_if_sync_library(client)
     slow = [{"input_query": "SLOW single", "expected_answer": "x"}]

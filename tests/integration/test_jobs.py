@@ -22,6 +22,7 @@ from tests.fake_openai import fake_openai
 from tests.integration.test_cli import _run
 from tests.stacks import (
     bad_request,
+    not_found,
     register_benchmark,
     run_config_file,
     selected_providers,
@@ -182,6 +183,14 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
         )
         missing = _run("jobs", "status", "no-such-job", *url)
         assert missing.returncode == 2 and "no eval job no-such-job" in missing.stderr
+        # Cancelling a job that has ended cancels nothing, and says so.
+        ended = _run("jobs", "cancel", jobs[multi], *url)
+        assert (
+            ended.returncode == 2 and f"eval job {jobs[multi]} is already completed; nothing to cancel" in ended.stderr
+        )
+        assert _run("jobs", "status", jobs[multi], *url).stdout.strip() == "completed"
+        folder = _run("jobs", "export", jobs[multi], *url, "--output", str(tmp_path))
+        assert folder.returncode == 2 and f"--output {tmp_path}: is a folder" in folder.stderr
     finally:
         stop_server(process)
     process, client = start_server(run_yaml)  # a cancelled job stays cancelled after a restart
@@ -300,7 +309,7 @@ def test_job_requests_that_cannot_be_served_are_clear_4xx(tmp_path: Path) -> Non
         with pytest.raises(APIStatusError) as missing:
             client.alpha.eval.run_eval("no-data", benchmark_config=CANDIDATE)
         assert 400 <= missing.value.status_code < 500 and "missing-ds" in str(missing.value)
-        with bad_request("no eval job nope for benchmark mt-bench"):
+        with not_found("no eval job nope for benchmark mt-bench"):
             client.alpha.eval.jobs.status("nope", benchmark_id="mt-bench")
         benchmark_id = register_benchmark(
             client, [{"input_query": "What is 2+2?", "expected_answer": "5"}], ["judge::subset_of"]

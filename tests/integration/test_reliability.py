@@ -1,5 +1,6 @@
 """Faults and load on a served stack judging through remote::openai against a fake judge that misbehaves."""
 
+import json
 import threading
 import time
 import uuid
@@ -9,11 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from llama_stack_judge.cli import endpoint_providers
+from llama_stack_judge.core.options import JudgeOptions
 from tests.fake_openai import FakeServer, Fault, fake_openai
-from tests.stacks import library_client, run_config_file, start_server, stop_server
+from tests.stacks import bad_request, library_client, register_benchmark, run_config_file, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +173,168 @@ def test_call_starts_are_spaced_but_still_overlap(tmp_path: Path) -> None:
     # 8 starts at least 50 ms apart (a little less may separate two arrivals: the stack's own time per call varies)
     assert judge.arrivals[-1] - judge.arrivals[0] >= 7 * 0.05 - 0.02
     assert server.max_in_flight == 8  # spaced, not serialized: every call was still in flight together
+
+
+# Hardening: hostile or careless input against one served stack, judged by a fake judge whose reply each row's
+# answer chooses (a marker in the answer), so every case below is one score call.
+TRUNCATED = 'I must end with a rating in the form "Rating: [[9]]", as the example shows. Rating: [['
+
+
+def _hostile_reply(messages: list[dict[str, Any]]) -> str | Fault:
+    answer = messages[-1]["content"]
+    if "REPLY-BACKTRACK" in answer:
+        return "a" * 64 + "!"
+    if "REPLY-TRUNCATED" in answer:
+        return Fault(then=TRUNCATED, finish_reason="length")
+    if "REPLY-HUGE" in answer:
+        return "Rating: [[1.7e308]]"
+    if "REPLY-SURROGATE" in answer:
+        return "an odd \ud800 byte. Rating: [[6]]"
+    return f"Rating: [[{_rating(answer)}]]"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, FakeServer]]:
+    with fake_openai("judge", _hostile_reply) as server:
+        providers = endpoint_providers(server.url, "judge", "none") | {
+            "eval": [
+                {"provider_id": "judge-eval", "provider_type": "inline::judge-eval", "module": "llama_stack_judge"}
+            ]
+        }
+        process, client = start_server(run_config_file(tmp_path_factory.mktemp("hostile"), providers))
+        try:
+            yield client.with_options(max_retries=0), server
+        finally:
+            stop_server(process)
+
+
+def _register(client: Any, patterns: list[str]) -> str:
+    identifier = f"team::t-{uuid.uuid4().hex[:8]}"
+    client.scoring_functions.register(
+        scoring_fn_id=identifier,
+        description="test judge",
+        return_type={"type": "number"},
+        provider_id="judge",
+        params={**PARAMS, "judge_score_regexes": patterns},
+    )
+    return identifier
+
+
+def _base_url(client: Any) -> str:
+    return str(client.base_url).rstrip("/")
+
+
+def _health(base_url: str) -> float:
+    started = time.monotonic()
+    assert httpx.get(f"{base_url}/v1/health", timeout=5).status_code == 200
+    return time.monotonic() - started
+
+
+def test_a_backtracking_pattern_cannot_stall_the_server(hostile: tuple[Any, FakeServer]) -> None:
+    client, _ = hostile
+    evil = _register(client, [r"(?:a|aa)*(b)"])  # exponential for a backtracking engine on "aaa…!"
+    rows = [{"input_query": "q", "generated_answer": "REPLY-BACKTRACK " + "a" * 64 + "!"}]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scoring = pool.submit(client.scoring.score, input_rows=rows, scoring_functions={evil: None})
+        assert _health(_base_url(client)) < 2.0  # the event loop still answers meanwhile
+        result = scoring.result(timeout=30).results[evil]
+    (row,) = result.score_rows
+    assert row["status"] == "parse_error" and row["error"] == "no verdict found in the judge output"
+    with bad_request("pattern 0", "does not compile", "RE2 syntax"):
+        _register(client, [r"(\d+)\1"])  # a backreference needs backtracking: refused, naming the pattern
+    with bad_request("pattern 0", "lookaround"):
+        client.scoring.score(
+            input_rows=rows,
+            scoring_functions={FUNCTION: {**PARAMS, "judge_score_regexes": [r"(?<=Rating: )(\d+)"]}},
+        )
+
+
+def test_a_reply_cut_off_by_the_token_limit_is_not_scored_from_its_example(hostile: tuple[Any, FakeServer]) -> None:
+    client, _ = hostile
+    rows = [
+        {"input_query": "q", "generated_answer": "REPLY-TRUNCATED"},
+        {"input_query": "q", "generated_answer": "a fine answer 4"},
+    ]
+    result = client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: None}).results[FUNCTION]
+    cut, whole = result.score_rows
+    assert cut["status"] == "parse_error" and cut["score"] is None and cut["finish_reason"] == "length"
+    assert cut["error"].startswith("truncated") and cut["judge_feedback"] == TRUNCATED
+    assert whole["status"] == "scored" and whole["finish_reason"] == "stop"
+    assert result.aggregated_results["n_parse_error"] == 1
+
+
+def test_an_extreme_verdict_is_a_parse_error_and_loses_no_other_row(hostile: tuple[Any, FakeServer]) -> None:
+    client, _ = hostile
+    unbounded = _register(client, [r"\[\[([-+.eE\d]+)\]\]"])  # a registered judge has no range of its own
+    rows = [
+        {"input_query": "q", "generated_answer": f"REPLY-HUGE {uuid.uuid4().hex}"},
+        {"input_query": "q", "generated_answer": "an answer 6"},
+    ]
+    result = client.scoring.score(input_rows=rows, scoring_functions={unbounded: None}).results[unbounded]
+    huge, fine = result.score_rows
+    assert huge["status"] == "parse_error" and "beyond ±1e+06" in huge["error"]
+    assert fine["score"] == 7.0 and result.aggregated_results["average"]["average"] == 7.0
+
+
+def test_text_that_is_not_text(hostile: tuple[Any, FakeServer]) -> None:
+    client, server = hostile
+    asked = len(server.log)
+    rows = [
+        {"input_query": "q", "generated_answer": "fine"},
+        {"input_query": "q", "generated_answer": "broken \ud800 text"},
+    ]
+    # The SDK cannot encode such text; JSON's "\ud800" escape carries it all the same.
+    body = json.dumps({"input_rows": rows, "scoring_functions": {FUNCTION: None}})
+    headers = {"Content-Type": "application/json"}
+    refused = httpx.post(f"{_base_url(client)}/v1/scoring/score", content=body, headers=headers, timeout=30)
+    assert refused.status_code == 400
+    assert "row 1: column 'generated_answer' holds a lone surrogate" in refused.text, refused.text
+    assert len(server.log) == asked  # refused before any judge call
+    rows = [{"input_query": "q", "generated_answer": f"REPLY-SURROGATE {uuid.uuid4().hex}"}]
+    for cached in (False, True):  # the reply is stored and read back as text
+        result = client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: None}).results[FUNCTION]
+        (row,) = result.score_rows
+        assert row["score"] == 6.0 and row["judge_feedback"] == "an odd \ufffd byte. Rating: [[6]]"
+        usage = result.aggregated_results["usage"]
+        assert (usage["cache_hits"], usage["replaced_characters"]) == ((1, 0) if cached else (0, 1))
+
+
+@pytest.mark.parametrize(
+    ("header", "fragments"),
+    [
+        ("[1, 2]", ("X-LlamaStack-Provider-Data header must hold a JSON object", "list")),
+        ('"judge"', ("must hold a JSON object", "str")),
+        ("7", ("must hold a JSON object", "int")),
+        ('{"judge_options": [1]}', ("judge_options must be a JSON object",)),
+        ('{"judge_options": {"seed": -1}}', ("seed",)),
+        ('{"judge_options": {"group_by": ["category"]}}', ("row 0: missing group_by field 'category'",)),
+    ],
+)
+def test_request_options_are_checked_before_any_work(
+    hostile: tuple[Any, FakeServer], header: str, fragments: tuple[str, ...]
+) -> None:
+    client, server = hostile
+    asked = len(server.log)
+    rows = [{"input_query": "q", "generated_answer": f"answer {uuid.uuid4().hex} 1"}]
+    with bad_request(*fragments):
+        client.scoring.score(
+            input_rows=rows,
+            scoring_functions={FUNCTION: None},
+            extra_headers={"X-LlamaStack-Provider-Data": header},
+        )
+    assert len(server.log) == asked
+    assert client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: None}).results[FUNCTION].score_rows
+
+
+def test_an_eval_job_with_bad_options_is_refused_before_it_starts(hostile: tuple[Any, FakeServer]) -> None:
+    client, server = hostile
+    asked = len(server.log)
+    benchmark_id = register_benchmark(client, [{"input_query": "q", "generated_answer": "x"}], [FUNCTION])
+    config = {"eval_candidate": {"type": "model", "model": "endpoint/judge", "sampling_params": {"max_tokens": 8}}}
+    with bad_request("seed"):
+        client.alpha.eval.run_eval(
+            benchmark_id,
+            benchmark_config=config,
+            extra_headers=JudgeOptions.model_construct(seed=-1).headers(),
+        )
+    assert len(server.log) == asked  # nothing generated, nothing judged

@@ -14,7 +14,7 @@ from llama_stack_judge.core.chat import ChatReply, ChatRequest
 from llama_stack_judge.core.definitions import Aggregation, JudgeDefinition, validate_definition
 from llama_stack_judge.core.options import PROVIDER_DATA_HEADER, JudgeOptions
 from llama_stack_judge.core.outcomes import Outcome, RowResult
-from llama_stack_judge.core.rows import check_size
+from llama_stack_judge.core.rows import check_rows
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
 from llama_stack_judge.core.spacing import StartSpacing
 from llama_stack_judge.core.stats import bootstrap_ci, group_means, win_rate
@@ -242,6 +242,7 @@ async def test_usage_counts_calls_retries_and_tokens() -> None:
         "cache_hits": 0,
         "cache_errors": 0,
         "structured_output_fallbacks": 0,
+        "replaced_characters": 0,
         "prompt_tokens": 10,
         "completion_tokens": 4,
     }
@@ -320,11 +321,11 @@ async def test_a_shared_limit_holds_across_concurrent_batches() -> None:
 
 
 def test_size_checks_name_rows_columns_and_limits() -> None:
-    check_size([{"a": "x" * 10, "b": ["y" * 10]}], max_rows=1, max_text_chars=10, user="f")
+    check_rows([{"a": "x" * 10, "b": ["y" * 10]}], max_rows=1, max_text_chars=10, user="f")
     with pytest.raises(JudgeInputError, match=r"f: 2 rows in one call; the limit is 1"):
-        check_size([{}, {}], max_rows=1, max_text_chars=10, user="f")
+        check_rows([{}, {}], max_rows=1, max_text_chars=10, user="f")
     with pytest.raises(JudgeInputError, match=r"row 0: column 'b' has 11 characters; the limit is 10"):
-        check_size([{"a": "ok", "b": ["short", "y" * 11]}], max_rows=1, max_text_chars=10, user="f")
+        check_rows([{"a": "ok", "b": ["short", "y" * 11]}], max_rows=1, max_text_chars=10, user="f")
 
 
 async def test_verdict_like_inputs_are_flagged_not_believed() -> None:

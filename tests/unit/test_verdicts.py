@@ -1,13 +1,12 @@
-import re
-
 import pytest
 
 from llama_stack_judge.core.definitions import DEFAULT_RATING_PATTERN
+from llama_stack_judge.core.patterns import VerdictPattern
 from llama_stack_judge.core.verdicts import parse_choice, parse_rating
 
-STRICT = re.compile(DEFAULT_RATING_PATTERN)
-LENIENT = re.compile(r"\[\s*(-?\d+(?:\.\d+)?)\s*\]")
-CHOICE = re.compile(r"\[\[([ABC])\]\]")
+STRICT = VerdictPattern.compile(DEFAULT_RATING_PATTERN)
+LENIENT = VerdictPattern.compile(r"\[\s*(-?\d+(?:\.\d+)?)\s*\]")
+CHOICE = VerdictPattern.compile(r"\[\[([ABC])\]\]")
 
 
 @pytest.mark.parametrize(
@@ -43,6 +42,6 @@ def test_rating_failures_are_parse_errors(output: str, error: str) -> None:
 def test_choice_maps_label_and_rejects_others() -> None:
     choices = {"A": 1.0, "B": 0.0, "C": 0.5}
     assert parse_choice("format [[A]]... verdict: [[C]]", (CHOICE,), choices).score == 0.5
-    wide = re.compile(r"\[\[(\w)\]\]")
+    wide = VerdictPattern.compile(r"\[\[(\w)\]\]")
     parsed = parse_choice("[[D]]", (wide,), choices)
     assert parsed.score is None and "not one of" in (parsed.error or "")

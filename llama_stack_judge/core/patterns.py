@@ -1,0 +1,95 @@
+"""Verdict patterns run by RE2: matching time is linear in the text, whatever pattern a caller registers.
+
+Python's ``re`` backtracks, so a pattern such as ``(a|a)*b`` takes exponential time on a long run of ``a`` and blocks
+the event loop it runs on. RE2 has no backtracking; it refuses the constructs that need it (backreferences,
+lookaround, possessive quantifiers), and such patterns are refused at registration with the reason.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import re2
+
+MAX_PATTERN_CHARS = 1_000
+# Verdicts sit at the end of a judge's reply (the last match wins): a reply longer than this is read from its tail.
+MAX_SCANNED_CHARS = 100_000
+_MAX_PROGRAM_BYTES = 8 << 20  # RE2's memory budget per pattern: larger programs are refused, not slowly built
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # the refusal is reported to the caller; RE2 need not also write it to stderr
+_OPTIONS.max_mem = _MAX_PROGRAM_BYTES
+
+
+class PatternError(ValueError):
+    """A pattern RE2 cannot run, or one without exactly one capture group."""
+
+
+_SURROGATES_REPLACED = dict.fromkeys(range(0xD800, 0xE000), 0xFFFD)
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (which no UTF-8 encoder takes) replaced by one U+FFFD."""
+    return text.translate(_SURROGATES_REPLACED) if surrogate_count(text) else text
+
+
+def surrogate_count(text: str) -> int:
+    """How many lone surrogates ``text`` holds (0 for text that encodes as UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return sum(1 for char in text if "\ud800" <= char <= "\udfff")
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictPattern:
+    """One compiled verdict pattern with one capture group."""
+
+    source: str
+    _compiled: Any = field(repr=False, compare=False)
+
+    @classmethod
+    def compile(cls, source: str) -> "VerdictPattern":
+        """Compile ``source`` with RE2.
+
+        Raises:
+            PatternError: naming why: too long, not RE2 syntax, too large a program, or not one capture group.
+        """
+        if len(source) > MAX_PATTERN_CHARS:
+            raise PatternError(f"is {len(source)} characters long; the limit is {MAX_PATTERN_CHARS}")
+        if surrogate_count(source):
+            raise PatternError("holds a lone surrogate, which is not text")
+        try:
+            compiled = re2.compile(source, _OPTIONS)
+        except re2.error as exc:
+            reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+            raise PatternError(
+                f"does not compile: {reason} (patterns use RE2 syntax: no backreferences or lookaround)"
+            ) from None
+        if compiled.groups != 1:
+            raise PatternError(f"must have exactly one capture group, has {compiled.groups}")
+        return cls(source, compiled)
+
+    def captures(self, text: str) -> list[str]:
+        """The capture of every match in ``text`` (its last ``MAX_SCANNED_CHARS`` characters), in order."""
+        scanned = without_surrogates(text[-MAX_SCANNED_CHARS:])
+        # A group that took no part in a match (``(a)?b``) captures nothing: an empty verdict, a parse error.
+        return [match.group(1) or "" for match in self._compiled.finditer(scanned)]
+
+    def found_in(self, text: str) -> bool:
+        """Whether the pattern matches anywhere in ``text`` (its first and last ``MAX_SCANNED_CHARS`` characters)."""
+        if len(text) > 2 * MAX_SCANNED_CHARS:
+            return self.found_in(text[:MAX_SCANNED_CHARS]) or self.found_in(text[-MAX_SCANNED_CHARS:])
+        return self._compiled.search(without_surrogates(text)) is not None
+
+
+def compile_patterns(sources: tuple[str, ...]) -> tuple[VerdictPattern, ...]:
+    """Compile every pattern; the error names the first bad one by position and text."""
+    compiled = []
+    for index, source in enumerate(sources):
+        try:
+            compiled.append(VerdictPattern.compile(source))
+        except PatternError as exc:
+            shown = source if len(source) <= 80 else source[:77] + "..."
+            raise PatternError(f"pattern {index} {shown!r} {exc}") from None
+    return tuple(compiled)
