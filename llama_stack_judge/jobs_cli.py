@@ -21,11 +21,15 @@ ENDED = {"completed", "failed", "cancelled"}
 def _client(args: argparse.Namespace) -> Any:
     from llama_stack_client import LlamaStackClient
 
-    return LlamaStackClient(base_url=args.url, timeout=args.timeout)
+    # Without --api-key the client takes $LLAMA_STACK_CLIENT_API_KEY, as the SDK does everywhere.
+    return LlamaStackClient(base_url=args.url, timeout=args.timeout, api_key=args.api_key)
 
 
 async def _stored_jobs(run_yaml: Path) -> list[JobRecord]:
-    """Every job in the job store of the stack that ``run_yaml`` describes (read directly, the stack need not run)."""
+    """Every job in the job store of the stack that ``run_yaml`` describes (read directly, the stack need not run).
+
+    It reads the store as its operator: every user's jobs, which is why it takes a run config and not a server URL.
+    """
     from llama_stack.core.datatypes import StackConfig
     from llama_stack.core.stack import replace_env_vars
     from llama_stack.core.storage.sqlstore.sqlstore import register_sqlstore_backends
@@ -43,10 +47,11 @@ async def _stored_jobs(run_yaml: Path) -> list[JobRecord]:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    """One line per job: id, benchmark, status, progress and times."""
+    """One line per job: id, benchmark, the user it belongs to, status, progress and times."""
     jobs = asyncio.run(_stored_jobs(Path(args.stack_config)))
     for job in jobs:
-        print(f"{job.job_id}  {job.benchmark_id}  {job.describe()}")
+        user = job.user.principal if job.user is not None else "-"  # "-": started with authentication off
+        print(f"{job.job_id}  {job.benchmark_id}  user={user}  {job.describe()}")
     if not jobs:
         print("no eval jobs", file=sys.stderr)
     return 0
@@ -113,6 +118,9 @@ def add_parser(commands: Any) -> None:
         action.add_argument("--benchmark-id", required=True)
         action.add_argument("--url", default="http://127.0.0.1:8321", help="the served stack")
         action.add_argument("--timeout", type=float, default=60.0)
+        action.add_argument(
+            "--api-key", help="token for a stack with authentication on (default: $LLAMA_STACK_CLIENT_API_KEY)"
+        )
         if name == "export":
             action.add_argument("--output", required=True, help="JSONL file to write")
         action.set_defaults(run=run)

@@ -4,6 +4,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from llama_stack_api import Datasets
+from llama_stack_api.common.errors import ResourceNotFoundError
+from llama_stack_api.datasets.models import GetDatasetRequest
+
+from llama_stack_judge.errors import JudgeNotFoundError
+
 
 async def from_registry[T](
     provider: object, store_attribute: str, get: Callable[[Any], Awaitable[T]], unknown: Exception
@@ -16,6 +22,18 @@ async def from_registry[T](
         return await get(store)
     except ValueError:
         raise unknown from None
+
+
+async def check_readable(datasets: Datasets, dataset_id: str, *, where: str) -> None:
+    """Refuse a dataset the current user may not read, as one that does not exist.
+
+    The datasets registry applies the stack's access policy; the datasetio ``iterrows`` that reads rows does not,
+    so this check comes before any row is read.
+    """
+    try:
+        await datasets.get_dataset(GetDatasetRequest(dataset_id=dataset_id))
+    except (ValueError, ResourceNotFoundError) as exc:
+        raise JudgeNotFoundError(f"{where}: dataset {dataset_id}: {exc}") from None
 
 
 class FirstUseGuard:

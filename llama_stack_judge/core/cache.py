@@ -12,15 +12,17 @@ from llama_stack_judge.core.chat import ChatReply, ChatRequest
 CACHE_VERSION = 1  # part of every key: bump it when what a key covers changes
 
 
-def cache_key(request: ChatRequest, sample: int) -> str:
+def cache_key(request: ChatRequest, sample: int, *, scope: str = "") -> str:
     """Hash of everything that decides a reply: model, sampling, response format, messages, and sample number.
 
-    The verdict patterns are not part of it: replies are stored raw and parsed again on every use.
+    The verdict patterns are not part of it: replies are stored raw and parsed again on every use. A ``scope``
+    (a tenant's name) keeps one tenant's entries apart from everyone else's: no one can learn from a cache hit
+    that another tenant judged the same text.
     """
     fields = asdict(request)
     if fields["grammar"] is None:  # added after the first stored replies: left out when unset, so their keys hold
         del fields["grammar"]
-    content = {"v": CACHE_VERSION, "sample": sample, **fields}
+    content = {"v": CACHE_VERSION, "sample": sample, **fields} | ({"scope": scope} if scope else {})
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

@@ -186,6 +186,7 @@ class Judge:
     # Calls in flight across every batch that shares this semaphore (a provider's callers), on top of each batch's
     # own ``settings.max_concurrency``.
     slots: asyncio.Semaphore | None = None
+    cache_scope: str = ""  # whose cache entries these are ("" for entries everyone shares)
 
     async def _lookup(self, keys: list[str], batch: _Batch) -> dict[str, ChatReply]:
         """Stored replies; a cache that cannot be read is a miss (counted and logged), never a failed batch."""
@@ -207,6 +208,9 @@ class Judge:
             batch.writer = None
             logger.warning("judgment cache write failed; not caching this batch: %s: %s", type(exc).__name__, exc)
 
+    def _key(self, request: ChatRequest, sample: int) -> str:
+        return cache_key(request, sample, scope=self.cache_scope)
+
     def _effective(self, request: ChatRequest) -> ChatRequest:
         if request.response_schema is not None and request.model in self.no_structured_output:
             return request.plain()
@@ -227,7 +231,7 @@ class Judge:
             CallFailedError: when no reply could be had.
         """
         request = self._effective(request)
-        key = cache_key(request, sample)
+        key = self._key(request, sample)
         if (cached := await self._cached(key, batch)) is not None:
             batch.usage.cache_hits += 1
             return cached, 0
@@ -308,7 +312,11 @@ class Judge:
         if self.cache is not None:
             batch.writer = CacheWriter(self.cache, batch_size=self.write_batch)
             if self.reuse_cached:
-                keys = list(dict.fromkeys(cache_key(self._effective(r), sample) for _, r, sample in jobs))
+                keys = list(
+                    dict.fromkeys(
+                        cache_key(self._effective(r), sample, scope=self.cache_scope) for _, r, sample in jobs
+                    )
+                )
                 batch.cached = await self._lookup(keys, batch)
                 batch.looked_up = set(keys)
         try:

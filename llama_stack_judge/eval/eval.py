@@ -6,11 +6,13 @@ process stopped is resumed when the provider starts again, and generates only th
 """
 
 import asyncio
+import contextvars
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from llama_stack.core.access_control.datatypes import AccessRule, Action
 from llama_stack.log import get_logger
 from llama_stack_api import (
     Benchmark,
@@ -35,7 +37,7 @@ from llama_stack_api import (
     Scoring,
     ScoringResult,
 )
-from llama_stack_api.datasets.models import DatasetPurpose, GetDatasetRequest, RegisterDatasetRequest, RowsDataSource
+from llama_stack_api.datasets.models import DatasetPurpose, RegisterDatasetRequest, RowsDataSource
 
 from llama_stack_judge.core.aggregate import group_keys
 from llama_stack_judge.core.chat import ChatRequest
@@ -45,14 +47,15 @@ from llama_stack_judge.core.paged import PagedScores
 from llama_stack_judge.core.patterns import without_surrogates
 from llama_stack_judge.core.rows import check_rows
 from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_with_retries, map_bounded
-from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError
+from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError, JudgeNotFoundError
+from llama_stack_judge.eval.access import JobUser, context_of, may
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.store import JobRecord, JobStore, RowOutcome
 from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
 from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import passing_options, request_options
-from llama_stack_judge.stored import from_registry
+from llama_stack_judge.stored import check_readable, from_registry
 
 logger = get_logger(name=__name__, category="eval")
 
@@ -70,12 +73,19 @@ def _sampling(params: SamplingParams, default_max_tokens: int) -> dict[str, floa
     return {"temperature": temperature, "top_p": top_p, "max_tokens": params.max_tokens or default_max_tokens}
 
 
-def _options(benchmark: Benchmark) -> JudgeOptions:
-    """Judge options of a run: the benchmark's ``judge_options`` metadata, overlaid by the request's."""
+def _benchmark_options(benchmark: Benchmark) -> dict[str, Any] | None:
+    """The benchmark's ``judge_options`` metadata, checked."""
+    where = f"benchmark {benchmark.identifier}: metadata.{PROVIDER_DATA_KEY}"
     defaults = benchmark.metadata.get(PROVIDER_DATA_KEY) if benchmark.metadata else None
     if defaults is not None and not isinstance(defaults, dict):
-        raise JudgeInputError(f"benchmark {benchmark.identifier}: metadata.{PROVIDER_DATA_KEY} must be an object")
-    return request_options(where=f"benchmark {benchmark.identifier}", defaults=defaults)
+        raise JudgeInputError(f"{where} must be an object")
+    JudgeOptions.parse(defaults, where=where)
+    return defaults
+
+
+def _options(benchmark: Benchmark) -> JudgeOptions:
+    """Judge options of a run: the benchmark's ``judge_options`` metadata, overlaid by the request's."""
+    return request_options(where=f"benchmark {benchmark.identifier}", defaults=_benchmark_options(benchmark))
 
 
 def _checked_groups(rows: list[DatasetRow], options: JudgeOptions, *, where: str) -> dict[str, list[object]]:
@@ -109,7 +119,6 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             timeout_s=config.timeout_s,
             retry_for_s=config.retry_for_s,
         )
-        self._benchmarks: dict[str, Benchmark] = {}
         # One limit for every job of this process: two jobs share the candidate's capacity instead of doubling it.
         self._generation_slots = asyncio.Semaphore(config.max_concurrency)
         # This process's running jobs: their live records (fresher than the store's) and tasks.
@@ -136,7 +145,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         for job in await self.store.unfinished():
             if job.job_id not in self._running:
                 logger.info("Resuming eval job", job_id=job.job_id, benchmark_id=job.benchmark_id)
-                self._start(job)
+                self._start(job, context=context_of(job.user))  # as its user, not as whoever called first
 
     async def shutdown(self) -> None:
         """Stop running jobs; they stay unfinished in the store and resume at the next start."""
@@ -150,24 +159,30 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             raise RuntimeError("the eval provider is not initialized")
         return self._store
 
+    @answers_refusals
     async def register_benchmark(self, benchmark: Benchmark) -> None:
-        """Remember a benchmark (the stack's registry persists it)."""
-        self._benchmarks[benchmark.identifier] = benchmark
+        """Check a benchmark's judge options; the stack's registry keeps the benchmark."""
+        _benchmark_options(benchmark)
 
     async def unregister_benchmark(self, benchmark_id: str) -> None:
-        """Forget a benchmark."""
-        self._benchmarks.pop(benchmark_id, None)
+        """Nothing to forget: benchmarks are always read from the stack's registry."""
+
+    @property
+    def _policy(self) -> list[AccessRule]:
+        """The stack's access policy, as its routing tables apply it."""
+        return list(getattr(getattr(self, "benchmark_store", None), "policy", None) or [])
 
     async def _benchmark(self, benchmark_id: str) -> Benchmark:
-        if benchmark_id in self._benchmarks:
-            return self._benchmarks[benchmark_id]
+        """The benchmark, read through the stack's registry, which hides it from users the policy does not allow.
+
+        Never from a cache of this process: what one user may read another may not.
+        """
         benchmark: Benchmark = await from_registry(
             self,
             "benchmark_store",
             lambda store: store.get_benchmark(GetBenchmarkRequest(benchmark_id=benchmark_id)),
-            JudgeInputError(f"benchmark {benchmark_id} is not registered"),
+            JudgeNotFoundError(f"benchmark {benchmark_id} is not registered"),
         )
-        self._benchmarks[benchmark_id] = benchmark
         return benchmark
 
     @answers_refusals
@@ -175,10 +190,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         """Record a job and start it in the background; returns its id at once."""
         await self._resume_unfinished()
         benchmark = await self._benchmark(request.benchmark_id)
-        try:
-            await self._datasets.get_dataset(GetDatasetRequest(dataset_id=benchmark.dataset_id))
-        except ValueError as exc:
-            raise JudgeInputError(f"benchmark {benchmark.identifier}: dataset {benchmark.dataset_id}: {exc}") from None
+        await check_readable(self._datasets, benchmark.dataset_id, where=f"benchmark {benchmark.identifier}")
         job = JobRecord(
             job_id=uuid.uuid4().hex,
             benchmark_id=benchmark.identifier,
@@ -186,16 +198,17 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             scoring_functions=list(benchmark.scoring_functions),
             benchmark_config=request.benchmark_config.model_dump(mode="json"),
             options=_options(benchmark).provider_data()[PROVIDER_DATA_KEY],
+            user=JobUser.current(),
             save_results_dataset=bool((benchmark.metadata or {}).get("save_results_dataset", False)),
             mt_bench_questions=bool((benchmark.metadata or {}).get(QUESTIONS_FLAG, False)),
         )
         await self.store.save(job)
-        self._start(job)
+        self._start(job, context=contextvars.copy_context())  # the request's own context: its user and provider data
         logger.info("Eval job started", job_id=job.job_id, benchmark_id=benchmark.identifier)
         return Job(job_id=job.job_id, status=JobStatus(job.status))
 
-    def _start(self, job: JobRecord) -> None:
-        self._running[job.job_id] = (job, asyncio.create_task(self._run_job(job)))
+    def _start(self, job: JobRecord, *, context: contextvars.Context) -> None:
+        self._running[job.job_id] = (job, asyncio.create_task(self._run_job(job), context=context))
 
     async def _run_job(self, job: JobRecord) -> None:
         job.status, job.started_at = JobStatus.in_progress.value, job.started_at or time.time()
@@ -203,6 +216,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             await self.store.save(job)
             config = BenchmarkConfig.model_validate(job.benchmark_config)
             options = JudgeOptions.parse(job.options, where=job.job_id)
+            await check_readable(self._datasets, job.dataset_id, where=f"eval job {job.job_id}")
             job.progress = {"phase": "running", "rows": config.num_examples, "generated": 0, "judged": 0}
             await self.store.save(job)
             kept = job.progress.get("scoring") or {}
@@ -388,24 +402,25 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             scores = await self._scoring.score(ScoreRequest(input_rows=scored_rows, scoring_functions=functions))
         return EvaluateResponse(generations=generations, scores=scores.results)
 
-    async def _job(self, benchmark_id: str, job_id: str) -> JobRecord:
+    async def _job(self, benchmark_id: str, job_id: str, action: Action) -> JobRecord:
+        """The job, if the caller may ``action`` it; a job of someone else is as unknown as a job that is not."""
         await self._resume_unfinished()
         running = self._running.get(job_id)
         job = running[0] if running is not None else self._unrecorded.get(job_id) or await self.store.get(job_id)
-        if job is None or job.benchmark_id != benchmark_id:
+        if job is None or job.benchmark_id != benchmark_id or not may(self._policy, action, job_id, job.user):
             raise JobNotFoundError(f"no eval job {job_id} for benchmark {benchmark_id}")
         return job
 
     @answers_refusals
     async def job_status(self, request: JobStatusRequest) -> Job:
         """The job's current status."""
-        job = await self._job(request.benchmark_id, request.job_id)
+        job = await self._job(request.benchmark_id, request.job_id, Action.READ)
         return Job(job_id=job.job_id, status=JobStatus(job.status))
 
     @answers_refusals
     async def job_cancel(self, request: JobCancelRequest) -> None:
         """Stop a running job; it becomes ``cancelled`` and keeps the generations made so far."""
-        job = await self._job(request.benchmark_id, request.job_id)
+        job = await self._job(request.benchmark_id, request.job_id, Action.DELETE)
         if job.status in _FINISHED:
             return
         job.status, job.finished_at = JobStatus.cancelled.value, time.time()
@@ -420,7 +435,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
     @answers_refusals
     async def job_result(self, request: JobResultRequest) -> EvaluateResponse:
         """Generations and scores of a completed job."""
-        job = await self._job(request.benchmark_id, request.job_id)
+        job = await self._job(request.benchmark_id, request.job_id, Action.READ)
         if job.status == JobStatus.failed.value:
             raise JudgeInputError(f"eval job {job.job_id} failed: {job.error} ({job.describe()})")
         if job.status != JobStatus.completed.value or job.result is None:

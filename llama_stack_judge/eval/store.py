@@ -8,6 +8,7 @@ from llama_stack.core.storage.datatypes import SqlStoreReference
 from llama_stack.core.storage.sqlstore.sqlstore import sqlstore_impl
 from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType, SqlStore
 
+from llama_stack_judge.eval.access import JobUser
 from llama_stack_judge.stored import FirstUseGuard
 
 UNFINISHED = ("scheduled", "in_progress")
@@ -25,6 +26,7 @@ class JobRecord:
     options: dict[str, Any]
     save_results_dataset: bool = False
     mt_bench_questions: bool = False  # rows are MT-bench question ids, expanded from the package's data
+    user: JobUser | None = None  # who started the job (with the stack's authentication on)
     status: str = "scheduled"
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
@@ -64,6 +66,7 @@ class JobRecord:
                 "options": self.options,
                 "save_results_dataset": self.save_results_dataset,
                 "mt_bench_questions": self.mt_bench_questions,
+                "user": None if self.user is None else self.user.as_dict(),
                 "progress": self.progress,
             },
             "created_at": self.created_at,
@@ -86,6 +89,7 @@ class JobRecord:
             options=spec["options"],
             save_results_dataset=spec.get("save_results_dataset", False),
             mt_bench_questions=spec.get("mt_bench_questions", False),
+            user=JobUser.from_dict(spec.get("user")),
             status=row["status"],
             created_at=row["created_at"],
             started_at=row["started_at"],

@@ -16,6 +16,7 @@ async def get_provider_impl(config: JudgeScoringConfig, deps: dict[Api, Any]) ->
         inference_api=deps[Api.inference],
         models_api=deps[Api.models],
         datasetio_api=deps.get(Api.datasetio),
+        datasets_api=deps.get(Api.datasets),
     )
     await impl.initialize()
     return impl

@@ -1,6 +1,6 @@
 """Configuration of the judge scoring provider."""
 
-from typing import Any
+from typing import Any, Literal
 
 from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -59,6 +59,13 @@ class JudgeScoringConfig(BaseModel):
     judgment_cache: SqlStoreReference | None = Field(
         default_factory=lambda: SqlStoreReference(backend="sql_default", table_name="llama_stack_judge_replies"),
         description="Where judge replies are kept so identical requests are not paid for twice; null turns it off.",
+    )
+
+    judgment_cache_scope: Literal["per_user", "shared"] = Field(
+        default="per_user",
+        description="With the stack's authentication on: per_user keeps each user's judgments apart (a cache hit "
+        "never tells one user that another judged the same text); shared lets users reuse each other's judgments, "
+        "which saves judge calls but lets a user confirm a guess at another's rows by its cache hits.",
     )
 
     @field_validator("judge_options")

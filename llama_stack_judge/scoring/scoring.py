@@ -4,9 +4,11 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+from llama_stack.core.request_headers import get_authenticated_user
 from llama_stack.log import get_logger
 from llama_stack_api import (
     DatasetIO,
+    Datasets,
     GetScoringFunctionRequest,
     Inference,
     IterRowsRequest,
@@ -28,7 +30,11 @@ from llama_stack_judge.core.outcomes import RowResult
 from llama_stack_judge.core.rows import Row, check_rows
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
 from llama_stack_judge.core.tasks import AssessmentTask
-from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError, UnknownScoringFunctionError
+from llama_stack_judge.errors import (
+    JudgeDefinitionError,
+    JudgeInputError,
+    UnknownScoringFunctionError,
+)
 from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.scoring.cache import SqlReplyCache
 from llama_stack_judge.scoring.config import JudgeScoringConfig
@@ -43,7 +49,7 @@ from llama_stack_judge.scoring.functions import (
 )
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import taking_options
-from llama_stack_judge.stored import from_registry
+from llama_stack_judge.stored import check_readable, from_registry
 
 logger = get_logger(name=__name__, category="scoring")
 
@@ -60,10 +66,12 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         inference_api: Inference,
         models_api: Any,
         datasetio_api: DatasetIO | None,
+        datasets_api: Datasets | None = None,
     ) -> None:
         self.config = config
         self._models = models_api
         self._datasetio = datasetio_api
+        self._datasets = datasets_api
         self._judge = Judge(
             StackChat(inference_api, spacing_s=config.call_spacing_s),
             RunSettings(
@@ -158,6 +166,9 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             judge = replace(judge, reuse_cached=False)
         if options.durable:
             judge = replace(judge, write_batch=1)
+        user = get_authenticated_user()
+        if user is not None and self.config.judgment_cache_scope == "per_user":
+            judge = replace(judge, cache_scope=f"user:{user.principal}")
         return judge
 
     async def score_function(
@@ -211,8 +222,9 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
     @answers_refusals
     async def score_batch(self, request: ScoreBatchRequest) -> ScoreBatchResponse:
         """Score every row of a registered dataset."""
-        if self._datasetio is None:
-            raise JudgeInputError("score_batch needs a datasetio provider in this stack's run config")
+        if self._datasetio is None or self._datasets is None:
+            raise JudgeInputError("score_batch needs the datasetio and datasets APIs in this stack's run config")
+        await check_readable(self._datasets, request.dataset_id, where="score_batch")
         if request.save_results_dataset:
             raise JudgeInputError("save_results_dataset is not supported; results are returned in the response")
         rows = await self._datasetio.iterrows(IterRowsRequest(dataset_id=request.dataset_id, limit=-1))

@@ -202,7 +202,7 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
         stop_server(process)
     listed = _run("jobs", "list", "--stack-config", str(run_yaml))
     assert listed.returncode == 0, listed.stderr
-    statuses = {line.split()[0]: line.split()[2].rstrip(";") for line in listed.stdout.splitlines()}
+    statuses = {line.split()[0]: line.split()[3].rstrip(";") for line in listed.stdout.splitlines()}
     assert statuses == {jobs[multi]: "completed", jobs[plain]: "completed", jobs[slow]: "cancelled"}
 
 

@@ -185,3 +185,14 @@ def test_options_of_the_wrong_shape_or_bounds_name_the_option(options: object, f
     with pytest.raises(JudgeInputError) as error:
         JudgeOptions.parse(options, where="score")
     assert field in str(error.value)
+
+
+def test_a_cache_scope_keeps_tenants_keys_apart_and_leaves_unscoped_keys_as_they_were() -> None:
+    from llama_stack_judge.core.cache import cache_key
+    from llama_stack_judge.core.chat import ChatMessage
+
+    request = ChatRequest(model="m", messages=(ChatMessage("user", "x"),))
+    keys = {cache_key(request, 0), cache_key(request, 0, scope="user:alice"), cache_key(request, 0, scope="user:bob")}
+    assert len(keys) == 3
+    # The key of an unscoped request is the one stored before scopes existed (a pinned hash).
+    assert cache_key(request, 0) == "fcec3358faefa375ad15d1d6a67ef0349debdbdd52071ebee42fb017bf52d5c9"
