@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from llama_stack_client import APIConnectionError, APIStatusError
 
@@ -81,12 +82,35 @@ def _run_config(args: argparse.Namespace, state: Path, resources: contextlib.Exi
         if not (args.inference_url and args.judge_model):
             raise JudgeInputError("--inference-url and --judge-model go together")
         api_key = os.environ.get(args.api_key_env, "none")
+        check_endpoint(args.inference_url, args.judge_model, api_key)
         providers = endpoint_providers(args.inference_url, args.judge_model, api_key)
     else:
         providers = _start_embedded_judge(args.embedded_model, resources)
         # It makes one judgment at a time, seconds each: a call per row keeps a progress bar live.
         rows_per_call = 1
     return write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml"), rows_per_call
+
+
+def check_endpoint(url: str, model: str, api_key: str) -> None:
+    """Fail fast, before any row: the endpoint must answer and serve ``model`` (the error lists what it serves).
+
+    Raises:
+        JudgeError: when the endpoint cannot be reached or does not answer as an OpenAI-compatible server.
+        JudgeInputError: when it does not serve ``model``.
+    """
+    models_url = f"{url.rstrip('/')}/models"
+    try:
+        response = httpx.get(models_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=10)
+        response.raise_for_status()
+        served = sorted(str(entry["id"]) for entry in response.json()["data"])
+    except httpx.HTTPStatusError as exc:
+        raise JudgeError(f"the judge at {url} answered {exc.response.status_code} to GET {models_url}") from None
+    except httpx.HTTPError as exc:
+        raise JudgeError(f"cannot reach the judge at {url}: {type(exc).__name__}: {exc}") from None
+    except (ValueError, KeyError, TypeError):
+        raise JudgeError(f"the judge at {url} is not an OpenAI-compatible server (GET {models_url})") from None
+    if model not in served:
+        raise JudgeInputError(f"--judge-model {model!r} is not served at {url}; it serves {served}")
 
 
 def _start_embedded_judge(model_name: str, resources: contextlib.ExitStack) -> dict[str, list[dict[str, Any]]]:
@@ -147,7 +171,21 @@ def score_command(args: argparse.Namespace) -> int:
                 scored = {fn: result.score_rows[index] for fn, result in response.results.items()}
                 out.write(json.dumps({"row": row, "results": scored}) + "\n")
     print_aggregates(response.results)
-    return 0
+    return unscored_exit(
+        {fn: (result.aggregated_results, result.score_rows) for fn, result in response.results.items()}
+    )
+
+
+def unscored_exit(results: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]) -> int:
+    """1, with a line naming each function that scored no row and its first error; else 0."""
+    failed = {
+        fn: next((row.get("error") for row in rows if row.get("error")), None)
+        for fn, (aggregated, rows) in results.items()
+        if aggregated.get("n_total", 0) and not aggregated.get("n_scored", 0)
+    }
+    for fn, error in failed.items():
+        print(f"llama-stack-judge: error: {fn} scored no row; the first error: {error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def stack_config_command(args: argparse.Namespace) -> int:

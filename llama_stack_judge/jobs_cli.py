@@ -81,15 +81,27 @@ def _result(args: argparse.Namespace) -> Any:
     return _client(args).alpha.eval.jobs.retrieve(args.job_id, benchmark_id=args.benchmark_id)
 
 
+def _say_if_partial(result: Any) -> None:
+    """A cancelled job's result holds only what it judged: say so."""
+    marker = next((s.aggregated_results.get("partial") for s in result.scores.values()), None)
+    if marker:
+        print(
+            f"partial: the job was {marker['status']}; {marker['rows_judged']} judged rows "
+            f"({marker['rows_answered']} answered)",
+            file=sys.stderr,
+        )
+
+
 def result_command(args: argparse.Namespace) -> int:
-    """The aggregated scores of a completed job, as JSON."""
+    """The aggregated scores of a completed job (of a cancelled one: what it judged), as JSON."""
     result = _result(args)
     print(json.dumps({fn: scores.aggregated_results for fn, scores in result.scores.items()}, indent=2))
+    _say_if_partial(result)
     return 0
 
 
 def export_command(args: argparse.Namespace) -> int:
-    """Write a completed job's rows as JSONL: each generation with every function's score row."""
+    """Write a completed (or cancelled) job's judged rows as JSONL: each generation with every function's score row."""
     output = output_file(args.output)
     result = _result(args)
     with output.open("w", encoding="utf-8") as out:
@@ -97,6 +109,7 @@ def export_command(args: argparse.Namespace) -> int:
             scores = {fn: scores.score_rows[index] for fn, scores in result.scores.items()}
             out.write(json.dumps({"row": index, "generation": generation, "scores": scores}) + "\n")
     print(f"wrote {len(result.generations)} rows to {output}", file=sys.stderr)
+    _say_if_partial(result)
     return 0
 
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TimeRemainingColumn
 from rich.text import Text
 
+from llama_stack_judge.core.aggregate import JUDGES_KEY
 from llama_stack_judge.core.agreement import agreement
 from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.core.mtbench import (
@@ -29,6 +30,7 @@ from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
 from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.outputs import output_dir, output_file
+from llama_stack_judge.run_info import run_metadata
 from llama_stack_judge.scoring.functions import PREFIX
 
 if TYPE_CHECKING:  # cli imports this module
@@ -73,6 +75,9 @@ def selected_questions(args: argparse.Namespace) -> list[Question]:
         questions = [q for q in questions if q.question_id in wanted]
     if args.categories:
         categories = set(args.categories.split(","))
+        known = {q.category for q in questions}
+        if strays := sorted(categories - known):
+            raise JudgeInputError(f"--categories: no question is in {strays}; the categories are {sorted(known)}")
         questions = [q for q in questions if q.category in categories]
     return questions[: args.limit] if args.limit else questions
 
@@ -196,6 +201,16 @@ def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]
         yield lambda done: progress.advance(task, done)
 
 
+@dataclass
+class Judged:
+    """What judging produced: the judgments, the usage summed over calls, the judges that made them, completeness."""
+
+    judgments: list[dict[str, Any]]
+    usage: dict[str, int]
+    judges: dict[str, Any]
+    complete: bool
+
+
 def judge_work(
     stack: "OpenedStack",
     args: argparse.Namespace,
@@ -204,8 +219,8 @@ def judge_work(
     function_id: str,
     to_judgment: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
     out: IO[str],
-) -> tuple[list[dict[str, Any]], dict[str, int], bool]:
-    """Score the rows in chunks, writing each judgment as it comes; returns the judgments, usage, and completeness.
+) -> Judged:
+    """Score the rows in chunks, writing each judgment as it comes.
 
     Ctrl-C stops after keeping what was judged; the same command run again takes the rest (judged rows come back
     from the judgment cache without an inference call).
@@ -215,8 +230,7 @@ def judge_work(
         {"type": "llm_as_judge", "judge_model": args.judge_model} if args.stack_config and args.judge_model else None
     )
     chunk = stack.rows_per_call or (args.max_concurrency or 16) * DEFAULT_CHUNK_PER_SLOT
-    judgments: list[dict[str, Any]] = []
-    usage: dict[str, int] = {}
+    judged = Judged([], {}, {}, complete=False)
     try:
         with progress_bar(len(work.rows), f"judging ({function_id})") as advance:
             for start in range(0, len(work.rows), chunk):
@@ -226,22 +240,24 @@ def judge_work(
                 ).results[function_id]
                 for about, scored in zip(work.about[start : start + chunk], result.score_rows, strict=True):
                     judgment = to_judgment(about, scored)
-                    judgments.append(judgment)
+                    judged.judgments.append(judgment)
                     out.write(json.dumps(judgment, ensure_ascii=False) + "\n")
                 out.flush()
                 for key, value in result.aggregated_results.get("usage", {}).items():
-                    usage[key] = usage.get(key, 0) + value
+                    judged.usage[key] = judged.usage.get(key, 0) + value
+                judged.judges |= result.aggregated_results.get(JUDGES_KEY) or {}
                 advance(len(rows))
     except KeyboardInterrupt:
         threading.excepthook = _quiet_after_interrupt
         sys.unraisablehook = _quiet_unraisable_after_interrupt
         print(
-            f"interrupted: {len(judgments)} of {len(work.rows)} judged and kept; run the same command again to "
-            "judge the rest",
+            f"interrupted: {len(judged.judgments)} of {len(work.rows)} judged and kept; run the same command again "
+            "to judge the rest",
             file=sys.stderr,
         )
-        return judgments, usage, False
-    return judgments, usage, True
+        return judged
+    judged.complete = True
+    return judged
 
 
 def _quiet_after_interrupt(args: threading.ExceptHookArgs) -> None:
@@ -280,23 +296,29 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
     function_id = f"{PREFIX}::{RATING_TASK if kind == 'single' else PAIRWISE_TASK}"
     to_judgment = single_judgment if kind == "single" else pairwise_judgment
     with open_stack(args) as stack, (output / "judgments.jsonl").open("w", encoding="utf-8") as out:
-        judgments, usage, complete = judge_work(
-            stack, args, work, function_id=function_id, to_judgment=to_judgment, out=out
-        )
+        judged = judge_work(stack, args, work, function_id=function_id, to_judgment=to_judgment, out=out)
+    judgments, complete = judged.judgments, judged.complete
     summary: dict[str, Any] = {
         "kind": kind,
         "complete": complete,
         "n_judgments": len(judgments),
         "n_planned": len(work.rows),
         "skipped": work.skipped,
-        "usage": usage,
+        "usage": judged.usage,
+        "run": run_metadata(args, function_id=function_id, judges=judged.judges),
     }
     summary |= {"models": summarize_single(judgments)} if kind == "single" else summarize_pairwise(judgments)
     _write_json(output / "summary.json", summary)
     print_summary(summary)
     write_report(output, summary, judgments)
     print(f"wrote {output / 'judgments.jsonl'}, summary.json, scores.png and report.html", file=sys.stderr)
-    return 0 if complete else 130
+    if not complete:
+        return 130
+    if not any(judgment["status"] == "scored" for judgment in judgments):
+        first = next((judgment["error"] for judgment in judgments if judgment.get("error")), None)
+        print(f"llama-stack-judge: error: no judgment was scored; the first error: {first}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_agreement(args: argparse.Namespace) -> int:

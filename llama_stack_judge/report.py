@@ -192,6 +192,37 @@ def _judgment_rows(kind: str, judgments: Sequence[dict[str, Any]]) -> tuple[str,
     return f"<table><tr>{head}</tr>{''.join(index)}</table>", "".join(texts)
 
 
+def _run_section(run: dict[str, Any] | None) -> str:
+    """What produced the run: command, date, versions, judges and input files (with their hashes)."""
+    if not run:
+        return ""
+    facts = [
+        ("command", run["command"]),
+        ("date", run["date"]),
+        ("versions", ", ".join(f"{name} {number}" for name, number in run["versions"].items())),
+        ("judge", run["judge_source"]),
+        ("scoring function", run["scoring_function"]),
+        ("selection", ", ".join(f"{key} {value}" for key, value in run["selection"].items() if value is not None)),
+    ]
+    files = run["files"]
+    for record in [*files["answers"], files["questions"], files["references"]]:
+        facts.append(("file", f"{record['path']} (sha256 {record['sha256']})"))
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    judges = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(j['judge_model']))}</td>"
+        f"<td><code>{html.escape(j['content_hash'][:16])}</code></td><td>{html.escape(j['verdict_mode'])}</td>"
+        f"<td>{html.escape(', '.join(f'{k} {v}' for k, v in j['sampling'].items() if v is not None))}</td></tr>"
+        for name, j in sorted(run["judges"].items())
+    )
+    judge_table = (
+        "<table id=judges><tr><th>judge</th><th>model</th><th>definition sha256</th><th>verdict</th>"
+        f"<th>sampling</th></tr>{judges}</table>"
+        if judges
+        else ""
+    )
+    return f"<h2>Run</h2><table id=run>{rows}</table>{judge_table}"
+
+
 _STYLE = (
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
@@ -214,6 +245,6 @@ def write_report(output: Path, summary: dict[str, Any], judgments: Sequence[dict
     page = (
         f"<!doctype html><html><head><meta charset=utf-8><title>MT-bench {summary['kind']}</title>"
         f"<style>{_STYLE}</style></head><body><h1>MT-bench {summary['kind']}</h1>{status}{tables}{picture}"
-        f"<h2>Judgments</h2>{index}{texts}</body></html>"
+        f"{_run_section(summary.get('run'))}<h2>Judgments</h2>{index}{texts}</body></html>"
     )
     (output / "report.html").write_text(page, encoding="utf-8")

@@ -1,13 +1,15 @@
 """From a provider config (providers per API) to a complete llama-stack run config."""
 
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.mtbench_eval import registered_resources
-from llama_stack_judge.provider import EVAL_PROVIDER_TYPE, SCORING_PROVIDER_TYPE
+from llama_stack_judge.provider import EVAL_PROVIDER_TYPE, SCORING_PROVIDER_TYPE, SCRIPTED_PROVIDER_TYPE
 
 DEFAULT_STATE_DIR = "${env.JUDGE_STATE_DIR:=" + str(Path.home() / ".llama" / "llama-stack-judge") + "}"
 LOCALFS_DATASETIO = {
@@ -26,7 +28,44 @@ def load_provider_config(path: Path) -> dict[str, list[dict[str, Any]]]:
     providers = data.get("providers") if isinstance(data, dict) else None
     if not isinstance(providers, dict) or not all(isinstance(v, list) for v in providers.values()):
         raise JudgeInputError(f"{path}: expected 'providers:' mapping each API to a list of providers")
+    check_our_configs(providers, where=str(path))
     return providers
+
+
+def _config_classes() -> dict[str, type[BaseModel]]:
+    from llama_stack_judge.eval.config import JudgeEvalConfig
+    from llama_stack_judge.scoring.config import JudgeScoringConfig
+    from llama_stack_judge.scripted.config import ScriptedInferenceConfig
+
+    return {
+        SCORING_PROVIDER_TYPE: JudgeScoringConfig,
+        EVAL_PROVIDER_TYPE: JudgeEvalConfig,
+        SCRIPTED_PROVIDER_TYPE: ScriptedInferenceConfig,
+    }
+
+
+def check_our_configs(providers: dict[str, list[dict[str, Any]]], *, where: str) -> None:
+    """Validate the config of every provider of this package, so a typo is caught here and not by the stack later.
+
+    Raises:
+        JudgeInputError: naming the provider and each bad field, with the field it most likely meant.
+    """
+    classes = _config_classes()
+    for entries in providers.values():
+        for entry in entries:
+            config_class = classes.get(str(entry.get("provider_type")))
+            if config_class is None:
+                continue
+            try:
+                config_class.model_validate(entry.get("config") or {})
+            except ValidationError as exc:
+                problems = []
+                for problem in exc.errors():
+                    name = ".".join(str(part) for part in problem["loc"])
+                    hint = get_close_matches(str(problem["loc"][-1]), config_class.model_fields, n=1)
+                    meant = f" (did you mean '{hint[0]}'?)" if problem["type"] == "extra_forbidden" and hint else ""
+                    problems.append(f"config.{name}: {problem['msg']}{meant}")
+                raise JudgeInputError(f"{where}: provider {entry.get('provider_id')}: " + "; ".join(problems)) from None
 
 
 def judging_with(

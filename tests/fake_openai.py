@@ -4,7 +4,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,8 +37,9 @@ class FakeServer:
 
 
 @contextmanager
-def fake_openai(model: str, reply: Reply, port: int = 0) -> Iterator[FakeServer]:
-    """Serve ``model`` (on ``port``, or a free one); each chat completion answers ``reply(messages)``."""
+def fake_openai(model: str | Sequence[str], reply: Reply, port: int = 0) -> Iterator[FakeServer]:
+    """Serve ``model`` (or several; on ``port``, or a free one); each chat completion answers ``reply(messages)``."""
+    models = [model] if isinstance(model, str) else list(model)
     server_state = FakeServer(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -50,8 +51,8 @@ def fake_openai(model: str, reply: Reply, port: int = 0) -> Iterator[FakeServer]
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            models = {"object": "list", "data": [{"id": model, "object": "model", "created": 0, "owned_by": "t"}]}
-            self._send(200, json.dumps(models).encode())
+            listed = [{"id": name, "object": "model", "created": 0, "owned_by": "t"} for name in models]
+            self._send(200, json.dumps({"object": "list", "data": listed}).encode())
 
         def do_POST(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -81,7 +82,7 @@ def fake_openai(model: str, reply: Reply, port: int = 0) -> Iterator[FakeServer]
                 "id": f"fake-{uuid.uuid4().hex}",
                 "object": "chat.completion",
                 "created": int(time.time()),
-                "model": model,
+                "model": request["model"],
                 "choices": [
                     {"index": 0, "finish_reason": finish_reason, "message": {"role": "assistant", "content": answer}}
                 ],

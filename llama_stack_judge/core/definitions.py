@@ -1,5 +1,6 @@
 """Judge definitions: the data that makes a judge, validated once at load or registration."""
 
+import hashlib
 import json
 from collections.abc import Iterator
 from enum import StrEnum
@@ -300,6 +301,28 @@ class JudgeDefinition(_Frozen):
         if isinstance(self.verdict, ChoiceVerdict):
             return parse_choice(judge_output, self.compiled_patterns, self.verdict.choices)
         return parse_rating(judge_output, self.compiled_patterns, minimum=self.verdict.min, maximum=self.verdict.max)
+
+    @cached_property
+    def content_hash(self) -> str:
+        """sha256 of everything that decides this judge's verdicts (all fields but its id and description)."""
+        content = self.model_dump(mode="json", exclude={"identifier", "description"})
+        return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    @property
+    def verdict_mode(self) -> str:
+        """How the verdict is asked for: ``patterns``, ``json`` (structured output), ``grammar`` or ``grammar+json``."""
+        if self.verdict_grammar:
+            return "grammar+json" if self.structured_output else "grammar"
+        return "json" if self.structured_output else "patterns"
+
+    def provenance(self, judge_model: str) -> dict[str, Any]:
+        """What produced a judgment with this judge: model, definition hash, verdict mode and sampling."""
+        return {
+            "judge_model": judge_model,
+            "content_hash": self.content_hash,
+            "verdict_mode": self.verdict_mode,
+            "sampling": self.sampling.model_dump(mode="json"),
+        }
 
     def with_changes(self, **changes: Any) -> "JudgeDefinition":
         """A validated copy with some fields replaced; this definition is left unchanged."""

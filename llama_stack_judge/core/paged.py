@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llama_stack_judge.core.aggregate import AGGREGATION_KEY, Statistics, aggregate
+from llama_stack_judge.core.aggregate import AGGREGATION_KEY, JUDGES_KEY, Statistics, aggregate
 from llama_stack_judge.core.definitions import Aggregation
 from llama_stack_judge.core.outcomes import RowResult, compact_result
 
@@ -26,6 +26,7 @@ class PagedScores:
     """
 
     plan: dict[str, Any] | None = None
+    judges: dict[str, Any] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     results: list[RowResult] = field(default_factory=list)
     groups: dict[str, list[object]] = field(default_factory=dict)
@@ -41,18 +42,19 @@ class PagedScores:
         plan = aggregated.get(AGGREGATION_KEY)
         if isinstance(plan, dict):
             self.plan = plan
+        self.judges |= aggregated.get(JUDGES_KEY) or {}
         for key, value in (aggregated.get("usage") or {}).items():
             self.usage[key] = self.usage.get(key, 0) + int(value)
 
     def state(self) -> dict[str, Any]:
         """What is kept with the job between pages."""
-        return {"plan": self.plan, "usage": self.usage}
+        return {"plan": self.plan, "judges": self.judges, "usage": self.usage}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any] | None) -> "PagedScores":
         """Continue from a job's kept state."""
         state = state or {}
-        return cls(plan=state.get("plan"), usage=dict(state.get("usage") or {}))
+        return cls(plan=state.get("plan"), judges=dict(state.get("judges") or {}), usage=dict(state.get("usage") or {}))
 
     def aggregated(self, *, bootstrap_resamples: int, seed: int) -> dict[str, Any]:
         """The aggregates over every page, with how they were made and the summed usage."""
@@ -60,4 +62,6 @@ class PagedScores:
         functions = [Aggregation(name) for name in plan.get("functions", [])]
         stats = Statistics(plan.get("failed_score"), bootstrap_resamples=bootstrap_resamples, seed=seed)
         merged = aggregate(self.results, functions, stats, groups=self.groups) | {AGGREGATION_KEY: plan}
-        return merged | ({"usage": self.usage} if self.usage else {})
+        return (
+            merged | ({"usage": self.usage} if self.usage else {}) | ({JUDGES_KEY: self.judges} if self.judges else {})
+        )

@@ -434,20 +434,50 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
 
     @answers_refusals
     async def job_result(self, request: JobResultRequest) -> EvaluateResponse:
-        """Generations and scores of a completed job."""
+        """Generations and scores of a completed job; of a cancelled one, what it judged, marked partial."""
         job = await self._job(request.benchmark_id, request.job_id, Action.READ)
         if job.status == JobStatus.failed.value:
             raise JudgeInputError(f"eval job {job.job_id} failed: {job.error} ({job.describe()})")
+        if job.status == JobStatus.cancelled.value:
+            return await self._partial_result(job)
         if job.status != JobStatus.completed.value or job.result is None:
             raise JudgeInputError(f"eval job {job.job_id} is {job.describe()}; its result is ready once completed")
         if "generations" in job.result:  # a job finished before results were kept per row
             return EvaluateResponse.model_validate(job.result)
         outcomes = await self.store.results(job.job_id)
         aggregated = job.result["aggregated_results"]
-        return EvaluateResponse(
-            generations=[outcome.generation for outcome in outcomes],
-            scores={
-                fn: ScoringResult(score_rows=[o.scores[fn] for o in outcomes], aggregated_results=aggregated[fn])
-                for fn in job.scoring_functions
-            },
-        )
+        return _response(job, outcomes, aggregated)
+
+    async def _partial_result(self, job: JobRecord) -> EvaluateResponse:
+        """What a cancelled job judged (whole pages), aggregated as the job would have, and marked ``partial``.
+
+        Rows answered but not yet judged when it stopped are counted, not returned; per-group means are left out
+        (they need the dataset's rows).
+        """
+        outcomes = await self.store.results(job.job_id)
+        options = JudgeOptions.parse(job.options, where=job.job_id)
+        kept = job.progress.get("scoring") or {}
+        partial = {
+            "status": job.status,
+            "rows_judged": len(outcomes),
+            "rows_answered": len(await self.store.generations(job.job_id)),
+            "rows": job.progress.get("rows"),
+        }
+        aggregated = {}
+        for fn in job.scoring_functions:
+            paged = PagedScores.from_state(kept.get(fn))
+            paged.add_rows([outcome.scores[fn] for outcome in outcomes], {})
+            results = paged.aggregated(bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
+            aggregated[fn] = results | {"partial": partial}
+        return _response(job, outcomes, aggregated)
+
+
+def _response(job: JobRecord, outcomes: list[RowOutcome], aggregated: dict[str, Any]) -> EvaluateResponse:
+    """A job's judged rows and each function's aggregates as the Eval API returns them."""
+    return EvaluateResponse(
+        generations=[outcome.generation for outcome in outcomes],
+        scores={
+            fn: ScoringResult(score_rows=[o.scores[fn] for o in outcomes], aggregated_results=aggregated[fn])
+            for fn in job.scoring_functions
+        },
+    )

@@ -183,7 +183,7 @@ class JobStore:
             conflict_columns=["key"],
         )
 
-    async def generations(self, job_id: str, start: int, end: int) -> dict[int, dict[str, Any]]:
+    async def generations(self, job_id: str, start: int = 0, end: int | None = None) -> dict[int, dict[str, Any]]:
         """The generations kept for a job's rows ``start`` to ``end`` (exclusive), by row index."""
         rows = await self._rows_between(self._generations, job_id, start, end)
         return {int(row["row_index"]): row["generation"] for row in rows}

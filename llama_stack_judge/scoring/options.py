@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from difflib import get_close_matches
 from typing import Any
 
 from llama_stack.core.request_headers import PROVIDER_DATA_VAR
@@ -19,6 +20,12 @@ def _provider_data() -> Mapping[str, Any]:
         raise JudgeInputError(
             f"the {PROVIDER_DATA_HEADER} header must hold a JSON object, got {type(provider_data).__name__}"
         )
+    # Other providers' keys are theirs; one that looks like ours is a typo, which would otherwise go unnoticed.
+    for key in provider_data:
+        if key != PROVIDER_DATA_KEY and (key.startswith("judge") or get_close_matches(key, [PROVIDER_DATA_KEY])):
+            raise JudgeInputError(
+                f"the {PROVIDER_DATA_HEADER} header has an unknown key {key!r}; did you mean {PROVIDER_DATA_KEY!r}?"
+            )
     return provider_data
 
 

@@ -4,6 +4,7 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+from llama_stack.core.datatypes import ScoringFnWithOwner
 from llama_stack.core.request_headers import get_authenticated_user
 from llama_stack.log import get_logger
 from llama_stack_api import (
@@ -22,7 +23,7 @@ from llama_stack_api import (
     ScoringResult,
 )
 
-from llama_stack_judge.core.aggregate import AGGREGATION_KEY, Statistics, aggregate, group_keys
+from llama_stack_judge.core.aggregate import AGGREGATION_KEY, JUDGES_KEY, Statistics, aggregate, group_keys
 from llama_stack_judge.core.builtin import BuiltinScorer
 from llama_stack_judge.core.definitions import FailurePolicy, JudgeDefinition
 from llama_stack_judge.core.options import JudgeOptions
@@ -110,8 +111,17 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
 
     @answers_refusals
     async def unregister_scoring_function(self, scoring_fn_id: str) -> None:
-        """Forget a judge registered through the API; shipped functions cannot be removed."""
-        if self.registry.get(scoring_fn_id) is not None:
+        """Forget a judge registered through the API; current shipped functions cannot be removed.
+
+        The stack deletes its registry entry before it asks the provider, so a refusal puts the entry back: the
+        function stays listed and usable. (A retired shipped function, no longer served, is removed.)
+        """
+        shipped = self.registry.get(scoring_fn_id)
+        if shipped is not None:
+            store = getattr(self, "scoring_function_store", None)
+            if store is not None:
+                advertised = to_scoring_fn(shipped, self.__provider_id__)
+                await store.dist_registry.register(ScoringFnWithOwner(**advertised.model_dump()))
             raise JudgeInputError(
                 f"scoring function {scoring_fn_id} is shipped with the provider and cannot be removed"
             )
@@ -181,6 +191,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         groups = group_keys(rows, options.group_by)
         usage: Usage | None = None
         failed_score: float | None = None  # failures are left out unless the judge's policy says otherwise
+        judges: dict[str, Any] = {}  # what produced the judgments, by judge id
         results: list[RowResult]
         if isinstance(scorer, BuiltinScorer):
             builtin = apply_builtin_params(scorer, params, where=where)
@@ -193,6 +204,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             results = await task.score_rows(rows, self._judge_for(options), judge_model=model, usage=usage)
             aggregations = task.aggregation_functions
             failed_score = task.failed_score
+            judges = {d.identifier: d.provenance(model) for d in task.judges.values()}
         else:
             definition = options.apply(apply_params(scorer, params, where=where))
             model = await self._judge_model(definition.judge_model, where=where)
@@ -201,12 +213,14 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             aggregations = definition.aggregation_functions
             if definition.failure_policy is FailurePolicy.minimum:
                 failed_score = definition.minimum_score
+            judges = {definition.identifier: definition.provenance(model)}
         stats = Statistics(failed_score, bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
         aggregated = aggregate(results, aggregations, stats, groups=groups)
         # How the aggregates were made, so that a caller scoring in pages (eval jobs) can make them over all pages.
         aggregated[AGGREGATION_KEY] = {"functions": [a.value for a in aggregations], "failed_score": failed_score}
         if usage is not None:
             aggregated["usage"] = usage.as_dict()
+            aggregated[JUDGES_KEY] = judges
         return ScoringResult(score_rows=[result.as_score_row() for result in results], aggregated_results=aggregated)
 
     @answers_refusals

@@ -78,15 +78,21 @@ def _restart_and_finish(run_yaml: Path, benchmark_id: str, job_id: str) -> Any:
         stop_server(process)
 
 
-def _generated(client: Any, benchmark_id: str, job_id: str) -> int:
-    """Rows generated so far, from the progress that job_result reports for an unfinished job."""
+def _progress(client: Any, benchmark_id: str, job_id: str) -> dict[str, int]:
+    """Rows generated and judged so far, from the progress that job_result reports for an unfinished job."""
     try:
         client.alpha.eval.jobs.retrieve(job_id, benchmark_id=benchmark_id)
     except BadRequestError as error:
-        found = re.search(r"generated (\d+)/\d+ rows", str(error))
+        if "phase" not in str(error):  # not started yet
+            return {"generated": 0, "judged": 0}
+        found = re.search(r"generated (\d+)/\S+ rows, judged (\d+)/", str(error))
         assert found, str(error)
-        return int(found.group(1))
+        return {"generated": int(found.group(1)), "judged": int(found.group(2))}
     raise AssertionError("the job finished")
+
+
+def _generated(client: Any, benchmark_id: str, job_id: str) -> int:
+    return _progress(client, benchmark_id, job_id)["generated"]
 
 
 def _kept_generations(state: Path, job_id: str) -> set[int]:
@@ -165,8 +171,10 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
             time.sleep(0.1)
         client.alpha.eval.jobs.cancel(jobs[slow], benchmark_id=slow)
         assert wait_for_job(client, slow, jobs[slow], {"cancelled"}, seconds=10) == "cancelled"
-        kept = _generated(client, slow, jobs[slow])
-        assert 4 <= kept < 12
+        partial = client.alpha.eval.jobs.retrieve(jobs[slow], benchmark_id=slow)  # cancelled while answering
+        marker = partial.scores["judge::subset_of"].aggregated_results["partial"]
+        assert marker["status"] == "cancelled" and marker["rows_judged"] == 0 == len(partial.generations)
+        assert 4 <= marker["rows_answered"] < 12
         url = ["--url", str(client.base_url).rstrip("/"), "--benchmark-id", multi]
         assert _run("jobs", "status", jobs[multi], *url).stdout.strip() == "completed"
         assert json.loads(_run("jobs", "result", jobs[multi], *url).stdout) == {
@@ -204,6 +212,40 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     statuses = {line.split()[0]: line.split()[3].rstrip(";") for line in listed.stdout.splitlines()}
     assert statuses == {jobs[multi]: "completed", jobs[plain]: "completed", jobs[slow]: "cancelled"}
+
+
+def test_a_cancelled_job_returns_and_exports_what_it_judged(tmp_path: Path) -> None:
+    run_yaml, _ = _stack(tmp_path, page_rows=2)
+    rows = [{"input_query": f"SLOW question {i}", "expected_answer": "slow"} for i in range(12)]
+    process, client = start_server(run_yaml)
+    try:
+        benchmark_id = register_benchmark(client, rows, ["judge::subset_of"])
+        job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
+        deadline = time.monotonic() + 60
+        while _progress(client, benchmark_id, job.job_id)["judged"] < 4:  # two pages of 2, each 2 s to answer
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        client.alpha.eval.jobs.cancel(job.job_id, benchmark_id=benchmark_id)
+        result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
+        scores = result.scores["judge::subset_of"]
+        judged = len(result.generations)
+        assert 4 <= judged < 12 and [row["score"] for row in scores.score_rows] == [1.0] * judged
+        aggregated = scores.aggregated_results
+        assert aggregated["partial"] | {"rows_answered": None} == {
+            "status": "cancelled",
+            "rows_judged": judged,
+            "rows_answered": None,
+            "rows": None,  # the dataset's last page was never read
+        }
+        assert aggregated["partial"]["rows_answered"] >= judged
+        assert aggregated["accuracy"]["num_total"] == judged == aggregated["n_total"]
+        exported = tmp_path / "partial.jsonl"
+        url = ("--url", str(client.base_url).rstrip("/"), "--benchmark-id", benchmark_id)
+        done = _run("jobs", "export", job.job_id, *url, "--output", str(exported))
+        assert done.returncode == 0 and f"partial: the job was cancelled; {judged} judged rows" in done.stderr
+        assert len(exported.read_text().splitlines()) == judged
+    finally:
+        stop_server(process)
 
 
 def test_mt_bench_through_eval(tmp_path: Path) -> None:

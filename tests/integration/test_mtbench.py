@@ -1,6 +1,7 @@
 """MT-bench through the stack: routing to the eight judges, the position swap, verdicts, and the mt-bench command."""
 
 import copy
+import hashlib
 import json
 import re
 import signal
@@ -17,6 +18,7 @@ from llama_stack_judge.core.definitions import load_definition_file
 from llama_stack_judge.core.mtbench import NEED_REFERENCE, data_file, load_questions, load_turn_answers
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.runner import render_request
+from tests.browser import render
 from tests.fake_openai import fake_openai
 from tests.integration.test_cli import CLI, _run
 from tests.stacks import REPO, bad_request, run_config_file, selected_providers, stack_client
@@ -252,6 +254,22 @@ def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "single" / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (tmp_path / "single" / "report.html").read_text()
     assert report.count('<section id="j') == 8 and 'href="#j7"' in report and "data:image/png;base64," in report
+    run = summary["run"]  # what produced the run, in summary.json and the report
+    assert run["command"].startswith("llama-stack-judge mt-bench single --answers")
+    assert run["versions"]["llama-stack"] == "0.7.3" and run["scoring_function"] == "judge::response_assessment.rating"
+    assert run["judge_source"] == f"OpenAI-compatible endpoint {url}"
+    names = ("single-v1", "single-math-v1", "single-v1-multi-turn", "single-math-v1-multi-turn")
+    assert set(run["judges"]) == {f"judge::mt-bench-{name}" for name in names}
+    for judge in run["judges"].values():
+        assert judge["judge_model"] == "endpoint/judge" and len(judge["content_hash"]) == 64
+        assert judge["verdict_mode"] == "patterns" and judge["sampling"]["temperature"] == 0.0
+    assert [f["sha256"] for f in run["files"]["answers"]] == [
+        hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in (alpha, beta)
+    ]
+    rendered = render(tmp_path / "single" / "report.html")  # in a real browser
+    assert rendered.console == [] and rendered.broken_links() == []
+    assert run["judges"]["judge::mt-bench-single-v1"]["content_hash"][:16] in rendered.dom
+    assert rendered.dom.count('<section id="j') == 8
     pairs = [json.loads(line) for line in (tmp_path / "pair" / "judgments.jsonl").read_text().splitlines()]
     assert len(pairs) == 4 and {p["model_a"] for p in pairs} == {"alpha"} and {p["model_b"] for p in pairs} == {"beta"}
     assert {(p["question_id"], p["turn"]): p["winner"] for p in pairs} == {

@@ -139,13 +139,17 @@ def test_per_call_override_leaves_registered_definition(client: Any) -> None:
     # Without "Answer: " in the prompt no verdict rule matches: the default reply rates 5.
     assert overridden.score_rows[0]["score"] == 5.0
     assert set(overridden.aggregated_results) == {
-        *("median", "n_scored", "n_parse_error", "n_inference_error", "n_total", "usage", "aggregation")
+        *("median", "n_scored", "n_parse_error", "n_inference_error", "n_total", "usage", "aggregation", "judges")
     }
     assert overridden.aggregated_results["aggregation"] == {"functions": ["median"], "failed_score": None}
     after = client.scoring_functions.retrieve(fn_id)
     assert after.params == before.params
     again = client.scoring.score(input_rows=[PARIS], scoring_functions={fn_id: None}).results[fn_id]
     assert again.score_rows[0]["score"] == 9.0
+    # What produced each result is stated: the override is another judge (another content hash), same model.
+    judged_by, overridden_by = again.aggregated_results["judges"][fn_id], overridden.aggregated_results["judges"][fn_id]
+    assert judged_by["content_hash"] != overridden_by["content_hash"]
+    assert judged_by["judge_model"] == overridden_by["judge_model"] == "scripted/judge"
 
 
 def test_score_batch_on_registered_dataset(client: Any) -> None:
