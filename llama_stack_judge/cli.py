@@ -17,7 +17,7 @@ import httpx
 import yaml
 from llama_stack_client import APIConnectionError, APIStatusError
 
-from llama_stack_judge import jobs_cli, mtbench_cli
+from llama_stack_judge import certify_cli, jobs_cli, mtbench_cli
 from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.embedded.models import DEFAULT_MODEL, MODELS
 from llama_stack_judge.errors import JudgeError, JudgeInputError
@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=serve_judge_command)
 
     mtbench_cli.add_parser(commands, add_judge_options)
+    certify_cli.add_parser(commands, add_judge_options)
     jobs_cli.add_parser(commands)
     return parser
 

@@ -92,7 +92,8 @@ def answer_files(paths: Sequence[str]) -> dict[str, dict[int, tuple[str, ...]]]:
     return answers
 
 
-def _references(args: argparse.Namespace, questions: Sequence[Question]) -> dict[int, tuple[str, ...]]:
+def reference_answers(args: argparse.Namespace, questions: Sequence[Question]) -> dict[int, tuple[str, ...]]:
+    """The reference answers by question id; every math, reasoning and coding question must have one."""
     references = load_turn_answers(Path(args.references))
     lacking = [q.question_id for q in questions if q.category in NEED_REFERENCE and q.question_id not in references]
     if lacking:
@@ -102,7 +103,8 @@ def _references(args: argparse.Namespace, questions: Sequence[Question]) -> dict
     return references
 
 
-def _conversation(question: Question, references: dict[int, tuple[str, ...]], turn: int) -> dict[str, Any]:
+def conversation_row(question: Question, references: dict[int, tuple[str, ...]], turn: int) -> dict[str, Any]:
+    """A task row's question side up to ``turn``: its turns, category and, where the judge needs it, the reference."""
     row: dict[str, Any] = {"question": list(question.turns[:turn]), "category": question.category, "turn": turn}
     if question.category in NEED_REFERENCE:
         row["reference"] = list(references[question.question_id][:turn])
@@ -112,7 +114,7 @@ def _conversation(question: Question, references: dict[int, tuple[str, ...]], tu
 def single_work(args: argparse.Namespace) -> Work:
     """One row per model, question and turn."""
     questions = selected_questions(args)
-    references = _references(args, questions)
+    references = reference_answers(args, questions)
     work = Work([], [], [])
     for model, answers in answer_files(args.answers).items():
         for question in questions:
@@ -121,7 +123,7 @@ def single_work(args: argparse.Namespace) -> Work:
                 if turns is None or len(turns) < turn:
                     work.skipped.append(f"{model}: no answer to question {question.question_id} turn {turn}")
                     continue
-                work.rows.append(_conversation(question, references, turn) | {"response": list(turns[:turn])})
+                work.rows.append(conversation_row(question, references, turn) | {"response": list(turns[:turn])})
                 about = {"question_id": question.question_id, "model": model, "turn": turn}
                 work.about.append(about | {"category": question.category})
     return work
@@ -130,7 +132,7 @@ def single_work(args: argparse.Namespace) -> Work:
 def pairwise_work(args: argparse.Namespace) -> Work:
     """One row per model pair (all pairs, or each model against --baseline), question and turn."""
     questions = selected_questions(args)
-    references = _references(args, questions)
+    references = reference_answers(args, questions)
     answers = answer_files(args.answers)
     if args.baseline is not None and args.baseline not in answers:
         raise JudgeInputError(f"--baseline {args.baseline!r} is not one of the answer files' models {sorted(answers)}")
@@ -148,7 +150,7 @@ def pairwise_work(args: argparse.Namespace) -> Work:
                 if a is None or b is None or len(a) < turn or len(b) < turn:
                     work.skipped.append(f"{model_a} vs {model_b}: question {question.question_id} turn {turn}")
                     continue
-                row = _conversation(question, references, turn)
+                row = conversation_row(question, references, turn)
                 work.rows.append(row | {"response_a": list(a[:turn]), "response_b": list(b[:turn])})
                 about = {"question_id": question.question_id, "model_a": model_a, "model_b": model_b, "turn": turn}
                 work.about.append(about | {"category": question.category})
@@ -344,7 +346,8 @@ def run_register(args: argparse.Namespace) -> int:
     return 0
 
 
-def _turns(value: str) -> tuple[int, ...]:
+def parse_turns(value: str) -> tuple[int, ...]:
+    """``--turns``: 1, 2 or 1,2."""
     turns = tuple(sorted({int(part) for part in value.split(",")}))
     if not turns or not set(turns) <= {1, 2}:
         raise argparse.ArgumentTypeError("turns are 1, 2 or 1,2")
@@ -371,7 +374,7 @@ def add_parser(commands: Any, add_judge_options: Callable[[argparse.ArgumentPars
         )
         sub.add_argument("--question-ids", help="comma-separated question ids")
         sub.add_argument("--categories", help="comma-separated categories")
-        sub.add_argument("--turns", type=_turns, help="1, 2 or 1,2 (default; 1 for the shipped sample)")
+        sub.add_argument("--turns", type=parse_turns, help="1, 2 or 1,2 (default; 1 for the shipped sample)")
         sub.add_argument("--limit", type=int, help="only the first N questions")
         sub.add_argument("--max-concurrency", type=int, help="judge calls in flight (default: the provider's)")
         sub.add_argument("--output", default="out/mt-bench", help="directory for judgments, summary, plot and report")

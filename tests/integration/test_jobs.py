@@ -18,7 +18,7 @@ from llama_stack_judge.core.mtbench import data_file, load_questions
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.embedded.server import free_port
 from llama_stack_judge.mtbench_eval import register_mt_bench
-from tests.fake_openai import fake_openai
+from tests.fake_openai import Fault, fake_openai
 from tests.integration.test_cli import _run
 from tests.stacks import (
     bad_request,
@@ -415,7 +415,8 @@ def test_a_job_waits_out_a_judge_that_is_gone_for_30_s(tmp_path: Path) -> None:
     function = "judge::helpfulness-v1"
     process = None
     try:
-        with fake_openai("judge", lambda messages: "Rating: [[7]]", port=port) as first:
+        # Slow enough (0.5 s a judgment, 2 at a time) that the 12 rows cannot all be judged before it goes away.
+        with fake_openai("judge", lambda messages: Fault(delay_s=0.5, then="Rating: [[7]]"), port=port) as first:
             process, client = start_server(run_config_file(tmp_path / "state", providers))
             benchmark_id = register_benchmark(client, rows, [function], judge_options={"max_concurrency": 2})
             job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)

@@ -1,0 +1,79 @@
+"""``certify`` through the stack: a judge that always prefers the longer answer is shown to be measuring length."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llama_stack_judge.core.agreement import keyed_vote
+from llama_stack_judge.core.jsonl import read_jsonl
+from llama_stack_judge.core.mtbench import data_file
+from tests.fake_openai import fake_openai
+from tests.integration.test_cli import _run
+
+pytestmark = pytest.mark.integration
+QUESTIONS = (81, 83, 85)
+
+
+def _between(text: str, start: str, end: str) -> str | None:
+    found = re.search(re.escape(start) + r"\n(.*?)\n" + re.escape(end), text, re.S)
+    return found.group(1) if found else None
+
+
+def _length_judge(messages: list[dict[str, Any]]) -> str:
+    """Pairwise: the longer answer wins (a tie when equal). Single: one point per 150 characters, at most 10."""
+    text = messages[-1]["content"]
+    a = _between(text, "[The Start of Assistant A's Answer]", "[The End of Assistant A's Answer]")
+    b = _between(text, "[The Start of Assistant B's Answer]", "[The End of Assistant B's Answer]")
+    if a is not None and b is not None:
+        return "[[A]]" if len(a) > len(b) else "[[B]]" if len(b) > len(a) else "[[C]]"
+    answer = _between(text, "[The Start of Assistant's Answer]", "[The End of Assistant's Answer]") or ""
+    return f"Rating: [[{min(10, len(answer) // 150 + 1)}]]"
+
+
+def _certify(tmp_path: Path, kind: str, url: str) -> tuple[Any, dict[str, Any]]:
+    output = tmp_path / kind
+    done = _run(
+        "certify", kind, "--question-ids", ",".join(map(str, QUESTIONS)), "--output", str(output),
+        "--inference-url", url, "--judge-model", "judge", "--state-dir", str(tmp_path / "state"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done, json.loads((output / "card.json").read_text())
+
+
+def test_a_length_judge_agrees_exactly_as_the_longer_answer_rule(tmp_path: Path) -> None:
+    dev = data_file("dev")
+    votes = read_jsonl(dev / "human_judgments_dev.jsonl") + read_jsonl(dev / "gpt4_pair_judgments_dev.jsonl")
+    keys = {keyed_vote(v, where="")[0] for v in votes if v["question_id"] in QUESTIONS and v["turn"] == 1}
+    with fake_openai("judge", _length_judge) as server:
+        done, card = _certify(tmp_path, "pairwise", server.url)
+    assert card["kind"] == "pairwise" and card["n_judgments"] == len(keys) and card["complete"]
+    assert len(server.log) == 2 * len(keys)  # every labelled pair, in both orders
+    for source in ("experts", "authors", "gpt4"):
+        judge = card["agreement"][source]["turn_1"]
+        rule = card["length_bias"]["longer_answer_rule"][source]["turn_1"]
+        assert judge["with_ties"]["value"] == rule["with_ties"]["value"]
+        assert judge["without_ties"] == rule["without_ties"] and judge["without_ties"]["n"] > 0
+    assert card["length_bias"]["judge_picks_longer"]["value"] == 1.0
+    assert card["position"]["consistency"]["value"] == 1.0
+    assert card["failures"] == {"parse_error_rate": 0.0, "inference_error_rate": 0.0, "n": len(keys)}
+    experts = card["agreement"]["experts"]["turn_1"]
+    low, high = experts["kappa"]["ci95"]
+    assert low <= experts["kappa"]["value"] <= high
+    assert done.stdout.startswith("this judge: agreement ") and "vs experts (turn 1, " in done.stdout
+    assert card["run"]["judges"]["judge::mt-bench-pair-v2"]["judge_model"] == "endpoint/judge"
+
+
+def test_a_rating_judge_gets_correlations_with_the_reference_ratings(tmp_path: Path) -> None:
+    with fake_openai("judge", _length_judge) as server:
+        done, card = _certify(tmp_path, "single", server.url)
+    answers = 7 * len(QUESTIONS)  # seven models' turn-1 answers
+    assert card["kind"] == "rating" and card["n_judgments"] == answers == len(server.log)
+    reference = card["reference"]  # GPT-4 rated six of them (not vicuna-13b-v1.2) in the shipped labels
+    assert reference["spearman"]["n"] == 6 * len(QUESTIONS) and -1 <= reference["spearman"]["value"] <= 1
+    assert reference["model_ranking_spearman"]["models"] == 6
+    assert card["length_bias"]["rating_per_1000_chars"] > 0  # it rates by length, and the card shows it
+    assert card["speed"]["inference_calls"] == answers and card["speed"]["seconds_per_judgment"] > 0
+    assert "Spearman" in done.stdout
