@@ -123,16 +123,19 @@ def run_certify(args: argparse.Namespace) -> int:
         if pairwise
         else rating_card(judgments, ratings, votes, lengths, seed=args.seed)
     )
-    n = len(judgments)
+    n, calls = len(judgments), judged.usage.get("inference_calls", 0)
     card |= {
         "labels": args.labels,
         "complete": judged.complete,
         "n_judgments": n,
         "speed": {
-            "seconds_per_judgment": seconds / n if n else None,
+            "seconds_per_judgment": seconds / n if n else None,  # cache hits included: see the two below
+            "seconds_per_inference_call": seconds / calls
+            if (calls := judged.usage.get("inference_calls", 0))
+            else None,
             "prompt_tokens_per_judgment": judged.usage.get("prompt_tokens", 0) / n if n else None,
             "completion_tokens_per_judgment": judged.usage.get("completion_tokens", 0) / n if n else None,
-            "inference_calls": judged.usage.get("inference_calls", 0),
+            "inference_calls": calls,
             "cache_hits": judged.usage.get("cache_hits", 0),
         },
         "run": run_metadata(args, function_id=function_id, judges=judged.judges),
