@@ -8,7 +8,6 @@ import argparse
 import csv
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +15,19 @@ from llama_stack_judge.core.agreement import keyed_vote
 from llama_stack_judge.core.card import AnswerKey, headline, pairwise_card, rating_card
 from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.core.mtbench import data_file
-from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.mtbench_cli import (
     Work,
+    add_pair,
     answer_files,
-    conversation_row,
-    judge_work,
-    pairwise_judgment,
+    judge_into,
     parse_turns,
     reference_answers,
     selected_questions,
-    single_judgment,
     single_work,
 )
 from llama_stack_judge.outputs import output_dir
 from llama_stack_judge.run_info import run_metadata
-from llama_stack_judge.scoring.functions import PREFIX
 
 DEV = data_file("dev")
 SHIPPED_LABELS = "mt-bench-dev"
@@ -76,24 +71,13 @@ def _pairwise_work(args: argparse.Namespace, votes: list[dict[str, Any]]) -> Wor
     work = Work([], [], [])
     for turn, question_id, model_a, model_b in keys:
         question = questions.get(question_id)
-        if question is None or turn not in args.turns:
-            continue
-        a, b = answers.get(model_a, {}).get(question_id), answers.get(model_b, {}).get(question_id)
-        if a is None or b is None or len(a) < turn or len(b) < turn:
-            work.skipped.append(f"{model_a} vs {model_b}: no answers to question {question_id} turn {turn}")
-            continue
-        work.rows.append(
-            conversation_row(question, references, turn) | {"response_a": list(a[:turn]), "response_b": list(b[:turn])}
-        )
-        about = {"question_id": question_id, "model_a": model_a, "model_b": model_b, "turn": turn}
-        work.about.append(about | {"category": question.category})
+        if question is not None and turn in args.turns:
+            add_pair(work, question, references, answers, (model_a, model_b), turn)
     return work
 
 
 def run_certify(args: argparse.Namespace) -> int:
     """Judge the labelled set, then write the judgments and the card, and print the card's headline."""
-    from llama_stack_judge.cli import open_stack
-
     if args.answers is None:
         args.answers = [str(path) for path in sorted((DEV / "answers").glob("*.jsonl"))]
     if args.labels == SHIPPED_LABELS and args.question_ids is None:
@@ -104,18 +88,7 @@ def run_certify(args: argparse.Namespace) -> int:
     if not work.rows:
         raise JudgeInputError("nothing to certify: check --answers, --labels, --question-ids, --categories, --turns")
     output = output_dir(args.output)
-    function_id = f"{PREFIX}::{PAIRWISE_TASK if pairwise else RATING_TASK}"
-    started = time.monotonic()
-    with open_stack(args) as stack, (output / "judgments.jsonl").open("w", encoding="utf-8") as out:
-        judged = judge_work(
-            stack,
-            args,
-            work,
-            function_id=function_id,
-            to_judgment=pairwise_judgment if pairwise else single_judgment,
-            out=out,
-        )
-    seconds = time.monotonic() - started
+    function_id, judged = judge_into(args, work, output, pairwise=pairwise)
     lengths = _lengths(answer_files(args.answers))
     judgments = judged.judgments
     card = (
@@ -123,16 +96,14 @@ def run_certify(args: argparse.Namespace) -> int:
         if pairwise
         else rating_card(judgments, ratings, votes, lengths, seed=args.seed)
     )
-    n, calls = len(judgments), judged.usage.get("inference_calls", 0)
+    n, calls, seconds = len(judgments), judged.usage.get("inference_calls", 0), judged.seconds
     card |= {
         "labels": args.labels,
         "complete": judged.complete,
         "n_judgments": n,
         "speed": {
             "seconds_per_judgment": seconds / n if n else None,  # cache hits included: see the two below
-            "seconds_per_inference_call": seconds / calls
-            if (calls := judged.usage.get("inference_calls", 0))
-            else None,
+            "seconds_per_inference_call": seconds / calls if calls else None,
             "prompt_tokens_per_judgment": judged.usage.get("prompt_tokens", 0) / n if n else None,
             "completion_tokens_per_judgment": judged.usage.get("completion_tokens", 0) / n if n else None,
             "inference_calls": calls,

@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -145,16 +146,29 @@ def pairwise_work(args: argparse.Namespace) -> Work:
     work = Work([], [], [])
     for model_a, model_b in pairs:
         for question in questions:
-            a, b = answers[model_a].get(question.question_id), answers[model_b].get(question.question_id)
             for turn in args.turns:
-                if a is None or b is None or len(a) < turn or len(b) < turn:
-                    work.skipped.append(f"{model_a} vs {model_b}: question {question.question_id} turn {turn}")
-                    continue
-                row = conversation_row(question, references, turn)
-                work.rows.append(row | {"response_a": list(a[:turn]), "response_b": list(b[:turn])})
-                about = {"question_id": question.question_id, "model_a": model_a, "model_b": model_b, "turn": turn}
-                work.about.append(about | {"category": question.category})
+                add_pair(work, question, references, answers, (model_a, model_b), turn)
     return work
+
+
+def add_pair(
+    work: Work,
+    question: Question,
+    references: dict[int, tuple[str, ...]],
+    answers: dict[str, dict[int, tuple[str, ...]]],
+    models: tuple[str, str],
+    turn: int,
+) -> None:
+    """The pairwise row of two models' answers to ``question`` up to ``turn``; a note in ``skipped`` if one lacks it."""
+    model_a, model_b = models
+    a, b = answers.get(model_a, {}).get(question.question_id), answers.get(model_b, {}).get(question.question_id)
+    if a is None or b is None or len(a) < turn or len(b) < turn:
+        work.skipped.append(f"{model_a} vs {model_b}: question {question.question_id} turn {turn}")
+        return
+    row = conversation_row(question, references, turn)
+    work.rows.append(row | {"response_a": list(a[:turn]), "response_b": list(b[:turn])})
+    about = {"question_id": question.question_id, "model_a": model_a, "model_b": model_b, "turn": turn}
+    work.about.append(about | {"category": question.category})
 
 
 def single_judgment(about: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
@@ -211,6 +225,7 @@ class Judged:
     usage: dict[str, int]
     judges: dict[str, Any]
     complete: bool
+    seconds: float = 0.0  # wall time, the stack's start included
 
 
 def judge_work(
@@ -283,9 +298,24 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def judge_into(args: argparse.Namespace, work: Work, output: Path, *, pairwise: bool) -> tuple[str, Judged]:
+    """Judge ``work`` with the MT-bench task through the stack ``args`` choose, into ``output/judgments.jsonl``.
+
+    Returns the task's function id and what judging produced.
+    """
+    from llama_stack_judge.cli import open_stack
+
+    function_id = f"{PREFIX}::{PAIRWISE_TASK if pairwise else RATING_TASK}"
+    to_judgment = pairwise_judgment if pairwise else single_judgment
+    started = time.monotonic()
+    with open_stack(args) as stack, (output / "judgments.jsonl").open("w", encoding="utf-8") as out:
+        judged = judge_work(stack, args, work, function_id=function_id, to_judgment=to_judgment, out=out)
+    judged.seconds = time.monotonic() - started
+    return function_id, judged
+
+
 def run_judging(args: argparse.Namespace, kind: str) -> int:
     """``mt-bench single`` and ``mt-bench pairwise``: judge, then write judgments, summary, plot and report."""
-    from llama_stack_judge.cli import open_stack
     from llama_stack_judge.report import print_summary, write_report
 
     use_sample_by_default(args)
@@ -295,10 +325,7 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
     output = output_dir(args.output)
     for line in work.skipped:
         print(f"skipped: {line}", file=sys.stderr)
-    function_id = f"{PREFIX}::{RATING_TASK if kind == 'single' else PAIRWISE_TASK}"
-    to_judgment = single_judgment if kind == "single" else pairwise_judgment
-    with open_stack(args) as stack, (output / "judgments.jsonl").open("w", encoding="utf-8") as out:
-        judged = judge_work(stack, args, work, function_id=function_id, to_judgment=to_judgment, out=out)
+    function_id, judged = judge_into(args, work, output, pairwise=kind != "single")
     judgments, complete = judged.judgments, judged.complete
     summary: dict[str, Any] = {
         "kind": kind,

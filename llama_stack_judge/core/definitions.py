@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-from collections.abc import Iterator
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -20,8 +19,9 @@ from pydantic import (
 )
 
 from llama_stack_judge.core.grammar import json_verdict_grammar, text_verdict_grammar
-from llama_stack_judge.core.patterns import PatternError, VerdictPattern, compile_patterns, surrogate_count
+from llama_stack_judge.core.patterns import PatternError, VerdictPattern, compile_patterns
 from llama_stack_judge.core.templates import PromptTemplate
+from llama_stack_judge.core.text import strings_in, surrogate_count
 from llama_stack_judge.core.verdicts import (
     RATING_LIMIT,
     ParsedVerdict,
@@ -71,19 +71,6 @@ def _compile_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
     except PatternError as exc:
         raise ValueError(str(exc)) from None
     return patterns
-
-
-def _texts(value: object, path: str = "") -> Iterator[tuple[str, str]]:
-    """Every string in plain data (keys included), with where it is."""
-    if isinstance(value, str):
-        yield path or "(top level)", value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _texts(key, f"{path}.{key}".lstrip("."))
-            yield from _texts(item, f"{path}.{key}".lstrip("."))
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from _texts(item, f"{path}[{index}]")
 
 
 class RatingVerdict(_Frozen):
@@ -182,7 +169,7 @@ class JudgeDefinition(_Frozen):
 
     @model_validator(mode="after")
     def _check_text(self) -> "JudgeDefinition":
-        for where, text in _texts(self.model_dump(mode="json")):
+        for where, text in strings_in(self.model_dump(mode="json")):
             if surrogate_count(text):
                 raise ValueError(f"{where}: holds a lone surrogate (\\ud800-\\udfff), which is not text")
         return self

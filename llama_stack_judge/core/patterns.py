@@ -10,6 +10,8 @@ from typing import Any
 
 import re2
 
+from llama_stack_judge.core.text import surrogate_count, without_surrogates
+
 MAX_PATTERN_CHARS = 1_000
 # Verdicts sit at the end of a judge's reply (the last match wins): a reply longer than this is read from its tail.
 MAX_SCANNED_CHARS = 100_000
@@ -22,23 +24,6 @@ _OPTIONS.max_mem = _MAX_PROGRAM_BYTES
 
 class PatternError(ValueError):
     """A pattern RE2 cannot run, or one without exactly one capture group."""
-
-
-_SURROGATES_REPLACED = dict.fromkeys(range(0xD800, 0xE000), 0xFFFD)
-
-
-def without_surrogates(text: str) -> str:
-    """``text`` with each lone surrogate (which no UTF-8 encoder takes) replaced by one U+FFFD."""
-    return text.translate(_SURROGATES_REPLACED) if surrogate_count(text) else text
-
-
-def surrogate_count(text: str) -> int:
-    """How many lone surrogates ``text`` holds (0 for text that encodes as UTF-8)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return sum(1 for char in text if "\ud800" <= char <= "\udfff")
-    return 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Checking rows before any work is done: every missing or mistyped column is reported up front."""
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from llama_stack_judge.core.patterns import surrogate_count
+from llama_stack_judge.core.text import strings_in, surrogate_count
 from llama_stack_judge.errors import JudgeInputError
 
 Row = Mapping[str, object]
@@ -37,18 +37,6 @@ def text_columns(
     return picked
 
 
-def _strings(value: object) -> Iterator[str]:
-    """Every string in a cell, however deep in lists and objects (MT-bench turns are lists)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-
-
 def _refuse(problems: list[str], *, user: str, limit: str = "") -> None:
     if problems:
         more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
@@ -73,7 +61,7 @@ def check_rows(
     too_long, not_text = [], []
     for index, row in enumerate(rows):
         for column, value in row.items():
-            texts = list(_strings(value))
+            texts = [text for _, text in strings_in(value)]
             longest = max(map(len, texts), default=0)
             if max_text_chars is not None and longest > max_text_chars:
                 too_long.append(f"row {index}: column '{column}' has {longest} characters")

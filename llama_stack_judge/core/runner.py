@@ -12,8 +12,8 @@ from llama_stack_judge.core.cache import CacheWriter, ReplyCache, cache_key
 from llama_stack_judge.core.chat import ChatFn, ChatMessage, ChatReply, ChatRequest, TransientChatError
 from llama_stack_judge.core.definitions import JudgeDefinition
 from llama_stack_judge.core.outcomes import Outcome, RowResult, combine_samples
-from llama_stack_judge.core.patterns import surrogate_count, without_surrogates
 from llama_stack_judge.core.rows import Row, text_columns
+from llama_stack_judge.core.text import surrogate_count, without_surrogates
 from llama_stack_judge.errors import JudgeInputError
 
 logger = logging.getLogger(__name__)
@@ -312,11 +312,7 @@ class Judge:
         if self.cache is not None:
             batch.writer = CacheWriter(self.cache, batch_size=self.write_batch)
             if self.reuse_cached:
-                keys = list(
-                    dict.fromkeys(
-                        cache_key(self._effective(r), sample, scope=self.cache_scope) for _, r, sample in jobs
-                    )
-                )
+                keys = list(dict.fromkeys(self._key(self._effective(r), sample) for _, r, sample in jobs))
                 batch.cached = await self._lookup(keys, batch)
                 batch.looked_up = set(keys)
         try:

@@ -44,9 +44,9 @@ from llama_stack_judge.core.chat import ChatRequest
 from llama_stack_judge.core.generation import Conversation, conversations, generation_columns
 from llama_stack_judge.core.options import PROVIDER_DATA_KEY, JudgeOptions
 from llama_stack_judge.core.paged import PagedScores
-from llama_stack_judge.core.patterns import without_surrogates
 from llama_stack_judge.core.rows import check_rows
 from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_with_retries, map_bounded
+from llama_stack_judge.core.text import without_surrogates
 from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError, JudgeNotFoundError
 from llama_stack_judge.eval.access import JobUser, context_of, may
 from llama_stack_judge.eval.config import JudgeEvalConfig

@@ -10,10 +10,11 @@ from llama_stack_judge.core.chat import ChatReply, ChatRequest
 from llama_stack_judge.core.definitions import Aggregation, validate_definition
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import Outcome, RowResult, compact_result
-from llama_stack_judge.core.patterns import MAX_SCANNED_CHARS, VerdictPattern, without_surrogates
+from llama_stack_judge.core.patterns import MAX_SCANNED_CHARS, VerdictPattern
 from llama_stack_judge.core.rows import check_rows
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
 from llama_stack_judge.core.stats import bootstrap_ci, group_means, mean, median
+from llama_stack_judge.core.text import without_surrogates
 from llama_stack_judge.core.verdicts import json_verdict
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError
 
