@@ -17,7 +17,7 @@ EMBEDDED_CONCURRENCY = 1
 EMBEDDED_TIMEOUT_S = 600  # a long MT-bench prompt with a reference takes a minute or more on 2 cores
 # A grammar forces the JSON verdict {"explanation", "verdict"}: no parse errors, far fewer copies of the prompt's
 # example rating than free text or the text grammar, and the best ranking of the four MT-bench models
-# (benchmarks/embedded_judge.py; README "Embedded judge").
+# (benchmarks/embedded_judge.py; docs/benchmarks.md, "The embedded judge").
 EMBEDDED_JUDGE_OPTIONS = {"verdict_grammar": True, "structured_output": True}
 
 

@@ -65,7 +65,7 @@ def to_scoring_fn(scorer: Scorer, provider_id: str) -> ScoringFn:
             aggregation_functions=aggregations,
         )
         # The richer fields travel in metadata; any change to them changes the advertised function,
-        # which is why shipped ids carry a version (see README, "Upgrading shipped definitions"). Only the fields
+        # which is why shipped ids carry a version (see docs/usage.md, "Upgrading shipped definitions"). Only the fields
         # the definition sets: a field this package adds later, with a default, must not change a stored function.
         metadata = {SHIPPED_MARK: True, "definition": scorer.model_dump(mode="json", exclude_unset=True)}
     return ScoringFn(

@@ -1,4 +1,4 @@
-"""The README's configs and code, run as written: its run.yaml served, its Python blocks against that stack.
+"""The docs' configs and code, run as written: the README's run.yaml served, every Python block against it.
 
 Only what points outside this machine is replaced: the inference endpoint (a fake OpenAI-compatible judge), the
 state folder, and the port.
@@ -22,8 +22,14 @@ from tests.stacks import REPO, reset_model_listing, start_server, stop_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.served]
 
-README = (REPO / "README.md").read_text(encoding="utf-8")
-BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```", README, flags=re.S | re.M)
+# The README, then the reference pages in reading order: their Python blocks continue the README's session.
+PAGES = [REPO / "README.md", *(REPO / "docs" / name for name in ("usage.md", "eval-jobs.md", "mt-bench.md"))]
+OTHER_PAGES = sorted(set((REPO / "docs").glob("*.md")) - set(PAGES))
+BLOCKS = [
+    block
+    for page in [*PAGES, *OTHER_PAGES]
+    for block in re.findall(r"^```(\w+)\n(.*?)^```", page.read_text(encoding="utf-8"), flags=re.S | re.M)
+]
 DOCUMENTED_ENDPOINT = "http://127.0.0.1:8000/v1"
 DOCUMENTED_STATE = "/var/lib/judge-demo"
 DOCUMENTED_STACK = "http://127.0.0.1:8321"

@@ -22,7 +22,7 @@ def test_every_shipped_definition_is_valid(path: Path) -> None:
     (definition,) = [d for d in load_definitions(PACKAGE_DEFS, prefix="judge") if d.identifier == f"judge::{path.stem}"]
     assert definition.description
     assert definition.required_columns
-    # Shipped ids carry a version: changing a definition means shipping a new id (see the README).
+    # Shipped ids carry a version: changing a definition means shipping a new id (see docs/usage.md).
     assert re.search(r"-v\d+(-|$)", path.stem), f"{path.stem} carries no version"
 
 
