@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from llama_stack_judge.cardbook import card_book
 from llama_stack_judge.core.agreement import keyed_vote
 from llama_stack_judge.core.card import AnswerKey, headline, pairwise_card, rating_card
 from llama_stack_judge.core.jsonl import read_jsonl
@@ -26,7 +27,7 @@ from llama_stack_judge.mtbench_cli import (
     selected_questions,
     single_work,
 )
-from llama_stack_judge.outputs import output_dir
+from llama_stack_judge.outputs import DEFAULT_CLI_STATE, output_dir
 from llama_stack_judge.run_info import run_metadata
 
 DEV = data_file("dev")
@@ -76,6 +77,14 @@ def _pairwise_work(args: argparse.Namespace, votes: list[dict[str, Any]]) -> Wor
     return work
 
 
+def run_cards(args: argparse.Namespace) -> int:
+    """``cards``: every filed judge card, newest first."""
+    from llama_stack_judge.report import print_cards
+
+    print_cards(card_book(args).cards())
+    return 0
+
+
 def run_certify(args: argparse.Namespace) -> int:
     """Judge the labelled set, then write the judgments and the card, and print the card's headline."""
     if args.answers is None:
@@ -112,8 +121,11 @@ def run_certify(args: argparse.Namespace) -> int:
         "run": run_metadata(args, function_id=function_id, judges=judged.judges),
     }
     (output / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    filed = card_book(args).save(card) if judged.complete else None
     print(headline(card))
     print(f"wrote {output / 'card.json'} and judgments.jsonl ({n} judgments)", file=sys.stderr)
+    if filed is not None:
+        print(f"filed the card as {filed}: runs with this judge will show it", file=sys.stderr)
     return 0 if judged.complete else 130
 
 
@@ -144,3 +156,6 @@ def add_parser(commands: Any, add_judge_options: Any) -> None:
     certify.add_argument("--output", default="out/certify", help="folder for card.json and judgments.jsonl")
     add_judge_options(certify)
     certify.set_defaults(run=run_certify)
+    cards = commands.add_parser("cards", help="list the judge cards filed by certify")
+    cards.add_argument("--state-dir", default=str(DEFAULT_CLI_STATE), help="the CLI's state directory")
+    cards.set_defaults(run=run_cards)

@@ -19,9 +19,10 @@ from llama_stack_client import APIConnectionError, APIStatusError
 
 from llama_stack_judge import certify_cli, jobs_cli, mtbench_cli
 from llama_stack_judge.core.jsonl import read_jsonl
+from llama_stack_judge.core.options import JudgeOptions, weighting_options
 from llama_stack_judge.embedded.models import DEFAULT_MODEL, MODELS
 from llama_stack_judge.errors import JudgeError, JudgeInputError
-from llama_stack_judge.outputs import output_dir, output_file
+from llama_stack_judge.outputs import DEFAULT_CLI_STATE, output_dir, output_file
 from llama_stack_judge.stack_config import (
     build_run_config,
     judging_with,
@@ -32,7 +33,6 @@ from llama_stack_judge.stack_config import (
 
 ENDPOINT_PROVIDER_ID = "endpoint"
 INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C
-DEFAULT_CLI_STATE = Path.home() / ".llama" / "llama-stack-judge" / "cli"
 
 
 def endpoint_providers(inference_url: str, judge_model: str, api_key: str) -> dict[str, list[dict[str, Any]]]:
@@ -85,7 +85,7 @@ def _run_config(args: argparse.Namespace, state: Path, resources: contextlib.Exi
         check_endpoint(args.inference_url, args.judge_model, api_key)
         providers = endpoint_providers(args.inference_url, args.judge_model, api_key)
     else:
-        providers = _start_embedded_judge(args.embedded_model, resources)
+        providers = _start_embedded_judge(args.embedded_model, resources, logprobs=args.verdict_weighting == "expected")
         # It makes one judgment at a time, seconds each: a call per row keeps a progress bar live.
         rows_per_call = 1
     return write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml"), rows_per_call
@@ -113,11 +113,13 @@ def check_endpoint(url: str, model: str, api_key: str) -> None:
         raise JudgeInputError(f"--judge-model {model!r} is not served at {url}; it serves {served}")
 
 
-def _start_embedded_judge(model_name: str, resources: contextlib.ExitStack) -> dict[str, list[dict[str, Any]]]:
+def _start_embedded_judge(
+    model_name: str, resources: contextlib.ExitStack, *, logprobs: bool
+) -> dict[str, list[dict[str, Any]]]:
     from llama_stack_judge.embedded import embedded_providers, embedded_server
 
     print(f"embedded judge: checking {model_name} and starting its llama.cpp server", file=sys.stderr)
-    server = resources.enter_context(embedded_server(model_name))
+    server = resources.enter_context(embedded_server(model_name, logprobs=logprobs))
     print(f"embedded judge: {model_name} at {server.base_url}", file=sys.stderr)
     return embedded_providers(server.base_url, model_name)
 
@@ -126,7 +128,7 @@ def serve_judge_command(args: argparse.Namespace) -> int:
     """Run the embedded judge's llama.cpp server until Ctrl-C, printing the inference provider that uses it."""
     from llama_stack_judge.embedded import embedded_providers, embedded_server
 
-    with embedded_server(args.model, port=args.port) as server:
+    with embedded_server(args.model, port=args.port, logprobs=args.logprobs) as server:
         snippet = {"providers": embedded_providers(server.base_url, args.model)}
         print(f"# {args.model} at {server.base_url}; the providers for a run.yaml:")
         print(yaml.safe_dump(snippet, sort_keys=False), end="")
@@ -164,7 +166,11 @@ def score_command(args: argparse.Namespace) -> int:
     rows = read_jsonl(Path(args.rows))
     output = output_file(args.output) if args.output else None  # before any judge call is paid for
     with open_stack(args) as stack:
-        response = stack.client.scoring.score(input_rows=rows, scoring_functions=dict.fromkeys(args.scoring_fn))
+        response = stack.client.scoring.score(
+            input_rows=rows,
+            scoring_functions=dict.fromkeys(args.scoring_fn),
+            extra_headers=JudgeOptions(**weighting_options(args.verdict_weighting)).headers(),
+        )
     if output is not None:
         with output.open("w", encoding="utf-8") as out:
             for index, row in enumerate(rows):
@@ -212,6 +218,12 @@ def add_judge_options(parser: argparse.ArgumentParser) -> None:
         choices=sorted(MODELS),
         help="with no judge chosen above, the packaged model the embedded llama.cpp judge runs",
     )
+    group.add_argument(
+        "--verdict-weighting",
+        choices=["sampled", "expected"],
+        help="'expected': score the judge's probability-weighted verdict (needs a provider that returns log "
+        "probabilities; verdicts are then read from text, not JSON)",
+    )
     group.add_argument("--state-dir", default=str(DEFAULT_CLI_STATE), help="where the in-process stack keeps state")
 
 
@@ -237,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve-judge", help="run the embedded judge's llama.cpp server until Ctrl-C")
     serve.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS), help="the packaged model")
     serve.add_argument("--port", type=int, help="default: a free port")
+    serve.add_argument(
+        "--logprobs", action="store_true", help="return log probabilities (expected verdicts): ~1 GB more memory"
+    )
     serve.set_defaults(run=serve_judge_command)
 
     mtbench_cli.add_parser(commands, add_judge_options)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TimeRemainingColumn
 from rich.text import Text
 
+from llama_stack_judge.cardbook import card_book, card_summary
 from llama_stack_judge.core.aggregate import JUDGES_KEY
 from llama_stack_judge.core.agreement import agreement
 from llama_stack_judge.core.jsonl import read_jsonl
@@ -26,7 +27,7 @@ from llama_stack_judge.core.mtbench import (
     load_questions,
     load_turn_answers,
 )
-from llama_stack_judge.core.options import JudgeOptions
+from llama_stack_judge.core.options import JudgeOptions, weighting_options
 from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
 from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.errors import JudgeInputError
@@ -242,7 +243,11 @@ def judge_work(
     Ctrl-C stops after keeping what was judged; the same command run again takes the rest (judged rows come back
     from the judgment cache without an inference call).
     """
-    options = JudgeOptions(max_concurrency=args.max_concurrency, use_cache=not args.no_cache)
+    options = JudgeOptions(
+        max_concurrency=args.max_concurrency,
+        use_cache=not args.no_cache,
+        **weighting_options(args.verdict_weighting),
+    )
     params = (
         {"type": "llm_as_judge", "judge_model": args.judge_model} if args.stack_config and args.judge_model else None
     )
@@ -335,6 +340,7 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
         "skipped": work.skipped,
         "usage": judged.usage,
         "run": run_metadata(args, function_id=function_id, judges=judged.judges),
+        "card": card_summary(card_book(args), judged.judges),
     }
     summary |= {"models": summarize_single(judgments)} if kind == "single" else summarize_pairwise(judgments)
     _write_json(output / "summary.json", summary)

@@ -5,6 +5,9 @@ from pathlib import Path
 
 from llama_stack_judge.errors import JudgeInputError
 
+# Where the commands keep their in-process stack's stores and the judge cards certify files.
+DEFAULT_CLI_STATE = Path.home() / ".llama" / "llama-stack-judge" / "cli"
+
 
 def _writable_parent(path: Path, *, option: str) -> None:
     """The nearest existing folder above ``path`` must be a folder we may write in (the rest is created)."""

@@ -78,6 +78,37 @@ def pairwise_headline(summary: dict[str, Any]) -> str:
     )
 
 
+def card_line(summary: dict[str, Any]) -> str:
+    """How good this run's judge is, from its judge card, or how to measure it."""
+    card = summary.get("card")
+    if not card:
+        command = "certify single" if summary["kind"] == "single" else "certify pairwise"
+        return f"this judge has no card yet: `llama-stack-judge {command}` with the same judge options measures it"
+    return f"{card['headline']} [{card['labels']}, {card['n_judgments']:,} judgments, {card['date']}]"
+
+
+def print_cards(cards: Sequence[dict[str, Any]]) -> None:
+    """Filed judge cards, newest first: key, kind, judge model and weighting, labels, size and headline."""
+    from llama_stack_judge.core.card import headline
+
+    table = Table("key", "kind", "judge model", "verdicts", "labels", "judgments", "date", "card", title="judge cards")
+    for card in cards:
+        judges = list(card["run"]["judges"].values())
+        models = sorted({str(j["judge_model"]) for j in judges})
+        verdicts = sorted({f"{j['verdict_mode']}, {j.get('verdict_weighting', 'sampled')}" for j in judges})
+        table.add_row(
+            card["key"][:16],
+            card["kind"],
+            ", ".join(models),
+            "; ".join(verdicts),
+            str(card.get("labels")),
+            str(card.get("n_judgments")),
+            str(card["run"]["date"]),
+            headline(card).removeprefix("this judge: "),
+        )
+    _console().print(table if cards else "no judge cards yet: `llama-stack-judge certify single` files one")
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     """The summary tables on stdout."""
     console = _console()
@@ -94,6 +125,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"retries {usage.get('retries', 0)}, tokens {usage.get('prompt_tokens', 0)} in / "
         f"{usage.get('completion_tokens', 0)} out"
     )
+    console.print(card_line(summary))
 
 
 def print_agreement(report: dict[str, Any]) -> None:
@@ -210,7 +242,8 @@ def _run_section(run: dict[str, Any] | None) -> str:
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     judges = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(j['judge_model']))}</td>"
-        f"<td><code>{html.escape(j['content_hash'][:16])}</code></td><td>{html.escape(j['verdict_mode'])}</td>"
+        f"<td><code>{html.escape(j['content_hash'][:16])}</code></td>"
+        f"<td>{html.escape(j['verdict_mode'])}, {html.escape(j.get('verdict_weighting', 'sampled'))}</td>"
         f"<td>{html.escape(', '.join(f'{k} {v}' for k, v in j['sampling'].items() if v is not None))}</td></tr>"
         for name, j in sorted(run["judges"].items())
     )
@@ -244,7 +277,8 @@ def write_report(output: Path, summary: dict[str, Any], judgments: Sequence[dict
     status = "" if summary["complete"] else "<p class=error>Interrupted: not every judgment was made.</p>"
     page = (
         f"<!doctype html><html><head><meta charset=utf-8><title>MT-bench {summary['kind']}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>MT-bench {summary['kind']}</h1>{status}{tables}{picture}"
+        f"<style>{_STYLE}</style></head><body><h1>MT-bench {summary['kind']}</h1>{status}"
+        f"<p id=card>{html.escape(card_line(summary))}</p>{tables}{picture}"
         f"{_run_section(summary.get('run'))}<h2>Judgments</h2>{index}{texts}</body></html>"
     )
     (output / "report.html").write_text(page, encoding="utf-8")

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -168,3 +169,13 @@ def wait_for_job(client: Any, benchmark_id: str, job_id: str, until: set[str], s
         assert time.monotonic() < deadline, f"job {job_id} still {status}"
         time.sleep(0.1)
     return status
+
+
+def _default_sigint() -> None:  # runs in the child between fork and exec
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# Popen arguments for a command a test interrupts with SIGINT (Ctrl-C). A shell starts background jobs with SIGINT
+# ignored, children inherit that, and Python then never raises KeyboardInterrupt: a suite run with `&` would see
+# commands that "ignore Ctrl-C". The child gets SIGINT's default back, as on a terminal.
+INTERRUPTIBLE: dict[str, Any] = {"preexec_fn": _default_sigint}

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
-from llama_stack_judge.core.chat import ChatReply, ChatRequest
+from llama_stack_judge.core.chat import ChatReply, ChatRequest, TokenLogprob
 
 CACHE_VERSION = 1  # part of every key: bump it when what a key covers changes
 
@@ -20,8 +20,9 @@ def cache_key(request: ChatRequest, sample: int, *, scope: str = "") -> str:
     that another tenant judged the same text.
     """
     fields = asdict(request)
-    if fields["grammar"] is None:  # added after the first stored replies: left out when unset, so their keys hold
-        del fields["grammar"]
+    for added_later in ("grammar", "top_logprobs"):  # left out when unset, so keys stored before them hold
+        if fields[added_later] is None:
+            del fields[added_later]
     content = {"v": CACHE_VERSION, "sample": sample, **fields} | ({"scope": scope} if scope else {})
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -35,9 +36,23 @@ def decode_reply(stored: str) -> ChatReply | None:
     """A stored reply, or ``None`` for an entry that cannot be read (it is then judged again)."""
     try:
         data = json.loads(stored)
-        return ChatReply(**data)
-    except (json.JSONDecodeError, TypeError):
+        tokens = data.pop("logprobs", None)
+        logprobs = None if tokens is None else tuple(_token(token) for token in tokens)
+        return ChatReply(**data, logprobs=logprobs)
+    except (TypeError, ValueError, KeyError, AttributeError):  # JSONDecodeError is a ValueError
         return None
+
+
+def _token(data: dict[str, object]) -> TokenLogprob:
+    top = data.get("top") or []
+    if not isinstance(top, list):
+        raise ValueError("top alternatives must be a list")
+    return TokenLogprob(
+        token=str(data["token"]),
+        logprob=float(data["logprob"]),  # type: ignore[arg-type]
+        offset=int(data["offset"]),  # type: ignore[call-overload]
+        top=tuple((str(text), float(logprob)) for text, logprob in top),
+    )
 
 
 class ReplyCache(Protocol):

@@ -24,10 +24,34 @@ class ChatRequest:
     top_p: float | None = None
     response_schema: Mapping[str, Any] | None = None  # ask for a JSON reply of this schema
     grammar: str | None = None  # a llama.cpp grammar (GBNF) the reply must follow
+    top_logprobs: int | None = None  # ask for this many alternatives, with log probabilities, at each reply token
 
     def plain(self) -> "ChatRequest":
         """This request without a response format."""
         return replace(self, response_schema=None)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One token of a reply: its text, log probability, character offset in the reply, and the top alternatives."""
+
+    token: str
+    logprob: float
+    offset: int
+    top: tuple[tuple[str, float], ...] = ()
+
+
+def token_offsets(text: str, tokens: list[str]) -> list[int]:
+    """Where each token starts in ``text``, counted back from its end.
+
+    Providers give tokens as text and sometimes drop part of a character split over two tokens; counting from the
+    end keeps the offsets of the reply's tail (where verdicts are) right even then. Users check the token is there.
+    """
+    offsets, end = [], len(text)
+    for token in reversed(tokens):
+        end -= len(token)
+        offsets.append(end)
+    return offsets[::-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +62,7 @@ class ChatReply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None  # "stop", "length" (cut off by the token limit), …
+    logprobs: tuple[TokenLogprob, ...] | None = None  # when asked for and the provider gives them
 
     @property
     def truncated(self) -> bool:

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from llama_stack_judge.core.grammar import json_verdict_grammar, text_verdict_grammar
+from llama_stack_judge.core.logprobs import MAX_EXPECTED_VALUES, rating_values
 from llama_stack_judge.core.patterns import PatternError, VerdictPattern, compile_patterns
 from llama_stack_judge.core.templates import PromptTemplate
 from llama_stack_judge.core.text import strings_in, surrogate_count
@@ -161,6 +162,12 @@ class JudgeDefinition(_Frozen):
         "from it: for judges that give their verdict first. Off, such rows are parse errors ('truncated'), because "
         "a verdict read from an unfinished reply may be an example the judge was restating.",
     )
+    verdict_weighting: Literal["sampled", "expected"] = Field(
+        default="sampled",
+        description="'sampled': the verdict the judge wrote. 'expected': the mean of the allowed verdicts weighted by "
+        "the judge's probabilities at the verdict's position (asks for top_logprobs; integer ratings with min and "
+        "max, or choices). Where the provider returns no log probabilities the written verdict is used and counted.",
+    )
     verdict_grammar: bool = Field(
         default=False,
         description="llama.cpp servers only: constrain the reply with a grammar that lets the judge explain, then "
@@ -204,6 +211,28 @@ class JudgeDefinition(_Frozen):
                     f"verdict_grammar writes verdicts as {sample!r}, which the verdict patterns do not read"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _check_weighting(self) -> "JudgeDefinition":
+        if self.verdict_weighting == "expected":
+            if self.structured_output:
+                raise ValueError(
+                    "verdict_weighting 'expected' reads the verdict's tokens from text: no structured_output"
+                )
+            if self.expected_values is None:
+                raise ValueError(
+                    "verdict_weighting 'expected' needs choices or an integer rating scale with min and max "
+                    f"(at most {MAX_EXPECTED_VALUES} values)"
+                )
+        return self
+
+    @cached_property
+    def expected_values(self) -> dict[str, float] | None:
+        """Each allowed verdict as written and the score it stands for, where the verdicts are a short list."""
+        if isinstance(self.verdict, ChoiceVerdict):
+            return dict(self.verdict.choices)
+        values = rating_values(self.verdict.min, self.verdict.max)
+        return None if values is None else {value: float(value) for value in values}
 
     def _sample_verdict(self) -> str:
         """A verdict this judge allows, as the grammar would write it."""
@@ -293,6 +322,8 @@ class JudgeDefinition(_Frozen):
     def content_hash(self) -> str:
         """sha256 of everything that decides this judge's verdicts (all fields but its id and description)."""
         content = self.model_dump(mode="json", exclude={"identifier", "description"})
+        if content["verdict_weighting"] == "sampled":  # added later: left out when unset, so earlier hashes hold
+            del content["verdict_weighting"]
         return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     @property
@@ -308,6 +339,7 @@ class JudgeDefinition(_Frozen):
             "judge_model": judge_model,
             "content_hash": self.content_hash,
             "verdict_mode": self.verdict_mode,
+            "verdict_weighting": self.verdict_weighting,
             "sampling": self.sampling.model_dump(mode="json"),
         }
 

@@ -214,3 +214,16 @@ def combine_orders(verdict_ab: str, verdict_ba: str) -> Winner:
     """The winner of a pair judged in both orders: the same winner twice, else a tie marked inconsistent."""
     first, second = _WINNER_AB[verdict_ab], _WINNER_BA[verdict_ba]
     return first if first == second else "tie (inconsistent)"
+
+
+def winner_probabilities(ab: Mapping[str, float], ba: Mapping[str, float]) -> dict[Winner, float]:
+    """P(model_a wins), P(model_b wins) and P(tie) of a pair, averaged over its two orders.
+
+    ``ab`` and ``ba`` are the judge's probabilities of "A", "B" and "C" in each order; swapping the answers swaps
+    what "A" and "B" mean, so the average cancels the judge's preference for a position.
+    """
+    chances: dict[Winner, float] = {"model_a": 0.0, "model_b": 0.0, "tie": 0.0}
+    for probabilities, winners in ((ab, _WINNER_AB), (ba, _WINNER_BA)):
+        for label, probability in probabilities.items():
+            chances[winners[label]] += probability / 2
+    return chances

@@ -5,7 +5,7 @@ They travel in the stack's per-request provider data (the ``X-LlamaStack-Provide
 """
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,6 +30,9 @@ class JudgeOptions(BaseModel):
     failure_policy: FailurePolicy | None = None
     structured_output: bool | None = None
     verdict_grammar: bool | None = None
+    verdict_weighting: Literal["sampled", "expected"] | None = Field(
+        default=None, description="'expected': verdicts weighted by the judge's token probabilities."
+    )
     durable: bool = Field(
         default=False,
         description="Store each judgment the moment it is made instead of in batches (eval jobs do: after a crash "
@@ -55,7 +58,7 @@ class JudgeOptions(BaseModel):
         """``definition`` with these options' judge settings laid over it (a validated copy, or itself)."""
         changes: dict[str, Any] = {
             name: value
-            for name in ("num_samples", "failure_policy", "structured_output", "verdict_grammar")
+            for name in ("num_samples", "failure_policy", "structured_output", "verdict_grammar", "verdict_weighting")
             if (value := getattr(self, name)) is not None
         }
         if self.temperature is not None:
@@ -69,3 +72,10 @@ class JudgeOptions(BaseModel):
     def headers(self) -> dict[str, str]:
         """``extra_headers`` for a client call: ``client.scoring.score(..., extra_headers=options.headers())``."""
         return {PROVIDER_DATA_HEADER: json.dumps(self.provider_data())}
+
+
+def weighting_options(weighting: str | None) -> dict[str, Any]:
+    """The options of a chosen verdict weighting; 'expected' also turns structured output off (it reads text)."""
+    if weighting is None:
+        return {}
+    return {"verdict_weighting": weighting} | ({"structured_output": False} if weighting == "expected" else {})

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from llama_stack_judge.core.logprobs import VerdictDistribution
 from llama_stack_judge.core.stats import median
 
 
@@ -31,6 +32,8 @@ class RowResult:
         samples: each judgment of the row when it was judged more than once.
         details: further fields of the scored row (e.g. which judge, both orders of a pairwise judgment).
         finish_reason: why the judge's reply ended (``"length"``: cut off by the token limit), when it says.
+        distribution: the judge's probabilities of each allowed verdict, for expected verdicts.
+        distribution_fallback: why an expected verdict fell back to the written one.
     """
 
     outcome: Outcome
@@ -42,6 +45,8 @@ class RowResult:
     samples: tuple["RowResult", ...] = ()
     details: Mapping[str, object] | None = None
     finish_reason: str | None = None
+    distribution: VerdictDistribution | None = None
+    distribution_fallback: str | None = None
 
     @classmethod
     def scored_value(
@@ -80,6 +85,10 @@ class RowResult:
         }
         if self.finish_reason is not None:
             row["finish_reason"] = self.finish_reason
+        if self.distribution is not None:
+            row["verdict_distribution"] = self.distribution.as_row()
+        if self.distribution_fallback is not None:
+            row["verdict_distribution_fallback"] = self.distribution_fallback
         if self.samples:
             row["spread"] = self.spread
             row["samples"] = [sample.as_score_row() for sample in self.samples]

@@ -55,11 +55,15 @@ class VerdictPattern:
             raise PatternError(f"must have exactly one capture group, has {compiled.groups}")
         return cls(source, compiled)
 
-    def captures(self, text: str) -> list[str]:
-        """The capture of every match in ``text`` (its last ``MAX_SCANNED_CHARS`` characters), in order."""
-        scanned = without_surrogates(text[-MAX_SCANNED_CHARS:])
+    def captures(self, text: str) -> list[tuple[str, int]]:
+        """The capture of every match in ``text`` (its last ``MAX_SCANNED_CHARS`` characters) and where it starts."""
+        skipped = max(0, len(text) - MAX_SCANNED_CHARS)
+        scanned = without_surrogates(text[skipped:])  # one character for one: offsets hold
         # A group that took no part in a match (``(a)?b``) captures nothing: an empty verdict, a parse error.
-        return [match.group(1) or "" for match in self._compiled.finditer(scanned)]
+        return [
+            (match.group(1) or "", skipped + max(match.start(1), match.start()))
+            for match in self._compiled.finditer(scanned)
+        ]
 
     def found_in(self, text: str) -> bool:
         """Whether the pattern matches anywhere in ``text`` (its first and last ``MAX_SCANNED_CHARS`` characters)."""

@@ -11,9 +11,16 @@ from dataclasses import asdict, dataclass, field, replace
 from llama_stack_judge.core.cache import CacheWriter, ReplyCache, cache_key
 from llama_stack_judge.core.chat import ChatFn, ChatMessage, ChatReply, ChatRequest, TransientChatError
 from llama_stack_judge.core.definitions import JudgeDefinition
+from llama_stack_judge.core.logprobs import (
+    EXPECTED_TOP_LOGPROBS,
+    NoDistributionError,
+    tokens_from,
+    verdict_distribution,
+)
 from llama_stack_judge.core.outcomes import Outcome, RowResult, combine_samples
 from llama_stack_judge.core.rows import Row, text_columns
 from llama_stack_judge.core.text import surrogate_count, without_surrogates
+from llama_stack_judge.core.verdicts import ParsedVerdict
 from llama_stack_judge.errors import JudgeInputError
 
 logger = logging.getLogger(__name__)
@@ -71,6 +78,7 @@ class Usage:
     cache_errors: int = 0
     structured_output_fallbacks: int = 0
     replaced_characters: int = 0  # lone surrogates in judge replies, kept as U+FFFD
+    expected_verdict_fallbacks: int = 0  # expected verdicts that fell back to the written one (no log probabilities)
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -104,7 +112,45 @@ def render_request(definition: JudgeDefinition, values: Mapping[str, str], *, ju
         # A grammar forces the form itself; llama.cpp servers refuse the json_schema response format.
         response_schema=definition.response_schema if definition.structured_output and not grammar else None,
         grammar=grammar,
+        top_logprobs=EXPECTED_TOP_LOGPROBS if definition.verdict_weighting == "expected" else None,
     )
+
+
+def weigh_verdict(definition: JudgeDefinition, reply: ChatReply, parsed: ParsedVerdict) -> RowResult:
+    """A scored row of ``definition``'s written verdict, or of its expected verdict where it asks for one.
+
+    An expected verdict needs the reply's log probabilities at the verdict's position; without them the written
+    verdict stands, with the reason in ``distribution_fallback``.
+    """
+    assert parsed.score is not None
+    written = RowResult.scored_value(
+        parsed.score, verdict=parsed.label, judge_output=reply.text, finish_reason=reply.finish_reason
+    )
+    values = definition.expected_values
+    if definition.verdict_weighting != "expected" or values is None:
+        return written
+    if not reply.logprobs:
+        return replace(written, distribution_fallback="the inference provider returned no log probabilities")
+    if parsed.start is None:
+        return replace(written, distribution_fallback="the verdict's position in the reply is unknown")
+    try:
+        distribution = verdict_distribution(reply.text, reply.logprobs, parsed.start, list(values))
+    except NoDistributionError as exc:
+        return replace(written, distribution_fallback=str(exc))
+    return replace(written, score=distribution.expected(values), distribution=distribution)
+
+
+def verdict_tokens_only(definition: JudgeDefinition, reply: ChatReply) -> ChatReply:
+    """``reply`` with the log probabilities of its verdict's tokens only.
+
+    That is what an expected verdict reads, and all a cache need keep: the alternatives of a long reply's every
+    token are ~100 times its text.
+    """
+    if reply.logprobs is None:
+        return reply
+    start = definition.parse_verdict(reply.text, truncated=reply.truncated).start
+    kept = () if start is None else tokens_from(reply.logprobs, start)
+    return replace(reply, logprobs=kept)
 
 
 def flag_verdict_like(definition: JudgeDefinition, values: Mapping[str, str], result: RowResult) -> RowResult:
@@ -224,8 +270,12 @@ class Judge:
             batch.looked_up.add(key)
         return batch.cached.get(key)
 
-    async def _reply(self, request: ChatRequest, sample: int, batch: _Batch) -> tuple[ChatReply, int]:
+    async def _reply(
+        self, request: ChatRequest, sample: int, batch: _Batch, keep: Callable[[ChatReply], ChatReply]
+    ) -> tuple[ChatReply, int]:
         """The reply to ``request`` (sample number ``sample``), from the cache when it has it.
+
+        ``keep`` says what of a new reply is worth storing.
 
         Raises:
             CallFailedError: when no reply could be had.
@@ -243,7 +293,7 @@ class Judge:
             if failed.transient or request.response_schema is None:
                 raise
             # Rejected with a response format: try once without, and stop asking this model if that works.
-            reply, attempts = await self._reply(request.plain(), sample, batch)
+            reply, attempts = await self._reply(request.plain(), sample, batch, keep)
             self.no_structured_output.add(request.model)
             batch.usage.structured_output_fallbacks += 1
             return reply, failed.attempts + attempts
@@ -251,6 +301,7 @@ class Judge:
         if replaced := surrogate_count(reply.text):  # not text: kept as data, readable and storable
             batch.usage.replaced_characters += replaced
             reply = replace(reply, text=without_surrogates(reply.text))
+        reply = keep(reply)
         if batch.writer is not None:
             await self._store(batch, lambda writer: writer.add(key, reply))
         return reply, attempts
@@ -260,7 +311,9 @@ class Judge:
     ) -> RowResult:
         """One judgment of one rendered request; failures become outcomes, never exceptions."""
         try:
-            reply, attempts = await self._reply(request, sample, batch)
+            reply, attempts = await self._reply(
+                request, sample, batch, lambda reply: verdict_tokens_only(definition, reply)
+            )
         except CallFailedError as failed:  # a failed call is data: counted and reported, never raised into the batch
             return RowResult(Outcome.inference_error, error=failed.reason, attempts=failed.attempts)
         parsed = definition.parse_verdict(reply.text, truncated=reply.truncated)
@@ -273,13 +326,10 @@ class Judge:
                 attempts=attempts,
                 finish_reason=reply.finish_reason,
             )
-        return RowResult.scored_value(
-            parsed.score,
-            verdict=parsed.label,
-            judge_output=reply.text,
-            attempts=attempts,
-            finish_reason=reply.finish_reason,
-        )
+        result = replace(weigh_verdict(definition, reply, parsed), attempts=attempts)
+        if result.distribution_fallback is not None:
+            batch.usage.expected_verdict_fallbacks += 1
+        return result
 
     async def judge_rows(
         self, definition: JudgeDefinition, rows: Sequence[Row], *, judge_model: str, usage: Usage | None = None

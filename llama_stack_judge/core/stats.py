@@ -2,7 +2,7 @@
 
 import math
 import sys
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -71,16 +71,19 @@ def bootstrap_ci(
 
 
 def win_rate(scores: Sequence[float]) -> dict[str, object]:
-    """Wins, losses and ties of pairwise scores (1 / 0 / 0.5) and the win rate with a tie counted as half."""
-    counts = Counter(scores)
-    unexpected = sorted(set(counts) - {WIN, TIE, LOSS})
+    """Wins, losses and ties of pairwise scores and the mean score: the win rate with a tie counted as half.
+
+    Scores are 1 (win), 0.5 (tie) and 0 (loss), or an expected verdict's win probability in between, which counts
+    as a win or a loss for the side it favours.
+    """
+    unexpected = sorted({s for s in scores if not LOSS <= s <= WIN})
     if unexpected:
-        raise ValueError(f"win_rate needs scores of 1 (win), 0.5 (tie) or 0 (loss); got {unexpected}")
+        raise ValueError(f"win_rate needs scores from 0 (loss) to 1 (win); got {unexpected[:5]}")
     return {
-        "win_rate": (counts[WIN] + counts[TIE] / 2) / len(scores) if scores else None,
-        "wins": counts[WIN],
-        "losses": counts[LOSS],
-        "ties": counts[TIE],
+        "win_rate": mean(scores),
+        "wins": sum(1 for s in scores if s > TIE),
+        "losses": sum(1 for s in scores if s < TIE),
+        "ties": sum(1 for s in scores if s == TIE),
     }
 
 

@@ -4,6 +4,7 @@
 judged in both orders (A/B, then B/A) so that position bias shows up as inconsistency instead of as a winner.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -17,6 +18,7 @@ from llama_stack_judge.core.mtbench import (
     judge_name,
     pairwise_inputs,
     rating_inputs,
+    winner_probabilities,
 )
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import Outcome, RowResult
@@ -134,16 +136,13 @@ def combine_turns(turns: Sequence[RowResult]) -> RowResult:
 
 
 def _order(label: str, result: RowResult) -> dict[str, object]:
-    order: dict[str, object] = {
-        "order": label,
-        "verdict": result.verdict,
-        "status": result.outcome.value,
-        "judge_feedback": result.judge_output,
-        "error": result.error,
-    }
-    if result.finish_reason is not None:
-        order["finish_reason"] = result.finish_reason
-    return order
+    shown = result.as_score_row()
+    return {"order": label} | {
+        key: shown[key]
+        for key in ("verdict", "status", "judge_feedback", "error", "finish_reason", "verdict_distribution",
+                    "verdict_distribution_fallback")
+        if key in shown
+    }  # fmt: skip
 
 
 def combine_pair(name: str, turn: int, ab: RowResult, ba: RowResult) -> RowResult:
@@ -151,10 +150,17 @@ def combine_pair(name: str, turn: int, ab: RowResult, ba: RowResult) -> RowResul
     details: dict[str, object] = {"judge": name, "turn": turn, "orders": [_order("AB", ab), _order("BA", ba)]}
     attempts = ab.attempts + ba.attempts
     if ab.outcome is Outcome.scored and ba.outcome is Outcome.scored and ab.verdict and ba.verdict:
-        winner = combine_orders(ab.verdict, ba.verdict)
+        if ab.distribution is not None and ba.distribution is not None:
+            chances = winner_probabilities(ab.distribution.probabilities, ba.distribution.probabilities)
+            winner = max(chances, key=lambda w: chances[w])
+            score = math.fsum(p * WINNER_SCORE[w] for w, p in chances.items())
+            details |= {"winner_probabilities": {w: round(p, 4) for w, p in chances.items()}}
+        else:
+            winner = combine_orders(ab.verdict, ba.verdict)
+            score = WINNER_SCORE[winner]
         return RowResult(
             Outcome.scored,
-            score=WINNER_SCORE[winner],
+            score=score,
             verdict=winner,
             judge_output=ab.judge_output,
             attempts=attempts,

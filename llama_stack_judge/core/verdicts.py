@@ -3,7 +3,7 @@
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llama_stack_judge.core.patterns import VerdictPattern
 
@@ -19,10 +19,11 @@ class ParsedVerdict:
     score: float | None = None
     label: str | None = None
     error: str | None = None
+    start: int | None = None  # where the verdict starts in the judge output, when read by a pattern
 
 
-def last_match(patterns: Sequence[VerdictPattern], text: str) -> str | None:
-    """The capture of the last match of the first pattern that matches anywhere in ``text``.
+def last_match(patterns: Sequence[VerdictPattern], text: str) -> tuple[str, int] | None:
+    """The capture (and its start) of the last match of the first pattern that matches anywhere in ``text``.
 
     Patterns are tried in order (a strict one such as ``[[n]]`` before a lenient fallback such as ``[n]``);
     within a pattern the *last* match wins, because judges restate the format before giving their verdict.
@@ -30,7 +31,8 @@ def last_match(patterns: Sequence[VerdictPattern], text: str) -> str | None:
     for pattern in patterns:
         captures = pattern.captures(text)
         if captures:
-            return captures[-1]
+            captured, start = captures[-1]
+            return captured, start + len(captured) - len(captured.lstrip())  # where the verdict itself starts
     return None
 
 
@@ -38,10 +40,10 @@ def parse_rating(
     text: str, patterns: Sequence[VerdictPattern], *, minimum: float | None, maximum: float | None
 ) -> ParsedVerdict:
     """Read a numeric rating and check it against the allowed range."""
-    captured = last_match(patterns, text)
-    if captured is None:
+    found = last_match(patterns, text)
+    if found is None:
         return ParsedVerdict(error="no verdict found in the judge output")
-    return check_rating(captured, minimum=minimum, maximum=maximum)
+    return replace(check_rating(found[0], minimum=minimum, maximum=maximum), start=found[1])
 
 
 def check_rating(captured: str, *, minimum: float | None, maximum: float | None) -> ParsedVerdict:
@@ -63,10 +65,10 @@ def check_rating(captured: str, *, minimum: float | None, maximum: float | None)
 
 def parse_choice(text: str, patterns: Sequence[VerdictPattern], choices: Mapping[str, float]) -> ParsedVerdict:
     """Read a categorical verdict and map it to its score."""
-    captured = last_match(patterns, text)
-    if captured is None:
+    found = last_match(patterns, text)
+    if found is None:
         return ParsedVerdict(error="no verdict found in the judge output")
-    return check_choice(captured, choices)
+    return replace(check_choice(found[0], choices), start=found[1])
 
 
 def check_choice(captured: str, choices: Mapping[str, float]) -> ParsedVerdict:

@@ -87,6 +87,9 @@ class ServerSettings:
     n_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     startup_timeout_s: float = 180.0
     min_memory_gb: float = 0.0
+    # Log probabilities need the logits of every position kept (llama.cpp's logits_all): ~1 GB more memory and
+    # ~12 % slower prompts with the 1.5B judge (docs/benchmarks.md), so only when expected verdicts ask for them.
+    logprobs: bool = False
 
     def command(self, port: int) -> list[str]:
         """The server's command line."""
@@ -98,6 +101,7 @@ class ServerSettings:
             "--n_ctx", str(self.n_ctx), "--n_threads", threads, "--n_threads_batch", threads,
             # One request at a time, each to its end: a new request must not cut the one being generated.
             "--interrupt_requests", "False",
+            "--logits_all", str(self.logprobs),
         ]  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import json
 import httpx
 from llama_stack_api import Inference, ListChatCompletionsRequest, OpenAIChatCompletionRequestWithExtraBody
 
-from llama_stack_judge.core.chat import ChatReply, ChatRequest, TransientChatError
+from llama_stack_judge.core.chat import ChatReply, ChatRequest, TokenLogprob, TransientChatError, token_offsets
 from llama_stack_judge.core.spacing import StartSpacing
 from llama_stack_judge.stored import FirstUseGuard
 
@@ -67,6 +67,7 @@ class StackChat:
             },
             # Extra fields travel to the provider as the request body's extras (llama.cpp reads `grammar`).
             **({"grammar": request.grammar} if request.grammar is not None else {}),
+            **({"logprobs": True, "top_logprobs": request.top_logprobs} if request.top_logprobs is not None else {}),
         )
         try:
             completion = await self._inference.openai_chat_completion(params)
@@ -87,4 +88,22 @@ class StackChat:
             prompt_tokens=getattr(usage, "prompt_tokens", None),
             completion_tokens=getattr(usage, "completion_tokens", None),
             finish_reason=str(getattr(finish_reason, "value", finish_reason)) if finish_reason is not None else None,
+            logprobs=_token_logprobs(text, getattr(choices[0], "logprobs", None)),
         )
+
+
+def _token_logprobs(text: str, logprobs: object) -> tuple[TokenLogprob, ...] | None:
+    """The reply's tokens with their log probabilities and alternatives, where the provider gave them."""
+    content = getattr(logprobs, "content", None)
+    if not content:
+        return None
+    tokens = [str(token.token) for token in content]
+    return tuple(
+        TokenLogprob(
+            token=token,
+            logprob=float(entry.logprob),
+            offset=offset,
+            top=tuple((str(top.token), float(top.logprob)) for top in entry.top_logprobs or ()),
+        )
+        for token, offset, entry in zip(tokens, token_offsets(text, tokens), content, strict=True)
+    )

@@ -20,6 +20,11 @@ class ScriptedRule(BaseModel):
     )
     fail: str | None = Field(default=None, description="Fail the call with this message instead of replying.")
     delay_s: float = Field(default=0.0, ge=0.0, description="Extra seconds to wait before answering.")
+    verdict_logprobs: dict[str, float] | None = Field(
+        default=None,
+        description="When log probabilities are asked for: the top alternatives (token -> log probability) at the "
+        "first token after the reply's last '[['. Other tokens are certain (log probability 0).",
+    )
 
     @field_validator("match")
     @classmethod
@@ -45,6 +50,10 @@ class ScriptedInferenceConfig(BaseModel):
     structured_output_models: list[str] | None = Field(
         default=None,
         description="Models that accept a response_format; others refuse such requests. Default: every model.",
+    )
+    logprobs_models: list[str] | None = Field(
+        default=None,
+        description="Models that return log probabilities when asked; others return none. Default: every model.",
     )
     call_log: str | None = Field(default=None, description="JSONL file that gets one line per call.")
 

@@ -26,6 +26,9 @@ from llama_stack_api.inference.models import (
     OpenAIChatCompletionResponseMessage,
     OpenAIChatCompletionUsage,
     OpenAIChoice,
+    OpenAIChoiceLogprobs,
+    OpenAITokenLogProb,
+    OpenAITopLogProb,
 )
 
 from llama_stack_judge.scripted.config import ScriptedInferenceConfig
@@ -47,6 +50,29 @@ def _load_reply_fn(target: str) -> Callable[[list[dict[str, str]]], object]:
     if not callable(function):
         raise ValueError(f"reply_fn {target!r} is not a callable")
     return function  # type: ignore[no-any-return]
+
+
+# Digits one per token (as Qwen and Llama 2 split numbers), words, runs of spaces, runs of punctuation.
+_TOKEN = re.compile(r"\d|[^\W\d]+|\s+|[^\w\s]+")
+
+
+def _logprobs(reply: str, verdict_alternatives: dict[str, float] | None) -> OpenAIChoiceLogprobs:
+    """Tokens of ``reply``, each certain but the verdict's first, which gets ``verdict_alternatives``."""
+    tokens = _TOKEN.findall(reply)
+    opening = max((i for i, token in enumerate(tokens) if token.endswith("[[")), default=None)
+    verdict = None if opening is None else opening + 1
+    content = []
+    for index, token in enumerate(tokens):
+        top = dict(verdict_alternatives or {}) if index == verdict else {}
+        top.setdefault(token, 0.0)
+        content.append(
+            OpenAITokenLogProb(
+                token=token,
+                logprob=top[token],
+                top_logprobs=[OpenAITopLogProb(token=text, logprob=logprob) for text, logprob in top.items()],
+            )
+        )
+    return OpenAIChoiceLogprobs(content=content)
 
 
 class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
@@ -119,12 +145,23 @@ class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
             reply = str(self._reply_fn([{"role": m.role, "content": _text_of(m.content)} for m in params.messages]))
         else:
             reply = self.config.default_reply
+        gives_logprobs = self.config.logprobs_models is None or model in self.config.logprobs_models
+        logprobs = (
+            _logprobs(reply, rule.verdict_logprobs if rule is not None else None)
+            if params.logprobs and gives_logprobs
+            else None
+        )
         return OpenAIChatCompletion(
             id=f"scripted-{uuid.uuid4().hex}",
             created=int(time.time()),
             model=params.model,
             choices=[
-                OpenAIChoice(index=0, finish_reason="stop", message=OpenAIChatCompletionResponseMessage(content=reply))
+                OpenAIChoice(
+                    index=0,
+                    finish_reason="stop",
+                    message=OpenAIChatCompletionResponseMessage(content=reply),
+                    logprobs=logprobs,
+                )
             ],
             usage=OpenAIChatCompletionUsage(
                 prompt_tokens=len(conversation.split()),

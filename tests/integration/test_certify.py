@@ -79,3 +79,30 @@ def test_a_rating_judge_gets_correlations_with_the_reference_ratings(tmp_path: P
     assert speed["inference_calls"] == answers and speed["cache_hits"] == 0
     assert speed["seconds_per_judgment"] == pytest.approx(speed["seconds_per_inference_call"])
     assert "Spearman" in done.stdout
+
+
+def test_a_filed_card_is_shown_by_runs_of_the_same_judge_and_listed(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    dev_answers = [str(data_file("dev") / "answers" / f"{model}.jsonl") for model in ("gpt-4", "llama-13b")]
+
+    def run_mt_bench(url: str, model: str, output: str) -> Any:
+        done = _run(
+            "mt-bench", "single", "--answers", *dev_answers, "--question-ids", "81", "--turns", "1",
+            "--output", str(tmp_path / output), "--inference-url", url, "--judge-model", model, "--state-dir", state,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done
+
+    with fake_openai(["judge", "other"], _length_judge) as server:
+        before = run_mt_bench(server.url, "judge", "before")
+        _, card = _certify(tmp_path, "single", server.url)
+        same = run_mt_bench(server.url, "judge", "same")
+        other = run_mt_bench(server.url, "other", "other")
+    assert "this judge has no card yet: `llama-stack-judge certify single`" in before.stdout
+    shown = json.loads((tmp_path / "same" / "summary.json").read_text())["card"]
+    assert shown["n_judgments"] == card["n_judgments"] and shown["labels"] == "mt-bench-dev"
+    assert "this judge: agreement" in same.stdout and "vs reference ratings" in same.stdout
+    assert shown["headline"] in (tmp_path / "same" / "report.html").read_text()
+    assert "no card yet" in other.stdout  # another model is another judge
+    listed = _run("cards", "--state-dir", state)
+    assert listed.returncode == 0 and "endpoint/judge" in listed.stdout and "mt-bench-dev" in listed.stdout

@@ -19,7 +19,7 @@ import yaml
 from llama_stack_judge.embedded import embedded_providers, embedded_server
 from llama_stack_judge.embedded.models import SMOLLM2_135M
 from llama_stack_judge.stack_config import build_run_config, write_run_config
-from tests.stacks import library_client
+from tests.stacks import INTERRUPTIBLE, library_client
 
 pytestmark = [
     pytest.mark.integration,
@@ -75,10 +75,15 @@ def test_the_cli_judges_with_the_embedded_model_and_leaves_no_server(tmp_path: P
     assert _servers_running() == before
 
 
-def test_serve_judge_runs_until_interrupted_and_prints_a_working_provider() -> None:
+def test_serve_judge_runs_until_interrupted_and_prints_a_working_provider(tmp_path: Path) -> None:
     before = _servers_running()
+    errors = tmp_path / "stderr.txt"  # a file, not a pipe nobody reads: a full pipe would block the command's exit
     server = subprocess.Popen(
-        [CLI, "serve-judge", "--model", SMOLLM2_135M.name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [CLI, "serve-judge", "--model", SMOLLM2_135M.name],
+        stdout=subprocess.PIPE,
+        stderr=errors.open("w"),
+        text=True,
+        **INTERRUPTIBLE,
     )
     try:
         assert server.stdout is not None
@@ -92,5 +97,11 @@ def test_serve_judge_runs_until_interrupted_and_prints_a_working_provider() -> N
         assert [m["id"] for m in models["data"]] == [SMOLLM2_135M.name]
     finally:
         server.send_signal(signal.SIGINT)
-        assert server.wait(30) == 0
+        try:
+            assert server.wait(30) == 0, errors.read_text()[-3000:]
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise AssertionError(
+                f"serve-judge did not stop on Ctrl-C; its stderr: {errors.read_text()[-3000:]}"
+            ) from None
     assert _servers_running() == before

@@ -21,7 +21,7 @@ from llama_stack_judge.core.runner import render_request
 from tests.browser import render
 from tests.fake_openai import fake_openai
 from tests.integration.test_cli import CLI, _run
-from tests.stacks import REPO, bad_request, run_config_file, selected_providers, stack_client
+from tests.stacks import INTERRUPTIBLE, REPO, bad_request, run_config_file, selected_providers, stack_client
 
 pytestmark = pytest.mark.integration
 
@@ -359,7 +359,9 @@ def test_ctrl_c_keeps_what_was_judged_and_a_rerun_resumes(tmp_path: Path) -> Non
             str(tmp_path / "s"),
         ]
         env = {"LLAMA_STACK_LOG_FORMAT": "json", "PATH": str(Path(CLI).parent), "HOME": str(Path.home())}
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **INTERRUPTIBLE
+        )
         judgments = output / "judgments.jsonl"
         deadline = time.monotonic() + 60
         while not (judgments.exists() and len(judgments.read_text().splitlines()) >= 4):  # a chunk is 4 rows here

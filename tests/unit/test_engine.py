@@ -243,6 +243,7 @@ async def test_usage_counts_calls_retries_and_tokens() -> None:
         "cache_errors": 0,
         "structured_output_fallbacks": 0,
         "replaced_characters": 0,
+        "expected_verdict_fallbacks": 0,
         "prompt_tokens": 10,
         "completion_tokens": 4,
     }
@@ -262,8 +263,10 @@ def test_failure_policy_minimum_counts_failures_as_the_lowest_score() -> None:
 
 def test_win_rate_counts_ties_as_half() -> None:
     assert win_rate([1.0, 1.0, 0.5, 0.0]) == {"win_rate": 0.625, "wins": 2, "losses": 1, "ties": 1}
+    # Expected verdicts: win probabilities, counted for the side they favour; the rate is their mean.
+    assert win_rate([0.85, 0.3, 0.5]) == {"win_rate": pytest.approx(0.55), "wins": 1, "losses": 1, "ties": 1}
     with pytest.raises(ValueError, match="win_rate needs"):
-        win_rate([0.7])
+        win_rate([1.7])
     results = [RowResult.scored_value(s) for s in (1.0, 0.5, 0.0, 1.0)] + [RowResult(Outcome.inference_error)]
     aggregated = aggregate(results, [Aggregation.win_rate], Statistics(seed=3))
     assert aggregated["win_rate"]["win_rate"] == 0.625  # type: ignore[index]

@@ -1,0 +1,77 @@
+"""Judge cards kept as JSON files, found again by what decides a verdict.
+
+A card is filed under the key of its judges (``card_key``): their definition hashes, model, verdict mode, weighting
+and sampling. Any run judged by the same judges finds it, whatever the functions are called; a judge that differs
+in any of those (another model, a new prompt, expected instead of sampled verdicts) has no card until certified.
+"""
+
+import argparse
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CARDS_DIR = "cards"
+KEY_CHARS = 16  # of the key's hex digest in file names: enough to tell judges apart, short enough to read
+
+
+def card_key(judges: Mapping[str, Mapping[str, Any]]) -> str:
+    """sha256 of the judges' provenance (without their ids): the same judges give the same key."""
+    provenance = sorted(json.dumps(dict(p), sort_keys=True, ensure_ascii=False) for p in judges.values())
+    return hashlib.sha256(json.dumps(provenance).encode()).hexdigest()
+
+
+def card_book(args: argparse.Namespace) -> "CardBook":
+    """The cards of a command's state directory (``--state-dir``)."""
+    return CardBook(Path(args.state_dir) / CARDS_DIR)
+
+
+class CardBook:
+    """A folder of judge cards; every certification is kept, the largest of a key is the one shown."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def save(self, card: Mapping[str, Any]) -> Path:
+        """File ``card`` under the key of its judges; returns its path."""
+        key = card_key(card["run"]["judges"])
+        stamp = str(card["run"]["date"]).replace(":", "").replace("-", "")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{key[:KEY_CHARS]}-{card['kind']}-{stamp}.json"
+        path.write_text(json.dumps({"key": key, **card}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    def cards(self) -> list[dict[str, Any]]:
+        """Every readable card, newest first (an unreadable file is skipped: cards are a record, not an input)."""
+        found = []
+        for path in sorted(self.directory.glob("*.json"), reverse=True) if self.directory.is_dir() else []:
+            try:
+                card = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(card, dict) and "key" in card:
+                found.append(card | {"path": str(path)})
+        return sorted(found, key=lambda card: str(card.get("run", {}).get("date")), reverse=True)
+
+    def find(self, judges: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+        """The card of these judges with the most judgments (the newest of equals), if any."""
+        key = card_key(judges)
+        matching = [card for card in self.cards() if card["key"] == key]
+        return max(matching, key=lambda card: int(card.get("n_judgments") or 0), default=None)
+
+
+def card_summary(book: CardBook, judges: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """What a run shows of its judges' card: the headline, labels, size, date and file; ``None`` without one."""
+    from llama_stack_judge.core.card import headline
+
+    card = book.find(judges) if judges else None
+    if card is None:
+        return None
+    return {
+        "headline": headline(card),
+        "labels": card.get("labels"),
+        "n_judgments": card.get("n_judgments"),
+        "date": card.get("run", {}).get("date"),
+        "path": card["path"],
+    }

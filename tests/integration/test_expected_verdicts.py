@@ -1,0 +1,66 @@
+"""Expected verdicts through the stack: the scripted judge returns log probabilities at its verdict, and the
+stack's inference router carries them from the provider to our scoring provider."""
+
+from typing import Any
+
+import pytest
+
+from llama_stack_judge.core.options import JudgeOptions
+
+pytestmark = pytest.mark.integration
+
+HELPFULNESS = "judge::helpfulness-v1"
+PAIRWISE = "judge::response_assessment.pairwise_comparison"
+HESITANT = {"input_query": "Which?", "generated_answer": "HESITANT"}
+PARIS = {"input_query": "What is the capital of France?", "generated_answer": "Paris"}
+
+
+def _score(client: Any, function: str, rows: list[dict[str, Any]], params: Any = None, **options: Any) -> Any:
+    headers = JudgeOptions(**options).headers()
+    result = client.scoring.score(input_rows=rows, scoring_functions={function: params}, extra_headers=headers)
+    return result.results[function]
+
+
+def test_a_rating_is_weighted_by_the_judges_probabilities(client: Any) -> None:
+    expected = _score(client, HELPFULNESS, [HESITANT, PARIS], verdict_weighting="expected", use_cache=False)
+    hesitant, paris = expected.score_rows
+    # ln 0.5 on "8" and on "9": 0.5·8 + 0.5·9
+    assert hesitant["score"] == pytest.approx(8.5) and hesitant["verdict"] == "8"
+    assert hesitant["verdict_distribution"] == {"probabilities": {"8": 0.5, "9": 0.5}, "mass": 1.0}
+    # A judge sure of its verdict (no alternatives) scores it as written.
+    assert paris["score"] == 9.0 and paris["verdict_distribution"]["probabilities"] == {"9": 1.0}
+    assert expected.aggregated_results["usage"]["expected_verdict_fallbacks"] == 0
+    assert expected.aggregated_results["judges"][HELPFULNESS]["verdict_weighting"] == "expected"
+
+    sampled = _score(client, HELPFULNESS, [HESITANT], use_cache=False)
+    assert sampled.score_rows[0]["score"] == 8.0 and "verdict_distribution" not in sampled.score_rows[0]
+
+
+def test_a_model_without_logprobs_falls_back_to_the_written_verdict_and_says_so(client: Any) -> None:
+    params = {"type": "llm_as_judge", "judge_model": "scripted/judge-plain"}
+    result = _score(client, HELPFULNESS, [HESITANT, PARIS], params, verdict_weighting="expected", use_cache=False)
+    assert [row["score"] for row in result.score_rows] == [8.0, 9.0]
+    assert {row["verdict_distribution_fallback"] for row in result.score_rows} == {
+        "the inference provider returned no log probabilities"
+    }
+    assert result.aggregated_results["usage"]["expected_verdict_fallbacks"] == 2
+
+
+def test_pairwise_probabilities_are_combined_over_both_orders(client: Any) -> None:
+    rows = [{"question": "Which is better?", "response_a": "GOOD answer", "response_b": "weak answer"}]
+    [row] = _score(client, PAIRWISE, rows, verdict_weighting="expected", use_cache=False).score_rows
+    # Each order: the GOOD side 0.8, the other 0.1, tie 0.1. model_a wins with (0.8 + 0.8) / 2.
+    assert row["winner_probabilities"] == {"model_a": 0.8, "model_b": 0.1, "tie": 0.1}
+    assert row["score"] == pytest.approx(0.8 + 0.5 * 0.1)
+    assert row["winner"] == "model_a"
+    assert [order["verdict_distribution"]["probabilities"] for order in row["orders"]] == [
+        {"A": 0.8, "B": 0.1, "C": 0.1},
+        {"B": 0.8, "A": 0.1, "C": 0.1},
+    ]
+
+
+def test_expected_weighting_of_a_judge_that_cannot_have_it_is_refused(client: Any) -> None:
+    from tests.stacks import bad_request
+
+    with bad_request("verdict_weighting 'expected'"):
+        _score(client, HELPFULNESS, [PARIS], verdict_weighting="expected", structured_output=True)
