@@ -1,0 +1,49 @@
+"""Filing judge cards and finding them again by what decides a verdict."""
+
+from pathlib import Path
+from typing import Any
+
+from llama_stack_judge.cardbook import CardBook, card_key, card_summary
+
+JUDGE = {
+    "judge_model": "embedded/qwen",
+    "content_hash": "ab" * 32,
+    "verdict_mode": "grammar+json",
+    "verdict_weighting": "sampled",
+    "sampling": {"temperature": 0.0, "max_tokens": 2048, "top_p": None},
+}
+
+
+def _card(judges: dict[str, Any], *, n: int, date: str) -> dict[str, Any]:
+    return {
+        "kind": "rating",
+        "labels": "mt-bench-dev",
+        "n_judgments": n,
+        "agreement": {},
+        "reference": {"spearman": {"value": 0.5, "ci95": [0.3, 0.7], "n": n}},
+        "run": {"judges": judges, "date": date},
+    }
+
+
+def test_the_key_is_the_judges_provenance_not_their_names() -> None:
+    assert card_key({"a::x": JUDGE}) == card_key({"b::y": JUDGE})
+    for field, other in (("judge_model", "other"), ("verdict_weighting", "expected"), ("content_hash", "cd" * 32)):
+        assert card_key({"a::x": JUDGE}) != card_key({"a::x": JUDGE | {field: other}})
+
+
+def test_the_largest_card_of_a_key_is_found_and_bad_files_are_skipped(tmp_path: Path) -> None:
+    book = CardBook(tmp_path / "cards")
+    assert book.find({"a::x": JUDGE}) is None and book.cards() == []
+    book.save(_card({"a::x": JUDGE}, n=56, date="2026-12-01T10:00:00+00:00"))
+    book.save(_card({"a::x": JUDGE}, n=8, date="2026-12-02T10:00:00+00:00"))  # newer but smaller
+    book.save(_card({"a::x": JUDGE | {"judge_model": "other"}}, n=500, date="2026-12-02T11:00:00+00:00"))
+    (tmp_path / "cards" / "broken.json").write_text("{not json")
+    found = book.find({"renamed::x": JUDGE})
+    assert found is not None and found["n_judgments"] == 56
+    assert [card["n_judgments"] for card in book.cards()] == [500, 8, 56]  # newest first
+    summary = card_summary(book, {"a::x": JUDGE})
+    assert (
+        summary is not None
+        and summary["headline"] == "this judge: Spearman 0.50 [0.30, 0.70] vs reference ratings (56 answers)"
+    )
+    assert card_summary(book, {}) is None
