@@ -170,8 +170,10 @@ def test_call_starts_are_spaced_but_still_overlap(tmp_path: Path) -> None:
             rows = [{"input_query": "q", "generated_answer": f"answer {i}"} for i in range(8)]
             result = client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: PARAMS}).results[FUNCTION]
     assert [row["status"] for row in result.score_rows] == ["scored"] * 8
-    # 8 starts at least 50 ms apart (a little less may separate two arrivals: the stack's own time per call varies)
-    assert judge.arrivals[-1] - judge.arrivals[0] >= 7 * 0.05 - 0.02
+    # 8 starts at least 50 ms apart (a little less may separate two arrivals: the stack's own time per call varies).
+    # The first call reaches the judge tens of ms later than its start (the stack sets up its first request), so
+    # the gaps are counted from the second arrival.
+    assert judge.arrivals[-1] - judge.arrivals[1] >= 6 * 0.05 - 0.02
     assert server.max_in_flight == 8  # spaced, not serialized: every call was still in flight together
 
 

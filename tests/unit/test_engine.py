@@ -390,7 +390,7 @@ async def test_call_starts_are_spaced_in_the_order_asked() -> None:
     await asyncio.gather(*(start(n) for n in range(6)))
     assert [number for number, _ in starts] == list(range(6))
     gaps = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.02 - 0.001  # the event loop's clock may wake a sleeper a hair early
+    assert min(gaps) >= 0.02 - 1e-4  # only the microseconds between letting a caller go and its reading the clock
 
 
 async def test_zero_spacing_never_waits_and_negative_spacing_is_refused() -> None:
