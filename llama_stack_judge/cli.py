@@ -85,7 +85,9 @@ def _run_config(args: argparse.Namespace, state: Path, resources: contextlib.Exi
         check_endpoint(args.inference_url, args.judge_model, api_key)
         providers = endpoint_providers(args.inference_url, args.judge_model, api_key)
     else:
-        providers = _start_embedded_judge(args.embedded_model, resources, logprobs=args.verdict_weighting == "expected")
+        providers = _start_embedded_judge(
+            args.embedded_model, resources, logprobs=judge_options(args).verdict_weighting == "expected"
+        )
         # It makes one judgment at a time, seconds each: a call per row keeps a progress bar live.
         rows_per_call = 1
     return write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml"), rows_per_call
@@ -169,7 +171,7 @@ def score_command(args: argparse.Namespace) -> int:
         response = stack.client.scoring.score(
             input_rows=rows,
             scoring_functions=dict.fromkeys(args.scoring_fn),
-            extra_headers=JudgeOptions(**weighting_options(args.verdict_weighting)).headers(),
+            extra_headers=judge_options(args).headers(),
         )
     if output is not None:
         with output.open("w", encoding="utf-8") as out:
@@ -204,6 +206,26 @@ def stack_config_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options_json(text: str) -> dict[str, Any]:
+    """``--judge-options``: a JSON object of valid judge options."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    try:
+        JudgeOptions.parse(data, where="--judge-options")
+    except JudgeInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return data
+
+
+def judge_options(args: argparse.Namespace, **more: Any) -> JudgeOptions:
+    """The judge options a command asks for: ``--judge-options``, then ``--verdict-weighting``, then ``more``."""
+    return JudgeOptions(**(args.judge_options | weighting_options(args.verdict_weighting) | more))
+
+
 def add_judge_options(parser: argparse.ArgumentParser) -> None:
     """Options that choose the judge's stack."""
     group = parser.add_argument_group("judge")
@@ -223,6 +245,12 @@ def add_judge_options(parser: argparse.ArgumentParser) -> None:
         choices=["sampled", "expected"],
         help="'expected': score the judge's probability-weighted verdict (needs a provider that returns log "
         "probabilities; verdicts are then read from text, not JSON)",
+    )
+    group.add_argument(
+        "--judge-options",
+        type=_options_json,
+        default={},
+        help='per-call judge options as JSON, e.g. \'{"verdict_first": true, "max_tokens": 8}\' (docs/usage.md)',
     )
     group.add_argument("--state-dir", default=str(DEFAULT_CLI_STATE), help="where the in-process stack keeps state")
 

@@ -27,7 +27,6 @@ from llama_stack_judge.core.mtbench import (
     load_questions,
     load_turn_answers,
 )
-from llama_stack_judge.core.options import JudgeOptions, weighting_options
 from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
 from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.errors import JudgeInputError
@@ -243,11 +242,9 @@ def judge_work(
     Ctrl-C stops after keeping what was judged; the same command run again takes the rest (judged rows come back
     from the judgment cache without an inference call).
     """
-    options = JudgeOptions(
-        max_concurrency=args.max_concurrency,
-        use_cache=not args.no_cache,
-        **weighting_options(args.verdict_weighting),
-    )
+    from llama_stack_judge.cli import judge_options
+
+    options = judge_options(args, max_concurrency=args.max_concurrency, use_cache=not args.no_cache)
     params = (
         {"type": "llm_as_judge", "judge_model": args.judge_model} if args.stack_config and args.judge_model else None
     )

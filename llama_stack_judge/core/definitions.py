@@ -162,6 +162,13 @@ class JudgeDefinition(_Frozen):
         "from it: for judges that give their verdict first. Off, such rows are parse errors ('truncated'), because "
         "a verdict read from an unfinished reply may be an example the judge was restating.",
     )
+    verdict_first: bool = Field(
+        default=False,
+        description="Ask for the verdict before the explanation (an instruction is appended to the user message; "
+        "with verdict_grammar the reply is forced to open with it). The first verdict in the reply counts, and a "
+        "reply cut off by the token limit after its verdict is scored, so a small sampling.max_tokens buys the "
+        "verdict without paying for the explanation.",
+    )
     verdict_weighting: Literal["sampled", "expected"] = Field(
         default="sampled",
         description="'sampled': the verdict the judge wrote. 'expected': the mean of the allowed verdicts weighted by "
@@ -248,8 +255,8 @@ class JudgeDefinition(_Frozen):
             return None
         form = json_verdict_grammar if self.structured_output else text_verdict_grammar
         if isinstance(self.verdict, ChoiceVerdict):
-            return form(choices=sorted(self.verdict.choices))
-        return form(minimum=self.verdict.min, maximum=self.verdict.max)
+            return form(choices=sorted(self.verdict.choices), verdict_first=self.verdict_first)
+        return form(minimum=self.verdict.min, maximum=self.verdict.max, verdict_first=self.verdict_first)
 
     @cached_property
     def templates(self) -> tuple[PromptTemplate, ...]:
@@ -300,30 +307,31 @@ class JudgeDefinition(_Frozen):
         then only one that is complete: for structured output, a whole JSON object.
         """
         structured = json_verdict(judge_output) if self.structured_output else None
-        if truncated and (not self.accept_truncated or (self.structured_output and structured is None)):
+        accept_truncated = self.accept_truncated or self.verdict_first  # the cut came after the verdict
+        if truncated and (not accept_truncated or (self.structured_output and structured is None)):
             return ParsedVerdict(
                 error=f"truncated: the reply reached the token limit (max_tokens {self.sampling.max_tokens}) before "
                 "it ended, and a verdict read from it may be one the judge was quoting; raise sampling.max_tokens"
-                + (
-                    ""
-                    if self.accept_truncated
-                    else ", or set accept_truncated for a judge that gives its verdict first"
-                )
+                + ("" if accept_truncated else ", or set accept_truncated for a judge that gives its verdict first")
             )
         if structured is not None:
             if isinstance(self.verdict, ChoiceVerdict):
                 return check_choice(structured, self.verdict.choices)
             return check_rating(structured, minimum=self.verdict.min, maximum=self.verdict.max)
+        first = self.verdict_first
         if isinstance(self.verdict, ChoiceVerdict):
-            return parse_choice(judge_output, self.compiled_patterns, self.verdict.choices)
-        return parse_rating(judge_output, self.compiled_patterns, minimum=self.verdict.min, maximum=self.verdict.max)
+            return parse_choice(judge_output, self.compiled_patterns, self.verdict.choices, first=first)
+        return parse_rating(
+            judge_output, self.compiled_patterns, minimum=self.verdict.min, maximum=self.verdict.max, first=first
+        )
 
     @cached_property
     def content_hash(self) -> str:
         """sha256 of everything that decides this judge's verdicts (all fields but its id and description)."""
         content = self.model_dump(mode="json", exclude={"identifier", "description"})
-        if content["verdict_weighting"] == "sampled":  # added later: left out when unset, so earlier hashes hold
-            del content["verdict_weighting"]
+        for added_later, default in (("verdict_weighting", "sampled"), ("verdict_first", False)):
+            if content[added_later] == default:  # left out when unset, so hashes made before them hold
+                del content[added_later]
         return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     @property
@@ -340,6 +348,7 @@ class JudgeDefinition(_Frozen):
             "content_hash": self.content_hash,
             "verdict_mode": self.verdict_mode,
             "verdict_weighting": self.verdict_weighting,
+            "verdict_first": self.verdict_first,
             "sampling": self.sampling.model_dump(mode="json"),
         }
 

@@ -31,13 +31,13 @@ def _rating_rule(minimum: float | None, maximum: float | None) -> str:
 
 def text_verdict_grammar(
     *, choices: list[str] | None = None, minimum: float | None = None, maximum: float | None = None,
-    max_explanation_chars: int = 1500,
+    max_explanation_chars: int = 1500, verdict_first: bool = False,
 ) -> str:  # fmt: skip
-    """Any explanation without ``[[``, then ``[[verdict]]``: a choice label, or a rating in range."""
+    """Any explanation without ``[[``, then ``[[verdict]]`` (or the verdict first): a choice label or a rating."""
     verdict = " | ".join(_literal(label) for label in choices) if choices else _rating_rule(minimum, maximum)
     return "\n".join(
         (
-            'root ::= explanation "[[" verdict "]]"',
+            'root ::= "[[" verdict "]]" explanation' if verdict_first else 'root ::= explanation "[[" verdict "]]"',
             # A single "[" is allowed in the explanation; "[[" opens the verdict.
             f'explanation ::= ([^[] | "[" [^[]){{0,{max_explanation_chars}}}',
             f"verdict ::= {verdict}",
@@ -47,15 +47,17 @@ def text_verdict_grammar(
 
 def json_verdict_grammar(
     *, choices: list[str] | None = None, minimum: float | None = None, maximum: float | None = None,
-    max_explanation_chars: int = 1500,
+    max_explanation_chars: int = 1500, verdict_first: bool = False,
 ) -> str:  # fmt: skip
-    """The JSON object ``{"explanation": "...", "verdict": ...}`` with the verdict a choice label or a rating."""
+    """The JSON object ``{"explanation": "...", "verdict": ...}`` (or verdict first) with a choice label or rating."""
     verdict = (
         " | ".join(_literal(json.dumps(label)) for label in choices) if choices else _rating_rule(minimum, maximum)
     )
+    fields = [r'"\"explanation\"" ws ":" ws string', r'"\"verdict\"" ws ":" ws verdict']
+    first, second = fields[::-1] if verdict_first else fields
     return "\n".join(
         (
-            r'root ::= "{" ws "\"explanation\"" ws ":" ws string ws "," ws "\"verdict\"" ws ":" ws verdict ws "}"',
+            f'root ::= "{{" ws {first} ws "," ws {second} ws "}}"',
             rf'string ::= "\"" char{{0,{max_explanation_chars}}} "\""',
             r'char ::= [^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})',
             r"ws ::= [ \t\n]{0,4}",

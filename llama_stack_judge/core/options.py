@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llama_stack_judge.core.definitions import FailurePolicy, JudgeDefinition
+from llama_stack_judge.core.definitions import MAX_JUDGE_TOKENS, FailurePolicy, JudgeDefinition
 from llama_stack_judge.errors import JudgeInputError, validation_problems
 
 PROVIDER_DATA_KEY = "judge_options"
@@ -30,6 +30,10 @@ class JudgeOptions(BaseModel):
     failure_policy: FailurePolicy | None = None
     structured_output: bool | None = None
     verdict_grammar: bool | None = None
+    verdict_first: bool | None = Field(default=None, description="Ask for the verdict before the explanation.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=MAX_JUDGE_TOKENS, description="Longest judge reply, in tokens."
+    )
     verdict_weighting: Literal["sampled", "expected"] | None = Field(
         default=None, description="'expected': verdicts weighted by the judge's token probabilities."
     )
@@ -58,11 +62,15 @@ class JudgeOptions(BaseModel):
         """``definition`` with these options' judge settings laid over it (a validated copy, or itself)."""
         changes: dict[str, Any] = {
             name: value
-            for name in ("num_samples", "failure_policy", "structured_output", "verdict_grammar", "verdict_weighting")
+            for name in (
+                "num_samples", "failure_policy", "structured_output", "verdict_grammar", "verdict_weighting",
+                "verdict_first",
+            )
             if (value := getattr(self, name)) is not None
-        }
-        if self.temperature is not None:
-            changes["sampling"] = definition.sampling.model_copy(update={"temperature": self.temperature})
+        }  # fmt: skip
+        sampling = {name: value for name in ("temperature", "max_tokens") if (value := getattr(self, name)) is not None}
+        if sampling:
+            changes["sampling"] = definition.sampling.model_copy(update=sampling)
         return definition.with_changes(**changes) if changes else definition
 
     def provider_data(self) -> dict[str, Any]:

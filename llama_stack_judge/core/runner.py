@@ -95,17 +95,23 @@ class Usage:
         return asdict(self)
 
 
+# Appended to the user message of a verdict_first judge: its prompt may ask for the explanation first.
+VERDICT_FIRST_INSTRUCTION = (
+    "\n\nGive your verdict first, in the format asked for above (in double brackets), and then your explanation."
+)
+
+
 def render_request(definition: JudgeDefinition, values: Mapping[str, str], *, judge_model: str) -> ChatRequest:
     """The judge request for one row's text values (checked beforehand)."""
     sampling = definition.sampling
     grammar = definition.grammar
     roles = ("system", "user") if definition.system_prompt is not None else ("user",)
+    texts = [template.render({**definition.defaults, **values}) for template in definition.templates]
+    if definition.verdict_first:
+        texts[-1] += VERDICT_FIRST_INSTRUCTION
     return ChatRequest(
         model=judge_model,
-        messages=tuple(
-            ChatMessage(role, template.render({**definition.defaults, **values}))
-            for role, template in zip(roles, definition.templates, strict=True)
-        ),
+        messages=tuple(ChatMessage(role, text) for role, text in zip(roles, texts, strict=True)),
         temperature=sampling.temperature,
         max_tokens=sampling.max_tokens,
         top_p=sampling.top_p,

@@ -22,25 +22,26 @@ class ParsedVerdict:
     start: int | None = None  # where the verdict starts in the judge output, when read by a pattern
 
 
-def last_match(patterns: Sequence[VerdictPattern], text: str) -> tuple[str, int] | None:
+def last_match(patterns: Sequence[VerdictPattern], text: str, *, first: bool = False) -> tuple[str, int] | None:
     """The capture (and its start) of the last match of the first pattern that matches anywhere in ``text``.
 
     Patterns are tried in order (a strict one such as ``[[n]]`` before a lenient fallback such as ``[n]``);
-    within a pattern the *last* match wins, because judges restate the format before giving their verdict.
+    within a pattern the *last* match wins, because judges restate the format before giving their verdict — or the
+    ``first``, for a judge asked to give its verdict first.
     """
     for pattern in patterns:
         captures = pattern.captures(text)
         if captures:
-            captured, start = captures[-1]
+            captured, start = captures[0 if first else -1]
             return captured, start + len(captured) - len(captured.lstrip())  # where the verdict itself starts
     return None
 
 
 def parse_rating(
-    text: str, patterns: Sequence[VerdictPattern], *, minimum: float | None, maximum: float | None
+    text: str, patterns: Sequence[VerdictPattern], *, minimum: float | None, maximum: float | None, first: bool = False
 ) -> ParsedVerdict:
-    """Read a numeric rating and check it against the allowed range."""
-    found = last_match(patterns, text)
+    """Read a numeric rating (the last, or the ``first``) and check it against the allowed range."""
+    found = last_match(patterns, text, first=first)
     if found is None:
         return ParsedVerdict(error="no verdict found in the judge output")
     return replace(check_rating(found[0], minimum=minimum, maximum=maximum), start=found[1])
@@ -63,9 +64,11 @@ def check_rating(captured: str, *, minimum: float | None, maximum: float | None)
     return ParsedVerdict(score=value, label=captured.strip())
 
 
-def parse_choice(text: str, patterns: Sequence[VerdictPattern], choices: Mapping[str, float]) -> ParsedVerdict:
-    """Read a categorical verdict and map it to its score."""
-    found = last_match(patterns, text)
+def parse_choice(
+    text: str, patterns: Sequence[VerdictPattern], choices: Mapping[str, float], *, first: bool = False
+) -> ParsedVerdict:
+    """Read a categorical verdict (the last, or the ``first``) and map it to its score."""
+    found = last_match(patterns, text, first=first)
     if found is None:
         return ParsedVerdict(error="no verdict found in the judge output")
     return replace(check_choice(found[0], choices), start=found[1])

@@ -166,3 +166,21 @@ def test_commands_that_call_a_server_that_is_not_there_say_so_in_one_line(tmp_pa
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
     done = _run("jobs", "status", "some-job", "--benchmark-id", "b", "--url", url)
     _one_line_error(done, 1, f"cannot reach the stack at {url}")
+
+
+def test_judge_options_on_the_command_line_reach_the_judge_or_are_refused_first(tmp_path: Path) -> None:
+    rows = str(_rows_file(tmp_path))
+    common = ["score", "--rows", rows, "--scoring-fn", "judge::helpfulness-v1", "--state-dir", str(tmp_path / "s")]
+    with fake_openai("judge", lambda messages: "[[7]] Clear and correct.") as server:
+        options = '{"verdict_first": true, "max_tokens": 16}'
+        done = _run(*common, "--inference-url", server.url, "--judge-model", "judge", "--judge-options", options,
+                    "--output", str(tmp_path / "out.jsonl"))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert {request["max_tokens"] for request in server.log} == {16}
+        assert all(request["messages"][-1]["content"].endswith("then your explanation.") for request in server.log)
+        assert {r["results"]["judge::helpfulness-v1"]["score"] for r in _results(tmp_path / "out.jsonl")} == {7.0}
+        calls = len(server.log)
+        refused = _run(*common, "--inference-url", server.url, "--judge-model", "judge",
+                       "--judge-options", '{"verdict_frist": true}')  # fmt: skip
+        assert refused.returncode == 2 and "verdict_frist" in refused.stderr and "Traceback" not in refused.stderr
+        assert len(server.log) == calls  # refused before any judge call

@@ -13,7 +13,7 @@ from llama_stack_judge.core.definitions import validate_definition
 from llama_stack_judge.core.logprobs import NoDistributionError, verdict_distribution
 from llama_stack_judge.core.mtbench import winner_probabilities
 from llama_stack_judge.core.outcomes import Outcome
-from llama_stack_judge.core.runner import Judge, RunSettings, Usage, render_request
+from llama_stack_judge.core.runner import VERDICT_FIRST_INSTRUCTION, Judge, RunSettings, Usage, render_request
 from llama_stack_judge.core.tasks import combine_pair
 from llama_stack_judge.errors import JudgeDefinitionError
 
@@ -189,8 +189,25 @@ def test_expected_weighting_needs_a_short_list_of_verdicts_read_from_text(change
         RATING.with_changes(**changes)
 
 
-def test_the_definition_hash_of_a_sampled_judge_is_unchanged_by_the_new_field() -> None:
+def test_the_definition_hash_of_a_sampled_judge_is_unchanged_by_the_new_fields() -> None:
     sampled = RATING.with_changes(verdict_weighting="sampled")
-    data = sampled.model_dump(mode="json", exclude={"identifier", "description", "verdict_weighting"})
+    new_fields = {"verdict_weighting", "verdict_first"}  # at their defaults, hashes are as before they existed
+    data = sampled.model_dump(mode="json", exclude={"identifier", "description", *new_fields})
     assert sampled.content_hash == hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     assert RATING.content_hash != sampled.content_hash
+
+
+async def test_a_verdict_first_judge_is_asked_for_it_and_its_first_verdict_counts_even_when_cut() -> None:
+    first = RATING.with_changes(verdict_first=True, verdict_grammar=True, sampling={"max_tokens": 8})
+    request = render_request(first, {"answer": "x"}, judge_model="judge")
+    assert request.messages[-1].content.endswith(VERDICT_FIRST_INSTRUCTION)
+    assert request.grammar is not None and request.grammar.startswith('root ::= "[[" verdict "]]" explanation')
+
+    async def chat(request: ChatRequest) -> ChatReply:  # the verdict, then an explanation cut by max_tokens
+        made = reply(["[[", "7", "]]", " It", " restates", " [[", "9"], {1: {"7": 0.5, "6": 0.5}})
+        return replace(made, finish_reason="length")
+
+    [row] = await Judge(chat).judge_rows(first, [{"answer": "x"}], judge_model="judge")
+    assert row.outcome is Outcome.scored and row.verdict == "7" and row.score == pytest.approx(6.5)
+    [cut] = await Judge(chat).judge_rows(RATING, [{"answer": "x"}], judge_model="judge")
+    assert cut.outcome is Outcome.parse_error and cut.error is not None and cut.error.startswith("truncated")
