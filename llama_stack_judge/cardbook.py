@@ -22,16 +22,22 @@ def card_key(judges: Mapping[str, Mapping[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(provenance).encode()).hexdigest()
 
 
+# Cards measured for the package's own default judge, so a fresh install shows how good it is. A shipped card is
+# found only while its judges are exactly the ones measured (same definitions, model, mode and sampling).
+SHIPPED_CARDS = Path(__file__).parent / "cards"
+
+
 def card_book(args: argparse.Namespace) -> "CardBook":
-    """The cards of a command's state directory (``--state-dir``)."""
-    return CardBook(Path(args.state_dir) / CARDS_DIR)
+    """The cards of a command's state directory (``--state-dir``), and the shipped ones."""
+    return CardBook(Path(args.state_dir) / CARDS_DIR, shipped=SHIPPED_CARDS)
 
 
 class CardBook:
-    """A folder of judge cards; every certification is kept, the largest of a key is the one shown."""
+    """A folder of judge cards (and a read-only one of shipped cards); the largest card of a key is the one shown."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, shipped: Path | None = None) -> None:
         self.directory = directory
+        self.shipped = shipped
 
     def save(self, card: Mapping[str, Any]) -> Path:
         """File ``card`` under the key of its judges; returns its path."""
@@ -45,13 +51,14 @@ class CardBook:
     def cards(self) -> list[dict[str, Any]]:
         """Every readable card, newest first (an unreadable file is skipped: cards are a record, not an input)."""
         found = []
-        for path in sorted(self.directory.glob("*.json"), reverse=True) if self.directory.is_dir() else []:
-            try:
-                card = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(card, dict) and "key" in card:
-                found.append(card | {"path": str(path)})
+        for folder, shipped in ((self.directory, False), (self.shipped, True)):
+            for path in sorted(folder.glob("*.json")) if folder is not None and folder.is_dir() else []:
+                try:
+                    card = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if isinstance(card, dict) and "key" in card:
+                    found.append(card | {"path": str(path), "shipped": shipped})
         return sorted(found, key=lambda card: str(card.get("run", {}).get("date")), reverse=True)
 
     def find(self, judges: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -74,4 +81,5 @@ def card_summary(book: CardBook, judges: Mapping[str, Mapping[str, Any]]) -> dic
         "n_judgments": card.get("n_judgments"),
         "date": card.get("run", {}).get("date"),
         "path": card["path"],
+        "shipped": card["shipped"],
     }

@@ -173,30 +173,47 @@ def add_pair(
 
 def single_judgment(about: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
     """A judgments.jsonl line of a single-answer judgment."""
-    return about | {
-        "judge": scored.get("judge"),
-        "score": scored["score"],
-        "status": scored["status"],
-        "judge_output": scored.get("judge_feedback"),
-        "error": scored.get("error"),
-        "verdict_in_response": bool(scored.get("verdict_in_input")),
-    }
+    return (
+        about
+        | {
+            "judge": scored.get("judge"),
+            "score": scored["score"],
+            "verdict": scored.get("verdict"),
+            "status": scored["status"],
+            "judge_output": scored.get("judge_feedback"),
+            "error": scored.get("error"),
+            "verdict_in_response": bool(scored.get("verdict_in_input")),
+        }
+        | _weighting(scored)
+    )
+
+
+def _weighting(scored: dict[str, Any]) -> dict[str, Any]:
+    """An expected verdict's distribution (or why there is none), where the judge was asked for one."""
+    return {key: scored[key] for key in _WEIGHTING_FIELDS if key in scored}
+
+
+_WEIGHTING_FIELDS = ("verdict_distribution", "verdict_distribution_fallback", "winner_probabilities")
 
 
 def pairwise_judgment(about: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
     """A judgments.jsonl line of a pairwise judgment, with both orders' verdicts and outputs."""
     ab, ba = scored["orders"]
-    return about | {
-        "judge": scored.get("judge"),
-        "winner": scored.get("winner"),
-        "status": scored["status"],
-        "verdict_ab": ab["verdict"],
-        "verdict_ba": ba["verdict"],
-        "judge_output_ab": ab["judge_feedback"],
-        "judge_output_ba": ba["judge_feedback"],
-        "error": scored.get("error"),
-        "verdict_in_response": bool(scored.get("verdict_in_input")),
-    }
+    return (
+        about
+        | {
+            "judge": scored.get("judge"),
+            "winner": scored.get("winner"),
+            "status": scored["status"],
+            "verdict_ab": ab["verdict"],
+            "verdict_ba": ba["verdict"],
+            "judge_output_ab": ab["judge_feedback"],
+            "judge_output_ba": ba["judge_feedback"],
+            "error": scored.get("error"),
+            "verdict_in_response": bool(scored.get("verdict_in_input")),
+        }
+        | _weighting(scored)
+    )
 
 
 class RateColumn(ProgressColumn):

@@ -84,14 +84,17 @@ def card_line(summary: dict[str, Any]) -> str:
     if not card:
         command = "certify single" if summary["kind"] == "single" else "certify pairwise"
         return f"this judge has no card yet: `llama-stack-judge {command}` with the same judge options measures it"
-    return f"{card['headline']} [{card['labels']}, {card['n_judgments']:,} judgments, {card['date']}]"
+    measured = "measured for the package" if card.get("shipped") else "certified"
+    return f"{card['headline']} [{card['labels']}, {card['n_judgments']:,} judgments, {measured} {card['date']}]"
 
 
 def print_cards(cards: Sequence[dict[str, Any]]) -> None:
     """Filed judge cards, newest first: key, kind, judge model and weighting, labels, size and headline."""
     from llama_stack_judge.core.card import headline
 
-    table = Table("key", "kind", "judge model", "verdicts", "labels", "judgments", "date", "card", title="judge cards")
+    table = Table(
+        "key", "kind", "judge model", "verdicts", "labels", "judgments", "date", "card", "file", title="judge cards"
+    )
     for card in cards:
         judges = list(card["run"]["judges"].values())
         models = sorted({str(j["judge_model"]) for j in judges})
@@ -105,6 +108,7 @@ def print_cards(cards: Sequence[dict[str, Any]]) -> None:
             str(card.get("n_judgments")),
             str(card["run"]["date"]),
             headline(card).removeprefix("this judge: "),
+            "shipped" if card.get("shipped") else card["path"],
         )
     _console().print(table if cards else "no judge cards yet: `llama-stack-judge certify single` files one")
 

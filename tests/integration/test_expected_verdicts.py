@@ -1,11 +1,14 @@
 """Expected verdicts through the stack: the scripted judge returns log probabilities at its verdict, and the
 stack's inference router carries them from the provider to our scoring provider."""
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llama_stack_judge.core.options import JudgeOptions
+from tests.stacks import run_config_file
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +67,25 @@ def test_expected_weighting_of_a_judge_that_cannot_have_it_is_refused(client: An
 
     with bad_request("verdict_weighting 'expected'"):
         _score(client, HELPFULNESS, [PARIS], verdict_weighting="expected", structured_output=True)
+
+
+def test_mt_bench_judgments_keep_the_written_verdict_and_the_distribution(tmp_path: Path) -> None:
+    from llama_stack_judge.core.mtbench import data_file
+    from tests.integration.test_cli import _run
+
+    state = tmp_path / "state"
+    run_yaml = run_config_file(state)
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(
+        json.dumps({"question_id": 81, "model_id": "m", "choices": [{"turns": ["HESITANT SCORE=8"]}]}) + "\n"
+    )
+    done = _run(
+        "mt-bench", "single", "--answers", str(answers), "--question-ids", "81", "--turns", "1",
+        "--questions", str(data_file("question.jsonl")), "--stack-config", str(run_yaml),
+        "--verdict-weighting", "expected", "--output", str(tmp_path / "out"), "--state-dir", str(state),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [judgment] = [json.loads(line) for line in (tmp_path / "out" / "judgments.jsonl").read_text().splitlines()]
+    assert judgment["verdict"] == "8" and judgment["score"] == 8.0
+    # The scripted MT-bench rule gives no alternatives: the distribution is all on the written verdict.
+    assert judgment["verdict_distribution"] == {"probabilities": {"8": 1.0}, "mass": 1.0}

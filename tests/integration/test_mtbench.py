@@ -237,6 +237,7 @@ def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
         "category",
         "judge",
         "score",
+        "verdict",
         "status",
         "judge_output",
         "error",

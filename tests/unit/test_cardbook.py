@@ -47,3 +47,15 @@ def test_the_largest_card_of_a_key_is_found_and_bad_files_are_skipped(tmp_path: 
         and summary["headline"] == "this judge: Spearman 0.50 [0.30, 0.70] vs reference ratings (56 answers)"
     )
     assert card_summary(book, {}) is None
+
+
+def test_shipped_cards_are_found_listed_and_never_written(tmp_path: Path) -> None:
+    shipped = CardBook(tmp_path / "shipped")
+    shipped.save(_card({"a::x": JUDGE}, n=112, date="2026-12-03T07:00:00+00:00"))
+    book = CardBook(tmp_path / "mine", shipped=tmp_path / "shipped")
+    found = book.find({"a::x": JUDGE})
+    assert found is not None and found["shipped"] is True and found["n_judgments"] == 112
+    mine = book.save(_card({"a::x": JUDGE}, n=8, date="2026-12-03T08:00:00+00:00"))
+    assert mine.parent == tmp_path / "mine" and len(list((tmp_path / "shipped").iterdir())) == 1
+    assert [card["shipped"] for card in book.cards()] == [False, True]
+    assert book.find({"a::x": JUDGE})["n_judgments"] == 112  # type: ignore[index]
