@@ -17,9 +17,14 @@ KEY_CHARS = 16  # of the key's hex digest in file names: enough to tell judges a
 
 
 def card_key(judges: Mapping[str, Mapping[str, Any]]) -> str:
-    """sha256 of the judges' provenance (without their ids): the same judges give the same key."""
-    provenance = sorted(json.dumps(dict(p), sort_keys=True, ensure_ascii=False) for p in judges.values())
-    return hashlib.sha256(json.dumps(provenance).encode()).hexdigest()
+    """sha256 of the judges' models and definition hashes (not their ids): the same judges give the same key.
+
+    The definition hash covers everything else that decides a verdict (prompts, verdict mode, weighting, sampling),
+    and leaves fields out while they keep the value they had before they existed: a key stays valid when the
+    package learns a new option.
+    """
+    pairs = sorted(f"{p['judge_model']} {p['content_hash']}" for p in judges.values())
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
 
 
 # Cards measured for the package's own default judge, so a fresh install shows how good it is. A shipped card is
@@ -57,8 +62,11 @@ class CardBook:
                     card = json.loads(path.read_text(encoding="utf-8"))
                 except (OSError, ValueError):
                     continue
-                if isinstance(card, dict) and "key" in card:
-                    found.append(card | {"path": str(path), "shipped": shipped})
+                try:
+                    key = card_key(card["run"]["judges"])
+                except (TypeError, KeyError):
+                    continue
+                found.append(card | {"key": key, "path": str(path), "shipped": shipped})
         return sorted(found, key=lambda card: str(card.get("run", {}).get("date")), reverse=True)
 
     def find(self, judges: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:

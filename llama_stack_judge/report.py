@@ -129,7 +129,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"retries {usage.get('retries', 0)}, tokens {usage.get('prompt_tokens', 0)} in / "
         f"{usage.get('completion_tokens', 0)} out"
     )
-    console.print(card_line(summary))
+    console.print(card_line(summary), markup=False)  # its brackets are text, not rich markup
 
 
 def print_agreement(report: dict[str, Any]) -> None:

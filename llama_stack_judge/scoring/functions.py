@@ -131,13 +131,15 @@ def apply_builtin_params(scorer: BuiltinScorer, params: object, *, where: str) -
     return replace(scorer, aggregation_functions=_aggregations(params.aggregation_functions, where=where))
 
 
+SHIPPED_DEFINITIONS = Path(str(resources.files("llama_stack_judge") / "fn_defs"))
+
+
 class ScoringFunctionRegistry:
     """Built-in scorers and the definitions shipped with the package or found in configured directories."""
 
     def __init__(self, definition_dirs: list[str]) -> None:
         self._scorers: dict[str, Scorer] = {s.identifier: s for s in builtin_scorers(PREFIX)}
-        package_dir = Path(str(resources.files("llama_stack_judge") / "fn_defs"))
-        for directory in [package_dir, *map(Path, definition_dirs)]:
+        for directory in [SHIPPED_DEFINITIONS, *map(Path, definition_dirs)]:
             for definition in load_definitions(directory, prefix=PREFIX):
                 if definition.identifier in self._scorers:
                     raise JudgeDefinitionError(

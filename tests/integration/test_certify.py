@@ -102,6 +102,7 @@ def test_a_filed_card_is_shown_by_runs_of_the_same_judge_and_listed(tmp_path: Pa
     shown = json.loads((tmp_path / "same" / "summary.json").read_text())["card"]
     assert shown["n_judgments"] == card["n_judgments"] and shown["labels"] == "mt-bench-dev"
     assert "this judge: agreement" in same.stdout and "vs reference ratings" in same.stdout
+    assert f"[mt-bench-dev, {card['n_judgments']} judgments, certified " in same.stdout  # printed as text
     assert shown["headline"] in (tmp_path / "same" / "report.html").read_text()
     assert "no card yet" in other.stdout  # another model is another judge
     listed = _run("cards", "--state-dir", state)

@@ -25,10 +25,12 @@ def _card(judges: dict[str, Any], *, n: int, date: str) -> dict[str, Any]:
     }
 
 
-def test_the_key_is_the_judges_provenance_not_their_names() -> None:
+def test_the_key_is_the_judges_model_and_definition_hash_not_their_names() -> None:
     assert card_key({"a::x": JUDGE}) == card_key({"b::y": JUDGE})
-    for field, other in (("judge_model", "other"), ("verdict_weighting", "expected"), ("content_hash", "cd" * 32)):
+    for field, other in (("judge_model", "other"), ("content_hash", "cd" * 32)):
         assert card_key({"a::x": JUDGE}) != card_key({"a::x": JUDGE | {field: other}})
+    # Mode, weighting and sampling are in the definition hash (a weighted judge has another hash, see test_logprobs).
+    assert card_key({"a::x": JUDGE}) == card_key({"a::x": JUDGE | {"verdict_mode": "shown, not keyed"}})
 
 
 def test_the_largest_card_of_a_key_is_found_and_bad_files_are_skipped(tmp_path: Path) -> None:
@@ -59,3 +61,21 @@ def test_shipped_cards_are_found_listed_and_never_written(tmp_path: Path) -> Non
     assert mine.parent == tmp_path / "mine" and len(list((tmp_path / "shipped").iterdir())) == 1
     assert [card["shipped"] for card in book.cards()] == [False, True]
     assert book.find({"a::x": JUDGE})["n_judgments"] == 112  # type: ignore[index]
+
+
+def test_the_shipped_card_is_the_default_embedded_judges() -> None:
+    """Fails when a shipped MT-bench definition or the embedded judge's options change: re-measure and re-ship."""
+    from llama_stack_judge.cardbook import SHIPPED_CARDS
+    from llama_stack_judge.core.definitions import load_definitions
+    from llama_stack_judge.core.options import JudgeOptions
+    from llama_stack_judge.embedded import EMBEDDED_JUDGE_OPTIONS, EMBEDDED_PROVIDER_ID
+    from llama_stack_judge.embedded.models import DEFAULT_MODEL
+    from llama_stack_judge.scoring.functions import SHIPPED_DEFINITIONS
+
+    options = JudgeOptions(**EMBEDDED_JUDGE_OPTIONS)
+    model = f"{EMBEDDED_PROVIDER_ID}/{DEFAULT_MODEL}"
+    rating = [d for d in load_definitions(SHIPPED_DEFINITIONS, prefix="judge") if "mt-bench-single" in d.identifier]
+    judges = {d.identifier: options.apply(d).provenance(model) for d in rating}
+    assert len(judges) == 4
+    card = CardBook(Path("/nonexistent"), shipped=SHIPPED_CARDS).find(judges)
+    assert card is not None and card["shipped"] and card["labels"] == "mt-bench-dev"
