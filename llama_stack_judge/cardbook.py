@@ -1,8 +1,9 @@
 """Judge cards kept as JSON files, found again by what decides a verdict.
 
-A card is filed under the key of its judges (``card_key``): their definition hashes, model, verdict mode, weighting
-and sampling. Any run judged by the same judges finds it, whatever the functions are called; a judge that differs
-in any of those (another model, a new prompt, expected instead of sampled verdicts) has no card until certified.
+A card is filed under the key of its judges (``card_key``): their models and definition hashes, which cover the
+prompts, verdict mode, weighting and sampling. Any run judged by the same judges finds it, whatever the functions
+are called; a judge that differs in any of those (another model, a new prompt, expected instead of sampled
+verdicts) has no card until certified.
 """
 
 import argparse
