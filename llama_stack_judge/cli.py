@@ -160,7 +160,7 @@ def print_aggregates(results: dict[str, Any]) -> None:
             str(aggregates.get("n_parse_error", "")),
             str(aggregates.get("n_inference_error", "")),
         )
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    Console(width=None if sys.stdout.isatty() else 200, markup=False).print(table)  # function ids and errors as text
 
 
 def score_command(args: argparse.Namespace) -> int:

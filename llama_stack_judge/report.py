@@ -21,7 +21,8 @@ def _interval(ci: Sequence[float] | None, digits: int = 2) -> str:
 
 
 def _console() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 160)
+    # Markup off: what is printed (model names, errors, card lines with "[labels, …]") is text, never rich styling.
+    return Console(width=None if sys.stdout.isatty() else 160, markup=False)
 
 
 def single_table(summary: dict[str, Any]) -> Table:
@@ -129,7 +130,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"retries {usage.get('retries', 0)}, tokens {usage.get('prompt_tokens', 0)} in / "
         f"{usage.get('completion_tokens', 0)} out"
     )
-    console.print(card_line(summary), markup=False)  # its brackets are text, not rich markup
+    console.print(card_line(summary))
 
 
 def print_agreement(report: dict[str, Any]) -> None:
