@@ -22,8 +22,8 @@ class ParsedVerdict:
     start: int | None = None  # where the verdict starts in the judge output, when read by a pattern
 
 
-def last_match(patterns: Sequence[VerdictPattern], text: str, *, first: bool = False) -> tuple[str, int] | None:
-    """The capture (and its start) of the last match of the first pattern that matches anywhere in ``text``.
+def verdict_match(patterns: Sequence[VerdictPattern], text: str, *, first: bool = False) -> tuple[str, int] | None:
+    """The capture (and its start) of the last (or ``first``) match of the first pattern that matches in ``text``.
 
     Patterns are tried in order (a strict one such as ``[[n]]`` before a lenient fallback such as ``[n]``);
     within a pattern the *last* match wins, because judges restate the format before giving their verdict — or the
@@ -41,7 +41,7 @@ def parse_rating(
     text: str, patterns: Sequence[VerdictPattern], *, minimum: float | None, maximum: float | None, first: bool = False
 ) -> ParsedVerdict:
     """Read a numeric rating (the last, or the ``first``) and check it against the allowed range."""
-    found = last_match(patterns, text, first=first)
+    found = verdict_match(patterns, text, first=first)
     if found is None:
         return ParsedVerdict(error="no verdict found in the judge output")
     return replace(check_rating(found[0], minimum=minimum, maximum=maximum), start=found[1])
@@ -68,7 +68,7 @@ def parse_choice(
     text: str, patterns: Sequence[VerdictPattern], choices: Mapping[str, float], *, first: bool = False
 ) -> ParsedVerdict:
     """Read a categorical verdict (the last, or the ``first``) and map it to its score."""
-    found = last_match(patterns, text, first=first)
+    found = verdict_match(patterns, text, first=first)
     if found is None:
         return ParsedVerdict(error="no verdict found in the judge output")
     return replace(check_choice(found[0], choices), start=found[1])
