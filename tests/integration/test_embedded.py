@@ -105,3 +105,27 @@ def test_serve_judge_runs_until_interrupted_and_prints_a_working_provider(tmp_pa
                 f"serve-judge did not stop on Ctrl-C; its stderr: {errors.read_text()[-3000:]}"
             ) from None
     assert _servers_running() == before
+
+
+def test_expected_verdicts_from_the_real_servers_log_probabilities(tmp_path: Path) -> None:
+    """A llama.cpp server started for log probabilities, through llama-stack's remote::llama-cpp-server provider:
+    the verdict-first reply's alternatives reach our scorer and weight the verdict."""
+    from llama_stack_judge.core.options import JudgeOptions
+
+    options = JudgeOptions(
+        verdict_weighting="expected", structured_output=False, verdict_first=True, max_tokens=8, use_cache=False
+    )
+    with embedded_server(SMOLLM2_135M.name, log_path=tmp_path / "server.log", logprobs=True) as server:
+        providers = embedded_providers(server.base_url, SMOLLM2_135M.name)
+        run_yaml = write_run_config(build_run_config(providers, state_dir=str(tmp_path)), tmp_path / "run.yaml")
+        with library_client(run_yaml) as client:
+            result = client.scoring.score(
+                input_rows=ROWS, scoring_functions={FUNCTION: None}, extra_headers=options.headers()
+            ).results[FUNCTION]
+    assert [row["status"] for row in result.score_rows] == ["scored", "scored"], result.score_rows
+    for row in result.score_rows:
+        assert row["judge_feedback"].startswith(f"[[{row['verdict']}]]")  # the grammar put the verdict first
+        distribution = row["verdict_distribution"]
+        assert 0 < distribution["mass"] <= 1.0001 and abs(sum(distribution["probabilities"].values()) - 1) < 1e-3
+        assert 1 <= row["score"] <= 10
+    assert result.aggregated_results["usage"]["expected_verdict_fallbacks"] == 0
