@@ -9,7 +9,7 @@ verdicts) has no card until certified.
 import argparse
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,14 @@ def card_book(args: argparse.Namespace) -> "CardBook":
 class CardBook:
     """A folder of judge cards (and a read-only one of shipped cards); the largest card of a key is the one shown."""
 
-    def __init__(self, directory: Path, *, shipped: Path | None = None) -> None:
+    def __init__(self, directory: Path | None, *, shipped: Path | None = None) -> None:
         self.directory = directory
         self.shipped = shipped
 
     def save(self, card: Mapping[str, Any]) -> Path:
         """File ``card`` under the key of its judges; returns its path."""
+        if self.directory is None:
+            raise ValueError("this book only reads shipped cards")
         key = card_key(card["run"]["judges"])
         stamp = str(card["run"]["date"]).replace(":", "").replace("-", "")
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -73,15 +75,20 @@ class CardBook:
     def find(self, judges: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
         """The card of these judges with the most judgments (the newest of equals), if any."""
         key = card_key(judges)
-        matching = [card for card in self.cards() if card["key"] == key]
-        return max(matching, key=lambda card: int(card.get("n_judgments") or 0), default=None)
+        return best_card(card for card in self.cards() if card["key"] == key)
 
 
-def card_summary(book: CardBook, judges: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
-    """What a run shows of its judges' card: the headline, labels, size, date and file; ``None`` without one."""
+def best_card(cards: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """Of one judge's cards, the one shown: the most judgments, then the newest."""
+    return max(
+        cards, key=lambda card: (int(card.get("n_judgments") or 0), str(card.get("run", {}).get("date"))), default=None
+    )
+
+
+def card_summary(card: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a run shows of its judges' card: the headline, labels, size, date and where it is kept."""
     from llama_stack_judge.core.card import headline
 
-    card = book.find(judges) if judges else None
     if card is None:
         return None
     return {
@@ -89,6 +96,5 @@ def card_summary(book: CardBook, judges: Mapping[str, Mapping[str, Any]]) -> dic
         "labels": card.get("labels"),
         "n_judgments": card.get("n_judgments"),
         "date": card.get("run", {}).get("date"),
-        "path": card["path"],
-        "shipped": card["shipped"],
-    }
+        "shipped": bool(card.get("shipped")),
+    } | {name: card[name] for name in ("path", "card_id") if name in card}

@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.store import JobRecord, JobStore
 from llama_stack_judge.outputs import output_file
 from llama_stack_judge.provider import EVAL_PROVIDER_TYPE
+from llama_stack_judge.stack_config import stored_provider_config
 
 ENDED = {"completed", "failed", "cancelled"}
 
@@ -30,19 +29,8 @@ async def _stored_jobs(run_yaml: Path) -> list[JobRecord]:
 
     It reads the store as its operator: every user's jobs, which is why it takes a run config and not a server URL.
     """
-    from llama_stack.core.datatypes import StackConfig
-    from llama_stack.core.stack import replace_env_vars
-    from llama_stack.core.storage.sqlstore.sqlstore import register_sqlstore_backends
-
-    try:
-        config = StackConfig(**replace_env_vars(yaml.safe_load(run_yaml.read_text(encoding="utf-8"))))
-    except (OSError, yaml.YAMLError, ValueError) as exc:
-        raise JudgeInputError(f"{run_yaml}: cannot read the run config: {exc}") from None
-    entries = [p for p in config.providers.get("eval", []) if p.provider_type == EVAL_PROVIDER_TYPE]
-    if not entries:
-        raise JudgeInputError(f"{run_yaml}: no {EVAL_PROVIDER_TYPE} eval provider")
-    register_sqlstore_backends(config.storage.backends)
-    store = await JobStore.open(JudgeEvalConfig(**(entries[0].config or {})).job_store)
+    config = stored_provider_config(run_yaml, EVAL_PROVIDER_TYPE, JudgeEvalConfig)
+    store = await JobStore.open(config.job_store)
     return await store.all()
 
 

@@ -27,6 +27,7 @@ from llama_stack_judge.core.mtbench import (
     load_questions,
     load_turn_answers,
 )
+from llama_stack_judge.core.mtbench_work import Work, add_pair, add_single, pairwise_judgment, single_judgment
 from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
 from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.errors import JudgeInputError
@@ -40,15 +41,6 @@ if TYPE_CHECKING:  # cli imports this module
 DEFAULT_CHUNK_PER_SLOT = 4  # rows per score call = 4 x max_concurrency: keeps every slot busy, progress fine-grained
 SAMPLE_DIR = data_file("sample")  # two models' answers to the first two questions of each category
 SAMPLE_TURNS = (1,)  # with the embedded judge on 2 cores: ~32 judgments, a few minutes
-
-
-@dataclass(frozen=True, slots=True)
-class Work:
-    """Rows for the scoring task and, for each, what it is about (written into judgments.jsonl)."""
-
-    rows: list[dict[str, Any]]
-    about: list[dict[str, Any]]
-    skipped: list[str]
 
 
 def use_sample_by_default(args: argparse.Namespace) -> None:
@@ -104,29 +96,15 @@ def reference_answers(args: argparse.Namespace, questions: Sequence[Question]) -
     return references
 
 
-def conversation_row(question: Question, references: dict[int, tuple[str, ...]], turn: int) -> dict[str, Any]:
-    """A task row's question side up to ``turn``: its turns, category and, where the judge needs it, the reference."""
-    row: dict[str, Any] = {"question": list(question.turns[:turn]), "category": question.category, "turn": turn}
-    if question.category in NEED_REFERENCE:
-        row["reference"] = list(references[question.question_id][:turn])
-    return row
-
-
 def single_work(args: argparse.Namespace) -> Work:
     """One row per model, question and turn."""
     questions = selected_questions(args)
     references = reference_answers(args, questions)
-    work = Work([], [], [])
-    for model, answers in answer_files(args.answers).items():
+    work, answers = Work([], [], []), answer_files(args.answers)
+    for model in answers:
         for question in questions:
-            turns = answers.get(question.question_id)
             for turn in args.turns:
-                if turns is None or len(turns) < turn:
-                    work.skipped.append(f"{model}: no answer to question {question.question_id} turn {turn}")
-                    continue
-                work.rows.append(conversation_row(question, references, turn) | {"response": list(turns[:turn])})
-                about = {"question_id": question.question_id, "model": model, "turn": turn}
-                work.about.append(about | {"category": question.category})
+                add_single(work, question, references, answers, model, turn)
     return work
 
 
@@ -149,71 +127,6 @@ def pairwise_work(args: argparse.Namespace) -> Work:
             for turn in args.turns:
                 add_pair(work, question, references, answers, (model_a, model_b), turn)
     return work
-
-
-def add_pair(
-    work: Work,
-    question: Question,
-    references: dict[int, tuple[str, ...]],
-    answers: dict[str, dict[int, tuple[str, ...]]],
-    models: tuple[str, str],
-    turn: int,
-) -> None:
-    """The pairwise row of two models' answers to ``question`` up to ``turn``; a note in ``skipped`` if one lacks it."""
-    model_a, model_b = models
-    a, b = answers.get(model_a, {}).get(question.question_id), answers.get(model_b, {}).get(question.question_id)
-    if a is None or b is None or len(a) < turn or len(b) < turn:
-        work.skipped.append(f"{model_a} vs {model_b}: question {question.question_id} turn {turn}")
-        return
-    row = conversation_row(question, references, turn)
-    work.rows.append(row | {"response_a": list(a[:turn]), "response_b": list(b[:turn])})
-    about = {"question_id": question.question_id, "model_a": model_a, "model_b": model_b, "turn": turn}
-    work.about.append(about | {"category": question.category})
-
-
-def single_judgment(about: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
-    """A judgments.jsonl line of a single-answer judgment."""
-    return (
-        about
-        | {
-            "judge": scored.get("judge"),
-            "score": scored["score"],
-            "verdict": scored.get("verdict"),
-            "status": scored["status"],
-            "judge_output": scored.get("judge_feedback"),
-            "error": scored.get("error"),
-            "verdict_in_response": bool(scored.get("verdict_in_input")),
-        }
-        | _weighting(scored)
-    )
-
-
-def _weighting(scored: dict[str, Any]) -> dict[str, Any]:
-    """An expected verdict's distribution (or why there is none), where the judge was asked for one."""
-    return {key: scored[key] for key in _WEIGHTING_FIELDS if key in scored}
-
-
-_WEIGHTING_FIELDS = ("verdict_distribution", "verdict_distribution_fallback", "winner_probabilities")
-
-
-def pairwise_judgment(about: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
-    """A judgments.jsonl line of a pairwise judgment, with both orders' verdicts and outputs."""
-    ab, ba = scored["orders"]
-    return (
-        about
-        | {
-            "judge": scored.get("judge"),
-            "winner": scored.get("winner"),
-            "status": scored["status"],
-            "verdict_ab": ab["verdict"],
-            "verdict_ba": ba["verdict"],
-            "judge_output_ab": ab["judge_feedback"],
-            "judge_output_ba": ba["judge_feedback"],
-            "error": scored.get("error"),
-            "verdict_in_response": bool(scored.get("verdict_in_input")),
-        }
-        | _weighting(scored)
-    )
 
 
 class RateColumn(ProgressColumn):
@@ -354,7 +267,7 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
         "skipped": work.skipped,
         "usage": judged.usage,
         "run": run_metadata(args, function_id=function_id, judges=judged.judges),
-        "card": card_summary(card_book(args), judged.judges),
+        "card": card_summary(card_book(args).find(judged.judges) if judged.judges else None),
     }
     summary |= {"models": summarize_single(judgments)} if kind == "single" else summarize_pairwise(judgments)
     _write_json(output / "summary.json", summary)

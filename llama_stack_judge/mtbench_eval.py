@@ -9,8 +9,9 @@ each question's category, turns and reference answers from the package, which ke
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from llama_stack_judge.certification import Kind, certification_rows
 from llama_stack_judge.core.mtbench import NEED_REFERENCE, data_file, load_questions, load_turn_answers
-from llama_stack_judge.core.tasks import RATING_TASK
+from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.scoring.functions import PREFIX
 
@@ -84,5 +85,39 @@ def register_mt_bench(
         scoring_functions=[f"{PREFIX}::{RATING_TASK}"],
         provider_id=provider_id,
         metadata=BENCHMARK_METADATA,
+    )
+    return benchmark_id
+
+
+def register_certification(
+    client: Any,
+    kind: Kind,
+    *,
+    question_ids: Iterable[int] | None = None,
+    turns: Iterable[int] = (1,),
+    voted_by: str | None = None,
+    benchmark_id: str | None = None,
+    provider_id: str = "judge-eval",
+) -> str:
+    """Register a certification benchmark of the MT-bench judges on the shipped dev labels; returns its id.
+
+    ``run_eval(benchmark_id, {"eval_candidate": {"type": "model", "model": <judge model>, ...}})`` then judges the
+    labelled answers (all odd questions, or ``question_ids``; ``turns``; pairwise: the pairs ``voted_by`` a label
+    source voted on, or all labelled pairs) with that model as judge, and files the judge card.
+    """
+    benchmark_id = benchmark_id or f"certify-{kind}"
+    dataset_id = f"{benchmark_id}-answers"
+    rows = certification_rows(kind, question_ids=question_ids, turns=turns, voted_by=voted_by)
+    if not rows:
+        raise JudgeInputError(f"no labelled {kind} rows for questions {question_ids}, turns {list(turns)}")
+    client.beta.datasets.register(
+        purpose="eval/messages-answer", source={"type": "rows", "rows": rows}, dataset_id=dataset_id
+    )
+    client.alpha.benchmarks.register(
+        benchmark_id=benchmark_id,
+        dataset_id=dataset_id,
+        scoring_functions=[f"{PREFIX}::{PAIRWISE_TASK if kind == 'pairwise' else RATING_TASK}"],
+        provider_id=provider_id,
+        metadata={"certification": {"kind": kind}},
     )
     return benchmark_id

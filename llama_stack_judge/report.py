@@ -109,7 +109,7 @@ def print_cards(cards: Sequence[dict[str, Any]]) -> None:
             str(card.get("n_judgments")),
             str(card["run"]["date"]),
             headline(card).removeprefix("this judge: "),
-            "shipped" if card.get("shipped") else card["path"],
+            "shipped" if card.get("shipped") else card.get("path") or f"store {str(card.get('card_id'))[:12]}",
         )
     _console().print(table if cards else "no judge cards yet: `llama-stack-judge certify single` files one")
 

@@ -26,6 +26,11 @@ def _version(package: str) -> str | None:
         return None
 
 
+def versions() -> dict[str, str | None]:
+    """The versions of this package, the stack, its client and Python."""
+    return {package: _version(package) for package in _PACKAGES} | {"python": platform.python_version()}
+
+
 def _judge_source(args: argparse.Namespace) -> str:
     if args.stack_config:
         return f"stack config {args.stack_config}"
@@ -41,7 +46,7 @@ def run_metadata(args: argparse.Namespace, *, function_id: str, judges: dict[str
     return {
         "command": shlex.join(["llama-stack-judge", *sys.argv[1:]]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": {package: _version(package) for package in _PACKAGES} | {"python": platform.python_version()},
+        "versions": versions(),
         "judge_source": _judge_source(args),
         "scoring_function": function_id,
         "judges": judges,

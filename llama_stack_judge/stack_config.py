@@ -131,3 +131,23 @@ def write_run_config(config: dict[str, Any], path: Path) -> Path:
     """Write a run config as YAML."""
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
+
+
+def stored_provider_config[C: BaseModel](run_yaml: Path, provider_type: str, config_class: type[C]) -> C:
+    """The config of our provider of ``provider_type`` in ``run_yaml``, with the stack's storage backends ready.
+
+    For commands that read a stack's stores directly, as its operator (the stack need not run).
+    """
+    from llama_stack.core.datatypes import StackConfig
+    from llama_stack.core.stack import replace_env_vars
+    from llama_stack.core.storage.sqlstore.sqlstore import register_sqlstore_backends
+
+    try:
+        config = StackConfig(**replace_env_vars(yaml.safe_load(run_yaml.read_text(encoding="utf-8"))))
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        raise JudgeInputError(f"{run_yaml}: cannot read the run config: {exc}") from None
+    entries = [p for api in config.providers.values() for p in api if p.provider_type == provider_type]
+    if not entries:
+        raise JudgeInputError(f"{run_yaml}: no {provider_type} provider")
+    register_sqlstore_backends(config.storage.backends)
+    return config_class(**(entries[0].config or {}))

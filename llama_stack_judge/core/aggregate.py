@@ -14,6 +14,7 @@ from llama_stack_judge.errors import JudgeInputError
 
 AggregateValue = dict[str, object]
 AGGREGATION_KEY = "aggregation"  # of aggregated results: the aggregations made and what a failed row counted as
+JUDGE_CARD_KEY = "judge_card"  # of aggregated results: the filed card of the judges that made them, if any
 JUDGES_KEY = "judges"  # of aggregated results: each judge's model, definition hash, verdict mode and sampling
 
 

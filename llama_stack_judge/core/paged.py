@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llama_stack_judge.core.aggregate import AGGREGATION_KEY, JUDGES_KEY, Statistics, aggregate
+from llama_stack_judge.core.aggregate import AGGREGATION_KEY, JUDGE_CARD_KEY, JUDGES_KEY, Statistics, aggregate
 from llama_stack_judge.core.definitions import Aggregation
 from llama_stack_judge.core.outcomes import RowResult, compact_result
 
@@ -27,6 +27,7 @@ class PagedScores:
 
     plan: dict[str, Any] | None = None
     judges: dict[str, Any] = field(default_factory=dict)
+    judge_card: dict[str, Any] | None = None  # of the judges, as the last page's scoring found it
     usage: dict[str, int] = field(default_factory=dict)
     results: list[RowResult] = field(default_factory=list)
     groups: dict[str, list[object]] = field(default_factory=dict)
@@ -43,18 +44,24 @@ class PagedScores:
         if isinstance(plan, dict):
             self.plan = plan
         self.judges |= aggregated.get(JUDGES_KEY) or {}
+        self.judge_card = aggregated.get(JUDGE_CARD_KEY) or self.judge_card
         for key, value in (aggregated.get("usage") or {}).items():
             self.usage[key] = self.usage.get(key, 0) + int(value)
 
     def state(self) -> dict[str, Any]:
         """What is kept with the job between pages."""
-        return {"plan": self.plan, "judges": self.judges, "usage": self.usage}
+        return {"plan": self.plan, "judges": self.judges, "judge_card": self.judge_card, "usage": self.usage}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any] | None) -> "PagedScores":
         """Continue from a job's kept state."""
         state = state or {}
-        return cls(plan=state.get("plan"), judges=dict(state.get("judges") or {}), usage=dict(state.get("usage") or {}))
+        return cls(
+            plan=state.get("plan"),
+            judges=dict(state.get("judges") or {}),
+            judge_card=state.get("judge_card"),
+            usage=dict(state.get("usage") or {}),
+        )
 
     def aggregated(self, *, bootstrap_resamples: int, seed: int) -> dict[str, Any]:
         """The aggregates over every page, with how they were made and the summed usage."""
@@ -63,5 +70,8 @@ class PagedScores:
         stats = Statistics(plan.get("failed_score"), bootstrap_resamples=bootstrap_resamples, seed=seed)
         merged = aggregate(self.results, functions, stats, groups=self.groups) | {AGGREGATION_KEY: plan}
         return (
-            merged | ({"usage": self.usage} if self.usage else {}) | ({JUDGES_KEY: self.judges} if self.judges else {})
+            merged
+            | ({"usage": self.usage} if self.usage else {})
+            | ({JUDGES_KEY: self.judges} if self.judges else {})
+            | ({JUDGE_CARD_KEY: self.judge_card} if self.judge_card else {})
         )

@@ -5,6 +5,7 @@ from typing import Any
 from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field
 
+from llama_stack_judge.card_store import card_store_reference
 from llama_stack_judge.scoring.config import call_spacing_field
 
 
@@ -34,6 +35,12 @@ class JudgeEvalConfig(BaseModel):
     job_store: SqlStoreReference = Field(
         default_factory=lambda: SqlStoreReference(backend="sql_default", table_name="llama_stack_judge_eval"),
         description="SQL store for jobs, generations and results (table_name is the prefix of its three tables).",
+    )
+
+    card_store: SqlStoreReference | None = Field(
+        default_factory=card_store_reference,
+        description="Where certification jobs file their judge cards (the scoring provider reads the same table); "
+        "null: cards are returned with the job's result only.",
     )
 
     @classmethod

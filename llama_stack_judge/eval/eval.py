@@ -39,6 +39,7 @@ from llama_stack_api import (
 )
 from llama_stack_api.datasets.models import DatasetPurpose, RegisterDatasetRequest, RowsDataSource
 
+from llama_stack_judge.card_store import SqlCardBook
 from llama_stack_judge.core.aggregate import group_keys
 from llama_stack_judge.core.chat import ChatRequest
 from llama_stack_judge.core.generation import Conversation, conversations, generation_columns
@@ -49,6 +50,7 @@ from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_wit
 from llama_stack_judge.core.text import without_surrogates
 from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError, JudgeNotFoundError
 from llama_stack_judge.eval.access import JobUser, context_of, may
+from llama_stack_judge.eval.certify import Certifier, certification_spec
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.store import JobRecord, JobStore, RowOutcome
 from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
@@ -126,12 +128,15 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         # Jobs whose end the store refused to record: their record here is the truth until the process ends.
         self._unrecorded: dict[str, JobRecord] = {}
         self._store: JobStore | None = None
+        self._certifier = Certifier(self._score_rows)
         self._resumed = False
 
     async def initialize(self) -> None:
-        """Open the job store (its tables are created on first use)."""
+        """Open the job store and the card store (their tables are created on first use)."""
         if self._store is None:
             self._store = await JobStore.open(self.config.job_store)
+        if self._certifier.cards is None and self.config.card_store is not None:
+            self._certifier.cards = await SqlCardBook.open(self.config.card_store)
 
     async def _resume_unfinished(self) -> None:
         """Restart the jobs an earlier process left unfinished, once, on the first eval call of this process.
@@ -161,8 +166,9 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
 
     @answers_refusals
     async def register_benchmark(self, benchmark: Benchmark) -> None:
-        """Check a benchmark's judge options; the stack's registry keeps the benchmark."""
+        """Check a benchmark's judge options and certification; the stack's registry keeps the benchmark."""
         _benchmark_options(benchmark)
+        certification_spec(benchmark)
 
     async def unregister_benchmark(self, benchmark_id: str) -> None:
         """Nothing to forget: benchmarks are always read from the stack's registry."""
@@ -201,6 +207,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             user=JobUser.current(),
             save_results_dataset=bool((benchmark.metadata or {}).get("save_results_dataset", False)),
             mt_bench_questions=bool((benchmark.metadata or {}).get(QUESTIONS_FLAG, False)),
+            certification=certification_spec(benchmark),
         )
         await self.store.save(job)
         self._start(job, context=contextvars.copy_context())  # the request's own context: its user and provider data
@@ -225,7 +232,11 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
                 groups = _checked_groups(rows, options, where=f"eval job {job.job_id}: rows from {start}")
                 outcomes = await self.store.results(job.job_id, start, start + len(rows))
                 if len(outcomes) < len(rows):  # judged pages of a resumed job are read back, not judged again
-                    outcomes, aggregated = await self._judge_page(job, start, rows, config, options)
+                    if job.certification is None:
+                        outcomes, aggregated = await self._judge_page(job, start, rows, config, options)
+                    else:
+                        durable = options.model_copy(update={"durable": True})
+                        outcomes, aggregated = await self._certifier.judge_page(job, start, rows, config, durable)
                     for fn, paged in scores.items():
                         paged.add_aggregates(aggregated[fn])
                     await self.store.add_results(job.job_id, outcomes)
@@ -238,6 +249,9 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
                 fn: paged.aggregated(bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
                 for fn, paged in scores.items()
             }
+            if job.certification is not None:
+                outcomes = await self.store.results(job.job_id)
+                await self._certifier.add_card(job, outcomes, aggregated, seed=options.seed)
             # Inside the try: a job whose results dataset cannot be saved fails with the reason, never hangs.
             results_dataset = await self._save_results(job, config) if job.save_results_dataset else None
         # A CancelledError passes through: job_cancel has recorded the cancel; at shutdown the job resumes later.
@@ -336,6 +350,9 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         await self._resume_unfinished()
         benchmark = await self._benchmark(request.benchmark_id)
         options, config, rows = _options(benchmark), request.benchmark_config, request.input_rows
+        certification = certification_spec(benchmark)
+        if certification is not None:
+            return await self._certifier.evaluate_rows(benchmark, certification, request, options)
         if (benchmark.metadata or {}).get(QUESTIONS_FLAG):
             rows = expand_question_rows(rows)
         _checked_groups(rows, options, where=f"benchmark {benchmark.identifier}")
@@ -398,9 +415,15 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         """Score the rows with their generations, each function with its params from the benchmark config."""
         scored_rows = [row | generation for row, generation in zip(rows, generations, strict=True)]
         functions = {fn: config.scoring_params.get(fn) for fn in scoring_functions}
+        return EvaluateResponse(generations=generations, scores=await self._score_rows(scored_rows, functions, options))
+
+    async def _score_rows(
+        self, rows: list[DatasetRow], functions: dict[str, Any], options: JudgeOptions
+    ) -> dict[str, ScoringResult]:
+        """Each function's result on ``rows``, through the stack's scoring API with these options."""
         with passing_options(options):  # the scoring API's params cannot carry them
-            scores = await self._scoring.score(ScoreRequest(input_rows=scored_rows, scoring_functions=functions))
-        return EvaluateResponse(generations=generations, scores=scores.results)
+            scores = await self._scoring.score(ScoreRequest(input_rows=rows, scoring_functions=functions))
+        return scores.results
 
     async def _job(self, benchmark_id: str, job_id: str, action: Action) -> JobRecord:
         """The job, if the caller may ``action`` it; a job of someone else is as unknown as a job that is not."""

@@ -26,6 +26,7 @@ class JobRecord:
     options: dict[str, Any]
     save_results_dataset: bool = False
     mt_bench_questions: bool = False  # rows are MT-bench question ids, expanded from the package's data
+    certification: dict[str, Any] | None = None  # rows are keys of labelled answers; the candidate is the judge
     user: JobUser | None = None  # who started the job (with the stack's authentication on)
     status: str = "scheduled"
     created_at: float = field(default_factory=time.time)
@@ -66,6 +67,7 @@ class JobRecord:
                 "options": self.options,
                 "save_results_dataset": self.save_results_dataset,
                 "mt_bench_questions": self.mt_bench_questions,
+                "certification": self.certification,
                 "user": None if self.user is None else self.user.as_dict(),
                 "progress": self.progress,
             },
@@ -89,6 +91,7 @@ class JobRecord:
             options=spec["options"],
             save_results_dataset=spec.get("save_results_dataset", False),
             mt_bench_questions=spec.get("mt_bench_questions", False),
+            certification=spec.get("certification"),
             user=JobUser.from_dict(spec.get("user")),
             status=row["status"],
             created_at=row["created_at"],

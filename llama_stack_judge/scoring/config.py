@@ -5,6 +5,7 @@ from typing import Any, Literal
 from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from llama_stack_judge.card_store import card_store_reference
 from llama_stack_judge.core.options import JudgeOptions
 
 
@@ -61,6 +62,11 @@ class JudgeScoringConfig(BaseModel):
         description="Where judge replies are kept so identical requests are not paid for twice; null turns it off.",
     )
 
+    card_store: SqlStoreReference | None = Field(
+        default_factory=card_store_reference,
+        description="Where judge cards are kept (the eval provider files them); a score call's aggregates show the "
+        "card of its judges, if one is filed or shipped. null: shipped cards only.",
+    )
     judgment_cache_scope: Literal["per_user", "shared"] = Field(
         default="per_user",
         description="With the stack's authentication on: per_user keeps each user's judgments apart (a cache hit "

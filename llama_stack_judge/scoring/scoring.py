@@ -23,7 +23,16 @@ from llama_stack_api import (
     ScoringResult,
 )
 
-from llama_stack_judge.core.aggregate import AGGREGATION_KEY, JUDGES_KEY, Statistics, aggregate, group_keys
+from llama_stack_judge.card_store import SqlCardBook
+from llama_stack_judge.cardbook import SHIPPED_CARDS, CardBook, card_summary
+from llama_stack_judge.core.aggregate import (
+    AGGREGATION_KEY,
+    JUDGE_CARD_KEY,
+    JUDGES_KEY,
+    Statistics,
+    aggregate,
+    group_keys,
+)
 from llama_stack_judge.core.builtin import BuiltinScorer
 from llama_stack_judge.core.definitions import FailurePolicy, JudgeDefinition
 from llama_stack_judge.core.options import JudgeOptions
@@ -86,11 +95,14 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         self.registry = ScoringFunctionRegistry(config.definition_dirs)
         # Judges registered through the API, compiled once; the stack's registry is their source of truth.
         self._registered: dict[str, tuple[ScoringFn, JudgeDefinition]] = {}
+        self._cards: SqlCardBook | CardBook = CardBook(None, shipped=SHIPPED_CARDS)
 
     async def initialize(self) -> None:
-        """Open the judgment cache (definitions were loaded and checked in the constructor)."""
+        """Open the judgment cache and the card store (definitions were loaded and checked in the constructor)."""
         if self.config.judgment_cache is not None:
             self._judge.cache = await SqlReplyCache.open(self.config.judgment_cache)
+        if self.config.card_store is not None:
+            self._cards = await SqlCardBook.open(self.config.card_store)
         logger.info("Judge scoring provider ready", functions=len(self.registry.shipped()))
 
     async def shutdown(self) -> None:
@@ -221,7 +233,15 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         if usage is not None:
             aggregated["usage"] = usage.as_dict()
             aggregated[JUDGES_KEY] = judges
+            if summary := card_summary(await self._judges_card(judges)):
+                aggregated[JUDGE_CARD_KEY] = summary
         return ScoringResult(score_rows=[result.as_score_row() for result in results], aggregated_results=aggregated)
+
+    async def _judges_card(self, judges: dict[str, Any]) -> dict[str, Any] | None:
+        """The filed (or shipped) card of these judges, if any."""
+        if isinstance(self._cards, SqlCardBook):
+            return await self._cards.find(judges)
+        return self._cards.find(judges) if judges else None
 
     @answers_refusals
     async def score(self, request: ScoreRequest) -> ScoreResponse:

@@ -1,5 +1,6 @@
 """``certify`` through the stack: a judge that always prefers the longer answer is shown to be measuring length."""
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -8,10 +9,14 @@ from typing import Any
 import pytest
 
 from llama_stack_judge.core.agreement import keyed_vote
+from llama_stack_judge.core.card import headline
 from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.core.mtbench import data_file
+from llama_stack_judge.mtbench_cli import answer_files
+from llama_stack_judge.mtbench_eval import register_certification
 from tests.fake_openai import fake_openai
 from tests.integration.test_cli import _run
+from tests.stacks import bad_request, run_config_file, selected_providers, served_client, wait_for_job
 
 pytestmark = pytest.mark.integration
 QUESTIONS = (81, 83, 85)
@@ -33,11 +38,11 @@ def _length_judge(messages: list[dict[str, Any]]) -> str:
     return f"Rating: [[{min(10, len(answer) // 150 + 1)}]]"
 
 
-def _certify(tmp_path: Path, kind: str, url: str) -> tuple[Any, dict[str, Any]]:
+def _certify(tmp_path: Path, kind: str, url: str, *extra: str) -> tuple[Any, dict[str, Any]]:
     output = tmp_path / kind
     done = _run(
         "certify", kind, "--question-ids", ",".join(map(str, QUESTIONS)), "--output", str(output),
-        "--inference-url", url, "--judge-model", "judge", "--state-dir", str(tmp_path / "state"),
+        "--inference-url", url, "--judge-model", "judge", "--state-dir", str(tmp_path / "state"), *extra,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done, json.loads((output / "card.json").read_text())
@@ -107,3 +112,109 @@ def test_a_filed_card_is_shown_by_runs_of_the_same_judge_and_listed(tmp_path: Pa
     assert "no card yet" in other.stdout  # another model is another judge
     listed = _run("cards", "--state-dir", state)
     assert listed.returncode == 0 and "endpoint/judge" in listed.stdout and "mt-bench-dev" in listed.stdout
+
+
+def _endpoint_stack(tmp_path: Path, url: str) -> Path:
+    """A run config of the test providers plus ``remote::openai`` at ``url`` (models ``endpoint/<name>``)."""
+    providers = copy.deepcopy(selected_providers())
+    providers["inference"].append(
+        {"provider_id": "endpoint", "provider_type": "remote::openai", "config": {"base_url": url, "api_key": "none"}}
+    )
+    return run_config_file(tmp_path / "stack", providers)
+
+
+def _candidate(model: str) -> dict[str, Any]:
+    return {"eval_candidate": {"type": "model", "model": model, "sampling_params": {}}}
+
+
+def test_a_served_stack_certifies_a_judge_files_its_card_and_shows_it_to_later_calls(tmp_path: Path) -> None:
+    """Certification as an eval benchmark through the SDK; the card lives in the stack's SQL store across restarts."""
+    function = "judge::response_assessment.pairwise_comparison"
+    pair = {"question": ["Q"], "response_a": ["a short answer"], "response_b": ["a longer answer than a"]}
+    with fake_openai(["judge", "other"], _length_judge) as server:
+        run_yaml = _endpoint_stack(tmp_path, server.url)
+        with served_client(run_yaml) as client:
+            benchmark_id = register_certification(client, "pairwise", question_ids=QUESTIONS, voted_by="experts")
+            job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=_candidate("endpoint/judge"))
+            assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
+            result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
+            shown = client.scoring.score(input_rows=[pair], scoring_functions={function: _judge("endpoint/judge")})
+            other = client.scoring.score(input_rows=[pair], scoring_functions={function: _judge("endpoint/other")})
+        with served_client(run_yaml) as client:  # a restart: the card is read back from the store
+            again = client.scoring.score(input_rows=[pair], scoring_functions={function: _judge("endpoint/judge")})
+        _, cli_card = _certify(tmp_path, "pairwise", server.url, "--voted-by", "experts")
+    card = result.scores[function].aggregated_results["certification"]
+    expert_keys = {
+        keyed_vote(v, where="")[0]
+        for v in read_jsonl(data_file("dev") / "human_judgments_dev.jsonl")
+        if v["question_id"] in QUESTIONS and v["turn"] == 1 and v["judge"].startswith("expert")
+    }
+    assert card["n_judgments"] == len(expert_keys) == len(result.generations) and card["complete"]
+    assert {(g["turn"], g["question_id"], g["model_a"], g["model_b"]) for g in result.generations} == expert_keys
+    for source in ("experts", "authors", "gpt4"):  # a length judge agrees exactly as the longer-answer rule
+        judge, rule = card["agreement"][source]["turn_1"], card["length_bias"]["longer_answer_rule"][source]["turn_1"]
+        assert (
+            judge["with_ties"]["value"] == rule["with_ties"]["value"] and judge["without_ties"] == rule["without_ties"]
+        )
+    assert card["length_bias"]["judge_picks_longer"]["value"] == 1.0
+    assert card["run"]["judges"]["judge::mt-bench-pair-v2"]["judge_model"] == "endpoint/judge"
+    assert card["speed"]["inference_calls"] == 2 * len(expert_keys)
+    # The command line's certify of the same judge on the same pairs makes the same card.
+    for part in ("agreement", "length_bias", "position", "failures"):
+        assert card[part] == cli_card[part], part
+    for response in (shown, again):
+        summary = response.results[function].aggregated_results["judge_card"]
+        assert summary["headline"] == headline(card) and summary["card_id"] == card["card_id"]
+        assert summary["n_judgments"] == card["n_judgments"] and not summary["shipped"]
+    assert "judge_card" not in other.results[function].aggregated_results  # another model is another judge
+    listed = _run("cards", "--stack-config", str(run_yaml))
+    assert listed.returncode == 0, listed.stderr
+    assert "endpoint/judge" in listed.stdout and card["card_id"][:12] in listed.stdout
+
+
+def _judge(model: str) -> dict[str, Any]:
+    return {"type": "llm_as_judge", "judge_model": model}
+
+
+def test_certification_rows_in_the_request_and_refusals(tmp_path: Path) -> None:
+    function = "judge::response_assessment.rating"
+    with (
+        fake_openai(["judge"], _length_judge) as server,
+        served_client(_endpoint_stack(tmp_path, server.url)) as client,
+    ):
+        benchmark_id = register_certification(client, "single", question_ids=[81], benchmark_id="certify-81")
+        rows = [{"question_id": 81, "model": model, "turn": 1} for model in ("gpt-4", "llama-13b", "alpaca-13b")]
+        result = client.alpha.eval.evaluate_rows(
+            benchmark_id, input_rows=rows, scoring_functions=[function], benchmark_config=_candidate("endpoint/judge")
+        )
+        with bad_request("row 1", "no-such-model"):
+            client.alpha.eval.evaluate_rows(
+                benchmark_id,
+                input_rows=[rows[0], {"question_id": 81, "model": "no-such-model", "turn": 1}],
+                scoring_functions=[function],
+                benchmark_config=_candidate("endpoint/judge"),
+            )
+        with bad_request("judge certified is the eval candidate"):
+            client.alpha.eval.evaluate_rows(
+                benchmark_id,
+                input_rows=rows,
+                scoring_functions=[function],
+                benchmark_config=_candidate("endpoint/judge")
+                | {"scoring_params": {function: _judge("scripted/judge")}},
+            )
+        client.beta.datasets.register(purpose="eval/messages-answer", source={"type": "rows", "rows": rows})
+        with bad_request("metadata.certification", "kind 'single' or 'pairwise'"):
+            client.alpha.benchmarks.register(
+                benchmark_id="bad-certification",
+                dataset_id="certify-81-answers",
+                scoring_functions=[function],
+                provider_id="judge-eval",
+                metadata={"certification": {"kind": "ratings"}},
+            )
+    card = result.scores[function].aggregated_results["certification"]
+    assert [g["model"] for g in result.generations] == ["gpt-4", "llama-13b", "alpaca-13b"]
+    assert [row["score"] for row in result.scores[function].score_rows] == [
+        min(10, len(answer_files([str(data_file("dev") / "answers" / f"{m}.jsonl")])[m][81][0]) // 150 + 1)
+        for m in ("gpt-4", "llama-13b", "alpaca-13b")
+    ]  # the length judge's ratings of the shipped answers: the rows were filled in from the package's data
+    assert card["kind"] == "rating" and card["n_judgments"] == 3 and card["reference"]["spearman"]["n"] == 3

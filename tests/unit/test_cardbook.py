@@ -43,12 +43,13 @@ def test_the_largest_card_of_a_key_is_found_and_bad_files_are_skipped(tmp_path: 
     found = book.find({"renamed::x": JUDGE})
     assert found is not None and found["n_judgments"] == 56
     assert [card["n_judgments"] for card in book.cards()] == [500, 8, 56]  # newest first
-    summary = card_summary(book, {"a::x": JUDGE})
+    summary = card_summary(book.find({"a::x": JUDGE}))
     assert (
         summary is not None
         and summary["headline"] == "this judge: Spearman 0.50 [0.30, 0.70] vs reference ratings (56 answers)"
     )
-    assert card_summary(book, {}) is None
+    assert summary["path"].endswith(".json") and not summary["shipped"]
+    assert card_summary(None) is None
 
 
 def test_shipped_cards_are_found_listed_and_never_written(tmp_path: Path) -> None:
