@@ -254,7 +254,9 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
                 await self._certifier.add_card(job, outcomes, aggregated, seed=options.seed)
             # Inside the try: a job whose results dataset cannot be saved fails with the reason, never hangs.
             results_dataset = await self._save_results(job, config) if job.save_results_dataset else None
-        # A CancelledError passes through: job_cancel has recorded the cancel; at shutdown the job resumes later.
+        except asyncio.CancelledError:  # job_cancel has recorded the cancel; at shutdown the job resumes later
+            self._running.pop(job.job_id, None)
+            raise
         except Exception as exc:  # the job fails with its reason, reported by job_status/job_result
             job.status, job.error = JobStatus.failed.value, f"{type(exc).__name__}: {exc}"
             logger.warning("Eval job failed", job_id=job.job_id, error=job.error)
@@ -263,8 +265,6 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             job.progress["phase"] = "done"
             if results_dataset is not None:
                 job.progress["results_dataset"] = results_dataset
-        finally:
-            self._running.pop(job.job_id, None)
         job.finished_at = time.time()
         try:
             await self.store.save(job)
@@ -275,6 +275,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             job.status, job.error = JobStatus.failed.value, "; ".join(filter(None, (job.error, reason)))
             self._unrecorded[job.job_id] = job
             logger.error("Eval job not recorded", job_id=job.job_id, error=job.error)
+        finally:
+            # Only once its end is recorded: until then readers get this live record, not the store's older one
+            # (a status of "completed" followed by a result refused as "in_progress").
+            self._running.pop(job.job_id, None)
 
     async def _pages(self, job: JobRecord, config: BenchmarkConfig) -> AsyncIterator[tuple[int, list[DatasetRow]]]:
         """The job's rows a page at a time, with the index of each page's first row."""
