@@ -37,8 +37,14 @@ class FakeServer:
 
 
 @contextmanager
-def fake_openai(model: str | Sequence[str], reply: Reply, port: int = 0) -> Iterator[FakeServer]:
-    """Serve ``model`` (or several; on ``port``, or a free one); each chat completion answers ``reply(messages)``."""
+def fake_openai(
+    model: str | Sequence[str], reply: Reply, port: int = 0, *, refuse_logprobs: str | None = None
+) -> Iterator[FakeServer]:
+    """Serve ``model`` (or several; on ``port``, or a free one); each chat completion answers ``reply(messages)``.
+
+    With ``refuse_logprobs``, a request for log probabilities gets a 500 with that message, as llama-cpp-python's
+    server started without ``logits_all`` answers.
+    """
     models = [model] if isinstance(model, str) else list(model)
     server_state = FakeServer(url="")
 
@@ -61,6 +67,9 @@ def fake_openai(model: str | Sequence[str], reply: Reply, port: int = 0) -> Iter
                 server_state.in_flight += 1
                 server_state.max_in_flight = max(server_state.max_in_flight, server_state.in_flight)
             try:
+                if refuse_logprobs is not None and request.get("logprobs"):
+                    self._send(500, json.dumps({"error": {"message": refuse_logprobs}}).encode())
+                    return
                 self._answer(request, reply(request["messages"]))
             finally:
                 with server_state.lock:

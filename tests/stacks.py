@@ -1,6 +1,7 @@
 """Starting real stacks for tests: the library client in-process, or `llama stack run` on 127.0.0.1."""
 
 import contextlib
+import copy
 import os
 import signal
 import subprocess
@@ -35,6 +36,17 @@ def run_config_file(state_dir: Path, providers: dict[str, list[dict[str, Any]]] 
     state_dir.mkdir(parents=True, exist_ok=True)
     config = build_run_config(providers or selected_providers(), state_dir=str(state_dir))
     return write_run_config(config, state_dir / "run.yaml")
+
+
+def with_endpoint(
+    url: str, providers: dict[str, list[dict[str, Any]]] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The test providers (or ``providers``) plus ``remote::openai`` at ``url``: its models are ``endpoint/<name>``."""
+    providers = copy.deepcopy(providers or selected_providers())
+    providers["inference"].append(
+        {"provider_id": "endpoint", "provider_type": "remote::openai", "config": {"base_url": url, "api_key": "none"}}
+    )
+    return providers
 
 
 def reset_model_listing() -> None:

@@ -30,6 +30,10 @@ class ChatRequest:
         """This request without a response format."""
         return replace(self, response_schema=None)
 
+    def without_logprobs(self) -> "ChatRequest":
+        """This request without asking for log probabilities."""
+        return replace(self, top_logprobs=None)
+
 
 @dataclass(frozen=True, slots=True)
 class TokenLogprob:
@@ -80,3 +84,10 @@ class ChatFn(Protocol):
 
 class TransientChatError(Exception):
     """A failure that may pass on retry: timeout, rate limit, 5xx, lost connection."""
+
+
+class LogprobsRefusedError(Exception):
+    """The model will not return log probabilities: asking again will not help, asking without them will.
+
+    llama-cpp-python's server started without ``logits_all`` answers 500 to every request for them.
+    """

@@ -9,7 +9,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from llama_stack_judge.core.cache import CacheWriter, ReplyCache, cache_key
-from llama_stack_judge.core.chat import ChatFn, ChatMessage, ChatReply, ChatRequest, TransientChatError
+from llama_stack_judge.core.chat import (
+    ChatFn,
+    ChatMessage,
+    ChatReply,
+    ChatRequest,
+    LogprobsRefusedError,
+    TransientChatError,
+)
 from llama_stack_judge.core.definitions import JudgeDefinition
 from llama_stack_judge.core.logprobs import (
     EXPECTED_TOP_LOGPROBS,
@@ -183,6 +190,7 @@ class CallFailedError(Exception):
             else f"{type(cause).__name__}: {cause}"
         )
         super().__init__(reason)
+        self.cause = cause
         self.reason = reason
         self.attempts = attempts
         self.transient = transient
@@ -235,6 +243,7 @@ class Judge:
     reuse_cached: bool = True
     write_batch: int = 64  # replies per cache write; 1 stores each reply as soon as it is made
     no_structured_output: set[str] = field(default_factory=set)
+    no_logprobs: set[str] = field(default_factory=set)  # models that refused to return log probabilities
     # Calls in flight across every batch that shares this semaphore (a provider's callers), on top of each batch's
     # own ``settings.max_concurrency``.
     slots: asyncio.Semaphore | None = None
@@ -265,7 +274,9 @@ class Judge:
 
     def _effective(self, request: ChatRequest) -> ChatRequest:
         if request.response_schema is not None and request.model in self.no_structured_output:
-            return request.plain()
+            request = request.plain()
+        if request.top_logprobs is not None and request.model in self.no_logprobs:
+            request = request.without_logprobs()
         return request
 
     async def _cached(self, key: str, batch: _Batch) -> ChatReply | None:
@@ -296,6 +307,14 @@ class Judge:
                 reply, attempts = await call_with_retries(self.chat, request, self.settings)
         except CallFailedError as failed:
             batch.usage.record(None, failed.attempts)
+            if isinstance(failed.cause, LogprobsRefusedError):
+                # Asked again without them: the written verdict stands, and the row says why it has no distribution.
+                if request.model not in self.no_logprobs:
+                    logger.warning("judge model %s refused log probabilities; verdicts are read as written: %s",
+                                   request.model, failed.reason)  # fmt: skip
+                self.no_logprobs.add(request.model)
+                reply, attempts = await self._reply(request.without_logprobs(), sample, batch, keep)
+                return reply, failed.attempts + attempts
             if failed.transient or request.response_schema is None:
                 raise
             # Rejected with a response format: try once without, and stop asking this model if that works.
@@ -335,6 +354,10 @@ class Judge:
         result = replace(weigh_verdict(definition, reply, parsed), attempts=attempts)
         if result.distribution_fallback is not None:
             batch.usage.expected_verdict_fallbacks += 1
+            if request.model in self.no_logprobs:
+                result = replace(
+                    result, distribution_fallback=f"the judge model {request.model} refuses log probabilities"
+                )
         return result
 
     async def judge_rows(

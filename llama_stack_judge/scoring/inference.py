@@ -6,7 +6,14 @@ import json
 import httpx
 from llama_stack_api import Inference, ListChatCompletionsRequest, OpenAIChatCompletionRequestWithExtraBody
 
-from llama_stack_judge.core.chat import ChatReply, ChatRequest, TokenLogprob, TransientChatError, token_offsets
+from llama_stack_judge.core.chat import (
+    ChatReply,
+    ChatRequest,
+    LogprobsRefusedError,
+    TokenLogprob,
+    TransientChatError,
+    token_offsets,
+)
 from llama_stack_judge.core.spacing import StartSpacing
 from llama_stack_judge.stored import FirstUseGuard
 
@@ -25,6 +32,16 @@ def is_transient(exc: BaseException) -> bool:
     # module does not import openai.
     transient = {"APIConnectionError", "APITimeoutError", "APIResponseValidationError"}
     return any(cls.__name__ in transient for cls in type(exc).__mro__)
+
+
+def refuses_logprobs(exc: BaseException) -> bool:
+    """Whether a failed call that asked for log probabilities was refused for asking them.
+
+    Servers say so in the error's text, with a 400 or (llama-cpp-python) a 500: "logprobs is not supported for
+    models created with logits_all=False".
+    """
+    text = str(exc).lower()
+    return "logprob" in text or "logits_all" in text
 
 
 class StackChat:
@@ -72,6 +89,8 @@ class StackChat:
         try:
             completion = await self._inference.openai_chat_completion(params)
         except Exception as exc:
+            if request.top_logprobs is not None and refuses_logprobs(exc):
+                raise LogprobsRefusedError(f"{type(exc).__name__}: {exc}") from exc
             if is_transient(exc):
                 raise TransientChatError(f"{type(exc).__name__}: {exc}") from exc
             raise

@@ -1,6 +1,5 @@
 """``certify`` through the stack: a judge that always prefers the longer answer is shown to be measuring length."""
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -16,7 +15,7 @@ from llama_stack_judge.mtbench_cli import answer_files
 from llama_stack_judge.mtbench_eval import register_certification
 from tests.fake_openai import fake_openai
 from tests.integration.test_cli import _run
-from tests.stacks import bad_request, run_config_file, selected_providers, served_client, wait_for_job
+from tests.stacks import bad_request, run_config_file, served_client, wait_for_job, with_endpoint
 
 pytestmark = pytest.mark.integration
 QUESTIONS = (81, 83, 85)
@@ -115,12 +114,7 @@ def test_a_filed_card_is_shown_by_runs_of_the_same_judge_and_listed(tmp_path: Pa
 
 
 def _endpoint_stack(tmp_path: Path, url: str) -> Path:
-    """A run config of the test providers plus ``remote::openai`` at ``url`` (models ``endpoint/<name>``)."""
-    providers = copy.deepcopy(selected_providers())
-    providers["inference"].append(
-        {"provider_id": "endpoint", "provider_type": "remote::openai", "config": {"base_url": url, "api_key": "none"}}
-    )
-    return run_config_file(tmp_path / "stack", providers)
+    return run_config_file(tmp_path / "stack", with_endpoint(url))
 
 
 def _candidate(model: str) -> dict[str, Any]:

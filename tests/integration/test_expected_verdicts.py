@@ -2,13 +2,15 @@
 stack's inference router carries them from the provider to our scoring provider."""
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llama_stack_judge.core.options import JudgeOptions
-from tests.stacks import run_config_file
+from tests.fake_openai import fake_openai
+from tests.stacks import run_config_file, served_client, with_endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +91,27 @@ def test_mt_bench_judgments_keep_the_written_verdict_and_the_distribution(tmp_pa
     assert judgment["verdict"] == "8" and judgment["score"] == 8.0
     # The scripted MT-bench rule gives no alternatives: the distribution is all on the written verdict.
     assert judgment["verdict_distribution"] == {"probabilities": {"8": 1.0}, "mass": 1.0}
+
+
+def test_a_judge_that_refuses_log_probabilities_is_asked_once_then_read_as_written(tmp_path: Path) -> None:
+    """llama-cpp-python's server without logits_all answers 500 to logprobs: not a transient fault to retry for a
+    minute, but a reason to ask without them, with the written verdict counted as a fallback."""
+    refusal = "logprobs is not supported for models created with logits_all=False"
+    rows = [PARIS | {"input_query": f"What is the capital of France? ({i})"} for i in range(4)]
+    with fake_openai("judge", lambda messages: "Rating: [[7]]", refuse_logprobs=refusal) as judge:
+        providers = with_endpoint(judge.url)
+        providers["scoring"][0]["config"] |= {"default_judge_model": "endpoint/judge", "retry_for_s": 60}
+        with served_client(run_config_file(tmp_path / "state", providers)) as client:
+            started = time.monotonic()
+            result = _score(client, HELPFULNESS, rows, verdict_weighting="expected", max_concurrency=1)
+            took = time.monotonic() - started
+    assert [(row["status"], row["score"]) for row in result.score_rows] == [("scored", 7.0)] * 4
+    assert {row["verdict_distribution_fallback"] for row in result.score_rows} == {
+        "the judge model endpoint/judge refuses log probabilities"
+    }
+    usage = result.aggregated_results["usage"]
+    assert usage["expected_verdict_fallbacks"] == 4 and usage["inference_calls"] == 5 and usage["retries"] == 0
+    # One of our calls asked for them (the stack's OpenAI client itself retries a 500 twice), then none did.
+    asked = [bool(request.get("logprobs")) for request in judge.log]
+    assert asked == [True] * (len(asked) - 4) + [False] * 4 and len(asked) <= 7
+    assert took < 10  # retried as a transient 500, the first row alone took the whole 60 s budget

@@ -29,6 +29,7 @@ from tests.stacks import (
     start_server,
     stop_server,
     wait_for_job,
+    with_endpoint,
 )
 
 pytestmark = pytest.mark.integration
@@ -402,14 +403,7 @@ def test_a_job_judged_in_pages_reports_what_one_call_over_all_rows_would(tmp_pat
 
 def test_a_job_waits_out_a_judge_that_is_gone_for_30_s(tmp_path: Path) -> None:
     port = free_port()
-    providers = copy.deepcopy(selected_providers())
-    providers["inference"].append(
-        {
-            "provider_id": "endpoint",
-            "provider_type": "remote::openai",
-            "config": {"base_url": f"http://127.0.0.1:{port}/v1", "api_key": "none"},
-        }
-    )
+    providers = with_endpoint(f"http://127.0.0.1:{port}/v1")
     providers["scoring"][0]["config"] |= {"default_judge_model": "endpoint/judge", "max_retries": 3}
     rows = [{"input_query": f"What is the capital of France? ({i})", "expected_answer": "Paris"} for i in range(12)]
     function = "judge::helpfulness-v1"
