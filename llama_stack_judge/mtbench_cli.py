@@ -97,13 +97,17 @@ def reference_answers(args: argparse.Namespace, questions: Sequence[Question]) -
 
 
 def single_work(args: argparse.Namespace) -> Work:
-    """One row per model, question and turn."""
+    """One row per question, turn and model.
+
+    In that order: consecutive prompts then share the judge's instructions and the question (and reference), which
+    a llama.cpp server does not evaluate again (it keeps the previous prompt's cache and reuses the common prefix).
+    """
     questions = selected_questions(args)
     references = reference_answers(args, questions)
     work, answers = Work([], [], []), answer_files(args.answers)
-    for model in answers:
-        for question in questions:
-            for turn in args.turns:
+    for question in questions:
+        for turn in args.turns:
+            for model in answers:
                 add_single(work, question, references, answers, model, turn)
     return work
 
@@ -122,9 +126,9 @@ def pairwise_work(args: argparse.Namespace) -> Work:
     if not pairs:
         raise JudgeInputError("pairwise judging needs answers of at least two models")
     work = Work([], [], [])
-    for model_a, model_b in pairs:
-        for question in questions:
-            for turn in args.turns:
+    for question in questions:  # question-major, as in single_work: consecutive prompts share their start
+        for turn in args.turns:
+            for model_a, model_b in pairs:
                 add_pair(work, question, references, answers, (model_a, model_b), turn)
     return work
 

@@ -3,7 +3,7 @@
 import hashlib
 import json
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from llama_stack_judge.core.grammar import json_verdict_grammar, text_verdict_grammar
+from llama_stack_judge.core.grammar import DEFAULT_EXPLANATION_CHARS, json_verdict_grammar, text_verdict_grammar
 from llama_stack_judge.core.logprobs import MAX_EXPECTED_VALUES, rating_values
 from llama_stack_judge.core.patterns import PatternError, VerdictPattern, compile_patterns
 from llama_stack_judge.core.templates import PromptTemplate
@@ -180,6 +180,14 @@ class JudgeDefinition(_Frozen):
         description="llama.cpp servers only: constrain the reply with a grammar that lets the judge explain, then "
         "forces a well-formed verdict ('[[verdict]]', or the JSON object with structured_output).",
     )
+    max_explanation_chars: int = Field(
+        default=DEFAULT_EXPLANATION_CHARS,
+        ge=0,
+        le=100_000,
+        description="With verdict_grammar: the longest explanation the grammar lets the judge write before its "
+        "verdict (or after it, verdict first). A shorter one is fewer tokens to generate, and a judge that rambles "
+        "still ends with a verdict.",
+    )
 
     @model_validator(mode="after")
     def _check_text(self) -> "JudgeDefinition":
@@ -253,10 +261,14 @@ class JudgeDefinition(_Frozen):
         """The llama.cpp grammar of this judge's replies, if ``verdict_grammar`` is on."""
         if not self.verdict_grammar:
             return None
-        form = json_verdict_grammar if self.structured_output else text_verdict_grammar
+        form = partial(
+            json_verdict_grammar if self.structured_output else text_verdict_grammar,
+            verdict_first=self.verdict_first,
+            max_explanation_chars=self.max_explanation_chars,
+        )
         if isinstance(self.verdict, ChoiceVerdict):
-            return form(choices=sorted(self.verdict.choices), verdict_first=self.verdict_first)
-        return form(minimum=self.verdict.min, maximum=self.verdict.max, verdict_first=self.verdict_first)
+            return form(choices=sorted(self.verdict.choices))
+        return form(minimum=self.verdict.min, maximum=self.verdict.max)
 
     @cached_property
     def templates(self) -> tuple[PromptTemplate, ...]:
@@ -329,7 +341,12 @@ class JudgeDefinition(_Frozen):
     def content_hash(self) -> str:
         """sha256 of everything that decides this judge's verdicts (all fields but its id and description)."""
         content = self.model_dump(mode="json", exclude={"identifier", "description"})
-        for added_later, default in (("verdict_weighting", "sampled"), ("verdict_first", False)):
+        added_later_defaults = (
+            ("verdict_weighting", "sampled"),
+            ("verdict_first", False),
+            ("max_explanation_chars", DEFAULT_EXPLANATION_CHARS),
+        )
+        for added_later, default in added_later_defaults:
             if content[added_later] == default:  # left out when unset, so hashes made before them hold
                 del content[added_later]
         return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

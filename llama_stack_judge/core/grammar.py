@@ -7,6 +7,7 @@ rambles still ends with a verdict instead of running out of tokens.
 
 import json
 
+DEFAULT_EXPLANATION_CHARS = 1500
 # Enumerate integer ratings up to this many values; wider or fractional ranges take any number, range-checked later.
 _MAX_ENUMERATED = 101
 
@@ -31,7 +32,7 @@ def _rating_rule(minimum: float | None, maximum: float | None) -> str:
 
 def text_verdict_grammar(
     *, choices: list[str] | None = None, minimum: float | None = None, maximum: float | None = None,
-    max_explanation_chars: int = 1500, verdict_first: bool = False,
+    max_explanation_chars: int = DEFAULT_EXPLANATION_CHARS, verdict_first: bool = False,
 ) -> str:  # fmt: skip
     """Any explanation without ``[[``, then ``[[verdict]]`` (or the verdict first): a choice label or a rating."""
     verdict = " | ".join(_literal(label) for label in choices) if choices else _rating_rule(minimum, maximum)
@@ -47,7 +48,7 @@ def text_verdict_grammar(
 
 def json_verdict_grammar(
     *, choices: list[str] | None = None, minimum: float | None = None, maximum: float | None = None,
-    max_explanation_chars: int = 1500, verdict_first: bool = False,
+    max_explanation_chars: int = DEFAULT_EXPLANATION_CHARS, verdict_first: bool = False,
 ) -> str:  # fmt: skip
     """The JSON object ``{"explanation": "...", "verdict": ...}`` (or verdict first) with a choice label or rating."""
     verdict = (

@@ -34,6 +34,9 @@ class JudgeOptions(BaseModel):
     max_tokens: int | None = Field(
         default=None, ge=1, le=MAX_JUDGE_TOKENS, description="Longest judge reply, in tokens."
     )
+    max_explanation_chars: int | None = Field(
+        default=None, ge=0, le=100_000, description="With verdict_grammar: the longest explanation allowed."
+    )
     verdict_weighting: Literal["sampled", "expected"] | None = Field(
         default=None, description="'expected': verdicts weighted by the judge's token probabilities."
     )
@@ -64,7 +67,7 @@ class JudgeOptions(BaseModel):
             name: value
             for name in (
                 "num_samples", "failure_policy", "structured_output", "verdict_grammar", "verdict_weighting",
-                "verdict_first",
+                "verdict_first", "max_explanation_chars",
             )
             if (value := getattr(self, name)) is not None
         }  # fmt: skip

@@ -50,6 +50,18 @@ def test_definitions_send_a_grammar_only_when_asked_and_then_no_response_format(
     assert 'verdict ::= "A" | "B" | "C"' in (choice.grammar or "")
 
 
+def test_an_explanation_cap_shortens_the_grammars_explanation_and_is_another_judge() -> None:
+    plain = validate_definition(RATING, source="test")
+    default = JudgeOptions(verdict_grammar=True, structured_output=True).apply(plain)
+    capped = JudgeOptions(verdict_grammar=True, structured_output=True, max_explanation_chars=250).apply(plain)
+    assert 'string ::= "\\"" char{0,1500} "\\""' in (default.grammar or "")
+    assert 'string ::= "\\"" char{0,250} "\\""' in (capped.grammar or "")
+    assert capped.content_hash != default.content_hash  # another judge: another card and cache key
+    assert default.content_hash == default.with_changes(max_explanation_chars=1500).content_hash
+    with pytest.raises(JudgeDefinitionError, match="max_explanation_chars"):
+        validate_definition({**RATING, "max_explanation_chars": -1}, source="test")
+
+
 def test_the_grammar_is_part_of_the_cache_key() -> None:
     plain = validate_definition(RATING, source="test")
     constrained = JudgeOptions(verdict_grammar=True).apply(plain)

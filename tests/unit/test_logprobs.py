@@ -191,7 +191,7 @@ def test_expected_weighting_needs_a_short_list_of_verdicts_read_from_text(change
 
 def test_the_definition_hash_of_a_sampled_judge_is_unchanged_by_the_new_fields() -> None:
     sampled = RATING.with_changes(verdict_weighting="sampled")
-    new_fields = {"verdict_weighting", "verdict_first"}  # at their defaults, hashes are as before they existed
+    new_fields = {"verdict_weighting", "verdict_first", "max_explanation_chars"}  # at defaults: hashes as before
     data = sampled.model_dump(mode="json", exclude={"identifier", "description", *new_fields})
     assert sampled.content_hash == hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     assert RATING.content_hash != sampled.content_hash
