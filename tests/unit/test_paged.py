@@ -28,10 +28,14 @@ def test_pages_aggregate_like_one_call() -> None:
 def test_a_resumed_job_continues_plan_and_usage() -> None:
     first = PagedScores()
     first.add_aggregates({"aggregation": {"functions": ["median"], "failed_score": None}, "usage": {"retries": 2}})
+    card = {"headline": "this judge: ...", "card_id": "c1"}
+    first.add_aggregates({"judges": {"j::x": {"judge_model": "m"}}, "judge_card": card})
     resumed = PagedScores.from_state(first.state())
-    resumed.add_aggregates({"usage": {"retries": 1}})
+    resumed.add_aggregates({"usage": {"retries": 1}})  # a page whose scoring found no card keeps the one found
     resumed.add_rows([{"score": 3.0, "status": "scored"}, {"score": 5.0, "status": "scored"}], {})
-    assert resumed.aggregated(bootstrap_resamples=0, seed=0)["median"] == {"median": 4.0}
+    merged = resumed.aggregated(bootstrap_resamples=0, seed=0)
+    assert merged["median"] == {"median": 4.0} and merged["judge_card"] == card
+    assert merged["judges"] == {"j::x": {"judge_model": "m"}}
     assert resumed.usage == {"retries": 3}
 
 
