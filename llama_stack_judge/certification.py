@@ -131,6 +131,8 @@ def certification_rows(
 ) -> list[dict[str, Any]]:
     """Dataset rows of a certification benchmark on the shipped labels: one per answer (single) or labelled pair."""
     wanted, turns = set(question_ids or DEV_QUESTION_IDS), set(turns)
+    if unlabelled := sorted(wanted - set(DEV_QUESTION_IDS)):
+        raise JudgeInputError(f"questions {unlabelled} have no {SHIPPED_LABELS} labels: those are the odd ids 81-159")
     if kind == "pairwise":
         return [
             {"question_id": question_id, "model_a": model_a, "model_b": model_b, "turn": turn}
@@ -146,10 +148,11 @@ def certification_rows(
     ]
 
 
-def _key_field(row: Mapping[str, Any], name: str, kind: type, *, where: str) -> Any:
+def _key_field(row: Mapping[str, Any], name: str, expected: type, *, where: str) -> Any:
     value = row.get(name)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise JudgeInputError(f"{where}: '{name}' must be {'an integer' if kind is int else 'a string'}, got {value!r}")
+    if not isinstance(value, expected) or isinstance(value, bool):
+        described = "an integer" if expected is int else "a string"
+        raise JudgeInputError(f"{where}: '{name}' must be {described}, got {value!r}")
     return value
 
 
@@ -178,7 +181,9 @@ def certification_work(kind: Kind, rows: Sequence[Mapping[str, Any]], *, first_i
     return work
 
 
-def judgments_of(kind: Kind, about: Sequence[Mapping[str, Any]], scored: Sequence[Mapping[str, Any]]) -> list[Any]:
+def judgments_of(
+    kind: Kind, about: Sequence[Mapping[str, Any]], scored: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     """Judgment records of score rows, each with what its row is about."""
     to_judgment = pairwise_judgment if kind == "pairwise" else single_judgment
     return [to_judgment(what, score_row) for what, score_row in zip(about, scored, strict=True)]
