@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from llama_stack_judge.cardbook import card_book, card_summary
-from llama_stack_judge.core.aggregate import JUDGES_KEY
+from llama_stack_judge.core.aggregate import JUDGE_CARD_KEY, JUDGES_KEY
 from llama_stack_judge.core.agreement import agreement
 from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.core.mtbench import (
@@ -160,6 +160,7 @@ class Judged:
     judges: dict[str, Any]
     complete: bool
     seconds: float = 0.0  # wall time, the stack's start included
+    stack_card: dict[str, Any] | None = None  # the judges' card as the stack found it (its store, or shipped)
 
 
 def judge_work(
@@ -199,6 +200,7 @@ def judge_work(
                 for key, value in result.aggregated_results.get("usage", {}).items():
                     judged.usage[key] = judged.usage.get(key, 0) + value
                 judged.judges |= result.aggregated_results.get(JUDGES_KEY) or {}
+                judged.stack_card = result.aggregated_results.get(JUDGE_CARD_KEY) or judged.stack_card
                 advance(len(rows))
     except KeyboardInterrupt:
         threading.excepthook = _quiet_after_interrupt
@@ -250,6 +252,13 @@ def judge_into(args: argparse.Namespace, work: Work, output: Path, *, pairwise: 
     return function_id, judged
 
 
+def _shown_card(args: argparse.Namespace, judged: Judged) -> dict[str, Any] | None:
+    """The judges' card with the most judgments: filed by the CLI's certify, or in the stack's card store."""
+    filed = card_summary(card_book(args).find(judged.judges) if judged.judges else None)
+    found = [card for card in (filed, judged.stack_card) if card]
+    return max(found, key=lambda card: int(card.get("n_judgments") or 0), default=None)
+
+
 def run_judging(args: argparse.Namespace, kind: str) -> int:
     """``mt-bench single`` and ``mt-bench pairwise``: judge, then write judgments, summary, plot and report."""
     from llama_stack_judge.report import print_summary, write_report
@@ -271,7 +280,7 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
         "skipped": work.skipped,
         "usage": judged.usage,
         "run": run_metadata(args, function_id=function_id, judges=judged.judges),
-        "card": card_summary(card_book(args).find(judged.judges) if judged.judges else None),
+        "card": _shown_card(args, judged),
     }
     summary |= {"models": summarize_single(judgments)} if kind == "single" else summarize_pairwise(judgments)
     _write_json(output / "summary.json", summary)

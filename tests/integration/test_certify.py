@@ -136,6 +136,12 @@ def test_a_served_stack_certifies_a_judge_files_its_card_and_shows_it_to_later_c
             other = client.scoring.score(input_rows=[pair], scoring_functions={function: _judge("endpoint/other")})
         with served_client(run_yaml) as client:  # a restart: the card is read back from the store
             again = client.scoring.score(input_rows=[pair], scoring_functions={function: _judge("endpoint/judge")})
+        answers = [str(data_file("dev") / "answers" / f"{model}.jsonl") for model in ("gpt-4", "llama-13b")]
+        shown_by_cli = _run(
+            "mt-bench", "pairwise", "--answers", *answers, "--question-ids", "81", "--turns", "1",
+            "--stack-config", str(run_yaml), "--judge-model", "endpoint/judge", "--output", str(tmp_path / "cli"),
+            "--state-dir", str(tmp_path / "cli-state"),
+        )  # fmt: skip
         _, cli_card = _certify(tmp_path, "pairwise", server.url, "--voted-by", "experts")
     card = result.scores[function].aggregated_results["certification"]
     expert_keys = {
@@ -161,6 +167,8 @@ def test_a_served_stack_certifies_a_judge_files_its_card_and_shows_it_to_later_c
         assert summary["headline"] == headline(card) and summary["card_id"] == card["card_id"]
         assert summary["n_judgments"] == card["n_judgments"] and not summary["shipped"]
     assert "judge_card" not in other.results[function].aggregated_results  # another model is another judge
+    assert shown_by_cli.returncode == 0, shown_by_cli.stderr  # the command line shows a card filed in the stack
+    assert headline(card) in shown_by_cli.stdout.replace("\n", " ")
     listed = _run("cards", "--stack-config", str(run_yaml))
     assert listed.returncode == 0, listed.stderr
     assert "endpoint/judge" in listed.stdout and card["card_id"][:12] in listed.stdout
