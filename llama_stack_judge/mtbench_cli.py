@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TimeRemainingColumn
 from rich.text import Text
 
+from llama_stack_judge import leaderboard_cli
 from llama_stack_judge.cardbook import card_book, card_summary
 from llama_stack_judge.core.aggregate import JUDGE_CARD_KEY, JUDGES_KEY
 from llama_stack_judge.core.agreement import agreement
@@ -282,7 +283,12 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
         "run": run_metadata(args, function_id=function_id, judges=judged.judges),
         "card": _shown_card(args, judged),
     }
-    summary |= {"models": summarize_single(judgments)} if kind == "single" else summarize_pairwise(judgments)
+    if kind == "single":
+        summary["models"] = summarize_single(judgments)
+    else:
+        summary |= summarize_pairwise(judgments) | {
+            "leaderboard": leaderboard_cli.leaderboard_of(judgments, args.baseline)
+        }
     _write_json(output / "summary.json", summary)
     print_summary(summary)
     write_report(output, summary, judgments)
@@ -364,3 +370,4 @@ def add_parser(commands: Any, add_judge_options: Callable[[argparse.ArgumentPars
     agree.add_argument("--judge", help="only votes whose judge name starts with this (e.g. 'expert')")
     agree.add_argument("--output", help="write the agreement report as JSON")
     agree.set_defaults(run=run_agreement)
+    leaderboard_cli.add_parser(kinds)

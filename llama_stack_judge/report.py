@@ -123,6 +123,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     else:
         console.print(pairwise_table(summary))
         console.print(pairwise_headline(summary))
+        if summary.get("leaderboard"):
+            console.print(leaderboard_table(summary["leaderboard"]))
     usage = summary.get("usage") or {}
     console.print(
         f"judgments {summary['n_judgments']} of {summary['n_planned']}; "
@@ -149,6 +151,30 @@ def print_agreement(report: dict[str, Any]) -> None:
             f"{_number(votes['without_ties']['agreement'], 3)} (n={votes['without_ties']['n']})",
         )
     _console().print(table)
+
+
+def leaderboard_table(board: dict[str, Any]) -> Table:
+    """Bradley-Terry ratings, best first: rank, rating with its interval, win rates and battles."""
+    table = Table(
+        "rank", "model", "rating", "95% CI", f"P(win) vs {board['anchor']}", "raw win rate", "battles",
+        title=f"Bradley-Terry leaderboard ({board['n_battles']:,} battles, {board['resamples']} bootstrap refits)",
+    )  # fmt: skip
+    for row in board["models"]:
+        table.add_row(
+            "-" if row["rank"] is None else str(row["rank"]),
+            row["model"],
+            f"{row['rating']:.0f}",
+            _interval(row["ci95"], 0),
+            _number(row["win_rate_vs_anchor"], 3),
+            _number(row["raw_win_rate"], 3),
+            str(row["battles"]),
+        )
+    return table
+
+
+def print_leaderboard(board: dict[str, Any]) -> None:
+    """The leaderboard on stdout."""
+    _console().print(leaderboard_table(board))
 
 
 def plot(summary: dict[str, Any]) -> bytes:
@@ -183,6 +209,34 @@ def plot(summary: dict[str, Any]) -> bytes:
         axes.set_ylim(0, 1)
         axes.set_ylabel("win rate (ties = 1/2), 95% CI")
         axes.set_title("MT-bench pairwise win rates")
+    return _png(figure)
+
+
+def leaderboard_plot(board: dict[str, Any]) -> bytes:
+    """PNG bytes: each model's Bradley-Terry rating with its 95 % interval, best on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = board["models"][::-1]
+    ratings = [row["rating"] for row in rows]
+    errors = [
+        [row["rating"] - (row["ci95"] or [row["rating"]] * 2)[0] for row in rows],
+        [(row["ci95"] or [row["rating"]] * 2)[1] - row["rating"] for row in rows],
+    ]
+    figure, axes = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.2))
+    axes.errorbar(ratings, range(len(rows)), xerr=errors, fmt="o", capsize=5, color="tab:blue")
+    axes.set_yticks(range(len(rows)), [row["model"] for row in rows])
+    axes.axvline(1000, color="grey", linewidth=0.8, linestyle="--")
+    axes.set_xlabel(f"Bradley-Terry rating, 95% CI ({board['anchor']} = 1000)")
+    return _png(figure)
+
+
+def _png(figure: Any) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
@@ -277,6 +331,10 @@ def write_report(output: Path, summary: dict[str, Any], judgments: Sequence[dict
         tables = _html_table(single_table(summary)) + _html_table(category_table(summary))
     else:
         tables = _html_table(pairwise_table(summary)) + f"<p>{html.escape(pairwise_headline(summary))}</p>"
+        if board := summary.get("leaderboard"):
+            rating_plot = base64.b64encode(leaderboard_plot(board)).decode()
+            tables += _html_table(leaderboard_table(board))
+            tables += f'<img alt="ratings" src="data:image/png;base64,{rating_plot}">'
     picture = f'<img alt="scores" src="data:image/png;base64,{base64.b64encode(image).decode()}">' if image else ""
     index, texts = _judgment_rows(summary["kind"], judgments)
     status = "" if summary["complete"] else "<p class=error>Interrupted: not every judgment was made.</p>"

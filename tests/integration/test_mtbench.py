@@ -3,6 +3,7 @@
 import copy
 import hashlib
 import json
+import math
 import re
 import signal
 import subprocess
@@ -282,6 +283,12 @@ def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
     assert all(p["verdict_ab"] and p["verdict_ba"] and p["judge_output_ba"] for p in pairs)
     pair_summary = json.loads((tmp_path / "pair" / "summary.json").read_text())
     assert pair_summary["models"]["alpha"]["win_rate"] == 0.75 and pair_summary["position_consistency"] == 1.0
+    board = pair_summary["leaderboard"]  # 8 battles (both orders), alpha won 6: odds 3 against the baseline
+    assert board["anchor"] == "beta" and board["n_battles"] == 8
+    alpha = next(row for row in board["models"] if row["model"] == "alpha")
+    assert alpha["rating"] == pytest.approx(1000 + 400 * math.log10(3), abs=0.01) and alpha["raw_win_rate"] == 0.75
+    assert "Bradley-Terry leaderboard (8 battles" in outputs["pair"]
+    assert 'alt="ratings"' in (tmp_path / "pair" / "report.html").read_text()
     votes = tmp_path / "votes.jsonl"
     votes.write_text(
         "".join(
@@ -383,3 +390,22 @@ def test_ctrl_c_keeps_what_was_judged_and_a_rerun_resumes(tmp_path: Path) -> Non
     assert resumed["complete"] is True and resumed["n_judgments"] == 12
     assert resumed["usage"]["cache_hits"] >= kept  # what was judged before is not paid for again
     assert len(log) - first_calls == resumed["usage"]["inference_calls"] == 12 - resumed["usage"]["cache_hits"]
+
+
+def test_the_leaderboard_command_reads_fastchat_and_vote_files(tmp_path: Path) -> None:
+    gpt4 = data_file("dev") / "gpt4_pair_judgments_dev.jsonl"
+    done = _run("mt-bench", "leaderboard", "--judgments", str(gpt4), "--resamples", "100", "--output",
+                str(tmp_path / "board.json"), "--anchor", "llama-13b")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    board = json.loads((tmp_path / "board.json").read_text())
+    assert board["anchor"] == "llama-13b" and board["n_battles"] == 1200 and board["models"][0]["model"] == "gpt-4"
+    assert "gpt-4" in done.stdout and "Bradley-Terry leaderboard (1,200 battles" in done.stdout
+    fastchat = tmp_path / "gpt-4_pair.jsonl"
+    fastchat.write_text(
+        json.dumps({"question_id": 81, "model_1": "a", "model_2": "b", "g1_winner": "model_1", "g2_winner": "tie"})
+        + "\n"
+    )
+    done = _run("mt-bench", "leaderboard", "--judgments", str(tmp_path), "--judge", "none-such", "--resamples", "0")
+    assert done.returncode == 2 and "no battle in the judgment files by a judge named none-such*" in done.stderr
+    done = _run("mt-bench", "leaderboard", "--judgments", str(tmp_path), "--resamples", "0")
+    assert done.returncode == 0 and "(2 battles, 0 bootstrap refits)" in done.stdout  # both orders of the one pair

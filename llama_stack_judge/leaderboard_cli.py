@@ -1,0 +1,114 @@
+"""``mt-bench leaderboard``: a Bradley-Terry leaderboard from pairwise judgment files.
+
+Three record forms are read, each line by its fields:
+- ours (``mt-bench pairwise``'s judgments.jsonl): ``model_a``, ``model_b``, ``verdict_ab``, ``verdict_ba`` — each
+  order judged is a battle;
+- FastChat's ``gpt-4_pair.jsonl``: ``model_1``, ``model_2``, ``g1_winner``, ``g2_winner`` — each order is a battle;
+- votes (``model_a``, ``model_b``, ``winner``), such as the MT-bench human and GPT-4 judgments — one battle each.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from llama_stack_judge.core.jsonl import read_numbered
+from llama_stack_judge.core.leaderboard import Battle, Winner, leaderboard
+from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.outputs import output_file
+
+_ORDER_WINNERS: dict[str, Winner] = {"A": "model_a", "B": "model_b", "C": "tie"}  # of one order's verdict
+_FASTCHAT_WINNERS: dict[str, Winner] = {"model_1": "model_a", "model_2": "model_b", "tie": "tie"}
+
+
+def _vote_winner(winner: object, *, where: str) -> Winner:
+    if winner in ("model_a", "model_b"):
+        return winner  # type: ignore[return-value]
+    if isinstance(winner, str) and winner.startswith("tie"):
+        return "tie"
+    raise JudgeInputError(f"{where}: winner must be model_a, model_b or a tie, got {winner!r}")
+
+
+def battles_of(record: Mapping[str, Any], *, where: str) -> Iterator[Battle]:
+    """The battles one judgment record holds (none for a judgment without a verdict in any order)."""
+    if "verdict_ab" in record:  # ours: the swapped order's "A" is model_b
+        a, b = str(record["model_a"]), str(record["model_b"])
+        if (ab := _ORDER_WINNERS.get(str(record.get("verdict_ab")))) is not None:
+            yield Battle(a, b, ab)
+        if (ba := _ORDER_WINNERS.get(str(record.get("verdict_ba")))) is not None:
+            yield Battle(b, a, ba)
+    elif "g1_winner" in record:  # FastChat: both orders' winners already named by model_1 / model_2
+        a, b = str(record["model_1"]), str(record["model_2"])
+        for key in ("g1_winner", "g2_winner"):
+            if (winner := _FASTCHAT_WINNERS.get(str(record.get(key)))) is not None:
+                yield Battle(a, b, winner)
+    elif "winner" in record and "model_a" in record and "model_b" in record:
+        yield Battle(str(record["model_a"]), str(record["model_b"]), _vote_winner(record["winner"], where=where))
+    else:
+        raise JudgeInputError(
+            f"{where}: not a pairwise judgment: expected verdict_ab/verdict_ba (ours), g1_winner/g2_winner "
+            "(FastChat) or model_a/model_b/winner (votes)"
+        )
+
+
+def leaderboard_of(judgments: Sequence[Mapping[str, Any]], anchor: str | None) -> dict[str, Any] | None:
+    """The leaderboard of a pairwise run's judgments (anchored on its baseline, if any); None without a battle."""
+    battles = [battle for i, j in enumerate(judgments) for battle in battles_of(j, where=f"judgment {i}")]
+    return leaderboard(battles, anchor=anchor, seed=0) if battles else None
+
+
+def _files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.jsonl")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise JudgeInputError(f"{path}: no such file or folder")
+    return files
+
+
+def read_battles(paths: list[str], *, judge: str | None = None) -> list[Battle]:
+    """Every battle in the files (folders: their ``*.jsonl``); with ``judge``, records whose judge starts with it."""
+    battles: list[Battle] = []
+    for path in _files(paths):
+        for line, record in read_numbered(path):
+            if judge is None or str(record.get("judge", "")).startswith(judge):
+                battles.extend(battles_of(record, where=f"{path}:{line}"))
+    return battles
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    """Fit the leaderboard, print it, and write it as JSON when asked."""
+    from llama_stack_judge.report import print_leaderboard
+
+    output = output_file(args.output) if args.output else None
+    battles = read_battles(args.judgments, judge=args.judge)
+    if not battles:
+        raise JudgeInputError(
+            "no battle in the judgment files" + (f" by a judge named {args.judge}*" if args.judge else "")
+        )
+    try:
+        board = leaderboard(battles, anchor=args.anchor, resamples=args.resamples, seed=args.seed)
+    except ValueError as exc:
+        raise JudgeInputError(str(exc)) from None
+    if output is not None:
+        output.write_text(json.dumps(board, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {output}", file=sys.stderr)
+    print_leaderboard(board)
+    return 0
+
+
+def add_parser(kinds: Any) -> None:
+    """``mt-bench leaderboard``."""
+    board = kinds.add_parser("leaderboard", help="Bradley-Terry ratings with intervals from pairwise judgments")
+    board.add_argument("--judgments", nargs="+", required=True, help="judgment files or folders (ours, FastChat's)")
+    board.add_argument("--anchor", help="the model rated 1000 (default: the one with the most battles)")
+    board.add_argument("--judge", help="only records whose judge name starts with this (e.g. 'gpt4', 'expert')")
+    board.add_argument("--resamples", type=int, default=1000, help="bootstrap refits for the intervals (0: none)")
+    board.add_argument("--seed", type=int, default=0, help="of the bootstrap")
+    board.add_argument("--output", help="write the leaderboard as JSON")
+    board.set_defaults(run=run_leaderboard)
