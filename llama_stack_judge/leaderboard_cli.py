@@ -16,6 +16,7 @@ from typing import Any
 
 from llama_stack_judge.core.jsonl import read_numbered
 from llama_stack_judge.core.leaderboard import Battle, Winner, leaderboard
+from llama_stack_judge.core.length_control import LengthBattle
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.outputs import output_file
 
@@ -57,6 +58,25 @@ def leaderboard_of(judgments: Sequence[Mapping[str, Any]], anchor: str | None) -
     """The leaderboard of a pairwise run's judgments (anchored on its baseline, if any); None without a battle."""
     battles = [battle for i, j in enumerate(judgments) for battle in battles_of(j, where=f"judgment {i}")]
     return leaderboard(battles, anchor=anchor, seed=0) if battles else None
+
+
+def length_battles(
+    judgments: Sequence[Mapping[str, Any]], baseline: str, lengths: Mapping[tuple[str, int, int], int]
+) -> list[LengthBattle]:
+    """Each judged order against ``baseline`` as the other model's share of the win and the answers' length gap."""
+    found = []
+    for index, judgment in enumerate(judgments):
+        models = (str(judgment["model_a"]), str(judgment["model_b"]))
+        if baseline not in models or models[0] == models[1]:
+            continue
+        other = models[1] if models[0] == baseline else models[0]
+        question, turn = int(judgment["question_id"]), int(judgment["turn"])
+        gap = lengths[(other, question, turn)] - lengths[(baseline, question, turn)]
+        for battle in battles_of(judgment, where=f"judgment {index}"):
+            winner = None if battle.winner == "tie" else getattr(battle, battle.winner)
+            score = 0.5 if winner is None else float(winner == other)
+            found.append(LengthBattle(other, score, float(gap)))
+    return found
 
 
 def _files(paths: list[str]) -> list[Path]:

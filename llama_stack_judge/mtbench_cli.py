@@ -18,9 +18,11 @@ from rich.text import Text
 
 from llama_stack_judge import leaderboard_cli
 from llama_stack_judge.cardbook import card_book, card_summary
+from llama_stack_judge.certification import answer_lengths
 from llama_stack_judge.core.aggregate import JUDGE_CARD_KEY, JUDGES_KEY
 from llama_stack_judge.core.agreement import agreement
 from llama_stack_judge.core.jsonl import read_jsonl
+from llama_stack_judge.core.length_control import length_controlled
 from llama_stack_judge.core.mtbench import (
     NEED_REFERENCE,
     Question,
@@ -289,6 +291,11 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
         summary |= summarize_pairwise(judgments) | {
             "leaderboard": leaderboard_cli.leaderboard_of(judgments, args.baseline)
         }
+        if args.baseline is not None:
+            battles = leaderboard_cli.length_battles(
+                judgments, args.baseline, answer_lengths(answer_files(args.answers))
+            )
+            summary["length_controlled"] = length_controlled(battles) | {"baseline": args.baseline}
     _write_json(output / "summary.json", summary)
     print_summary(summary)
     write_report(output, summary, judgments)

@@ -125,6 +125,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print(pairwise_headline(summary))
         if summary.get("leaderboard"):
             console.print(leaderboard_table(summary["leaderboard"]))
+        if summary.get("length_controlled", {}).get("models"):
+            console.print(length_controlled_table(summary["length_controlled"]))
     usage = summary.get("usage") or {}
     console.print(
         f"judgments {summary['n_judgments']} of {summary['n_planned']}; "
@@ -168,6 +170,25 @@ def leaderboard_table(board: dict[str, Any]) -> Table:
             _number(row["win_rate_vs_anchor"], 3),
             _number(row["raw_win_rate"], 3),
             str(row["battles"]),
+        )
+    return table
+
+
+def length_controlled_table(controlled: dict[str, Any]) -> Table:
+    """Raw and length-controlled win rates against the baseline, with intervals and the length coefficient."""
+    table = Table(
+        "model", "win rate", "95% CI", "length-controlled", "95% CI", "length coef.", "battles",
+        title=f"win rates against {controlled['baseline']}, raw and with answer length controlled",
+    )  # fmt: skip
+    for model, row in sorted(controlled["models"].items(), key=lambda item: -item[1]["length_controlled_win_rate"]):
+        table.add_row(
+            model,
+            _number(row["win_rate"], 3),
+            _interval(row["win_rate_ci95"], 3),
+            _number(row["length_controlled_win_rate"], 3),
+            _interval(row["length_controlled_ci95"], 3),
+            _number(row["length_coefficient"], 2),
+            str(row["n"]),
         )
     return table
 
@@ -335,6 +356,8 @@ def write_report(output: Path, summary: dict[str, Any], judgments: Sequence[dict
             rating_plot = base64.b64encode(leaderboard_plot(board)).decode()
             tables += _html_table(leaderboard_table(board))
             tables += f'<img alt="ratings" src="data:image/png;base64,{rating_plot}">'
+        if summary.get("length_controlled", {}).get("models"):
+            tables += _html_table(length_controlled_table(summary["length_controlled"]))
     picture = f'<img alt="scores" src="data:image/png;base64,{base64.b64encode(image).decode()}">' if image else ""
     index, texts = _judgment_rows(summary["kind"], judgments)
     status = "" if summary["complete"] else "<p class=error>Interrupted: not every judgment was made.</p>"

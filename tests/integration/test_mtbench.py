@@ -289,6 +289,9 @@ def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
     assert alpha["rating"] == pytest.approx(1000 + 400 * math.log10(3), abs=0.01) and alpha["raw_win_rate"] == 0.75
     assert "Bradley-Terry leaderboard (8 battles" in outputs["pair"]
     assert 'alt="ratings"' in (tmp_path / "pair" / "report.html").read_text()
+    controlled = pair_summary["length_controlled"]  # alpha's answers are longer in 3 of 4 rows: raw 0.75 is flattered
+    assert controlled["baseline"] == "beta" and controlled["models"]["alpha"]["win_rate"] == 0.75
+    assert controlled["models"]["alpha"]["n"] == 8 and "length-controlled" in outputs["pair"]
     votes = tmp_path / "votes.jsonl"
     votes.write_text(
         "".join(
