@@ -15,7 +15,7 @@ from llama_stack_judge.mtbench_cli import answer_files
 from llama_stack_judge.mtbench_eval import register_certification
 from tests.fake_openai import fake_openai
 from tests.integration.test_cli import _run
-from tests.stacks import bad_request, run_config_file, served_client, wait_for_job, with_endpoint
+from tests.stacks import bad_request, run_config_file, served_client, start_server, wait_for_job, with_endpoint
 
 pytestmark = pytest.mark.integration
 QUESTIONS = (81, 83, 85)
@@ -220,3 +220,45 @@ def test_certification_rows_in_the_request_and_refusals(tmp_path: Path) -> None:
         for m in ("gpt-4", "llama-13b", "alpaca-13b")
     ]  # the length judge's ratings of the shipped answers: the rows were filled in from the package's data
     assert card["kind"] == "rating" and card["n_judgments"] == 3 and card["reference"]["spearman"]["n"] == 3
+
+
+def test_a_certification_killed_midway_resumes_and_judges_no_answer_twice(tmp_path: Path) -> None:
+    from tests.fake_openai import Fault
+    from tests.integration.test_jobs import _kill_once, _restart_and_finish
+
+    def slow_length_judge(messages: list[dict[str, Any]]) -> Fault:
+        return Fault(delay_s=0.2, then=_length_judge(messages))
+
+    state = tmp_path / "stack"
+    with fake_openai("judge", slow_length_judge) as judge:
+        providers = with_endpoint(judge.url)
+        providers["eval"][0]["config"] = providers["eval"][0].get("config", {}) | {"page_rows": 4}
+        providers["scoring"][0]["config"] |= {"max_concurrency": 2}
+        run_yaml = run_config_file(state, providers)
+        process, client = start_server(run_yaml)
+        try:
+            benchmark_id = register_certification(client, "single", question_ids=[81, 91])  # 14 answers
+            job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=_candidate("endpoint/judge"))
+            _kill_once(process, lambda: _stored_results(state, job.job_id) >= 4)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        judged_before = _stored_results(state, job.job_id)
+        assert 4 <= judged_before < 14
+        result = _restart_and_finish(run_yaml, benchmark_id, job.job_id)
+    prompts = [json.dumps(request["messages"]) for request in judge.log]
+    assert len(set(prompts)) == 14 and len(prompts) <= 14 + 2  # at most the calls in flight at the kill, again
+    card = result.scores["judge::response_assessment.rating"].aggregated_results["certification"]
+    assert card["n_judgments"] == 14 == len(result.generations) and card["card_id"]
+    assert card["reference"]["spearman"]["n"] == 12  # GPT-4 rated six of the seven models
+
+
+def _stored_results(state: Path, job_id: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(state / "sql_store.db") as db:
+        query = "SELECT COUNT(*) FROM llama_stack_judge_eval_results WHERE job_id = ?"
+        try:
+            return int(db.execute(query, (job_id,)).fetchone()[0])
+        except sqlite3.OperationalError:  # the table does not exist yet
+            return 0
