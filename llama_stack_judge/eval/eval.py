@@ -50,7 +50,7 @@ from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_wit
 from llama_stack_judge.core.text import without_surrogates
 from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError, JudgeNotFoundError
 from llama_stack_judge.eval.access import JobUser, context_of, may
-from llama_stack_judge.eval.certify import Certifier, certification_spec
+from llama_stack_judge.eval.certify import Certifier, certification_spec, judge_params
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.store import JobRecord, JobStore, RowOutcome
 from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
@@ -197,6 +197,9 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         await self._resume_unfinished()
         benchmark = await self._benchmark(request.benchmark_id)
         await check_readable(self._datasets, benchmark.dataset_id, where=f"benchmark {benchmark.identifier}")
+        certification = certification_spec(benchmark)
+        if certification is not None:  # refused before a job exists, as other bad requests are
+            judge_params(request.benchmark_config, benchmark.scoring_functions[0])
         job = JobRecord(
             job_id=uuid.uuid4().hex,
             benchmark_id=benchmark.identifier,
@@ -207,7 +210,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             user=JobUser.current(),
             save_results_dataset=bool((benchmark.metadata or {}).get("save_results_dataset", False)),
             mt_bench_questions=bool((benchmark.metadata or {}).get(QUESTIONS_FLAG, False)),
-            certification=certification_spec(benchmark),
+            certification=certification,
         )
         await self.store.save(job)
         self._start(job, context=contextvars.copy_context())  # the request's own context: its user and provider data

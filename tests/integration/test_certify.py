@@ -204,6 +204,11 @@ def test_certification_rows_in_the_request_and_refusals(tmp_path: Path) -> None:
                 benchmark_config=_candidate("endpoint/judge")
                 | {"scoring_params": {function: _judge("scripted/judge")}},
             )
+        with bad_request("judge certified is the eval candidate"):  # refused before a job exists
+            client.alpha.eval.run_eval(
+                benchmark_id,
+                benchmark_config=_candidate("endpoint/judge") | {"scoring_params": {function: _judge("other")}},
+            )
         client.beta.datasets.register(purpose="eval/messages-answer", source={"type": "rows", "rows": rows})
         with bad_request("metadata.certification", "kind 'single' or 'pairwise'"):
             client.alpha.benchmarks.register(
