@@ -24,10 +24,9 @@ from llama_stack_judge.certification import (
 )
 from llama_stack_judge.core.card import SOURCES, headline
 from llama_stack_judge.core.mtbench import data_file
-from llama_stack_judge.core.mtbench_work import Work, add_pair
+from llama_stack_judge.core.mtbench_work import Work, add_pair, answer_files
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.mtbench_cli import (
-    answer_files,
     judge_into,
     parse_turns,
     reference_answers,

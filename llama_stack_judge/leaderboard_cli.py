@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from llama_stack_judge.core.jsonl import read_numbered
-from llama_stack_judge.core.leaderboard import Battle, Winner, leaderboard
+from llama_stack_judge.core.leaderboard import Battle, Winner, leaderboard, style_differences
 from llama_stack_judge.core.length_control import LengthBattle
+from llama_stack_judge.core.mtbench_work import Answers, answer_files
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.outputs import output_file
 
@@ -54,10 +55,40 @@ def battles_of(record: Mapping[str, Any], *, where: str) -> Iterator[Battle]:
         )
 
 
-def leaderboard_of(judgments: Sequence[Mapping[str, Any]], anchor: str | None) -> dict[str, Any] | None:
-    """The leaderboard of a pairwise run's judgments (anchored on its baseline, if any); None without a battle."""
-    battles = [battle for i, j in enumerate(judgments) for battle in battles_of(j, where=f"judgment {i}")]
-    return leaderboard(battles, anchor=anchor, seed=0) if battles else None
+def boards_of(judgments: Sequence[Mapping[str, Any]], anchor: str | None, answers: Answers) -> dict[str, Any]:
+    """A pairwise run's leaderboards, plain and style-controlled (anchored on its baseline, if any)."""
+    battles, style = styled_battles([(f"judgment {i}", j) for i, j in enumerate(judgments)], answers)
+    if not battles:
+        return {"leaderboard": None, "leaderboard_style_controlled": None}
+    return {
+        "leaderboard": leaderboard(battles, anchor=anchor),
+        "leaderboard_style_controlled": leaderboard(battles, anchor=anchor, style=style),
+    }
+
+
+def styled_battles(
+    records: Sequence[tuple[str, Mapping[str, Any]]], answers: Answers
+) -> tuple[list[Battle], list[dict[str, float]]]:
+    """The battles of ``(where, record)`` pairs, each with the style differences of its two answers at its turn.
+
+    Raises:
+        JudgeInputError: naming the record, when the answers lack one of its models' answers.
+    """
+    battles, style = [], []
+    for where, record in records:
+        question, turn = int(record["question_id"]), int(record.get("turn", 1))
+        for battle in battles_of(record, where=where):
+            texts = [
+                answers.get(model, {}).get(question, ())[turn - 1 : turn] for model in (battle.model_a, battle.model_b)
+            ]
+            if not all(texts):
+                raise JudgeInputError(
+                    f"{where}: --answers hold no answer of {battle.model_a} or {battle.model_b} to question {question} "
+                    f"turn {turn}"
+                )
+            battles.append(battle)
+            style.append(style_differences(texts[0][0], texts[1][0]))
+    return battles, style
 
 
 def length_battles(
@@ -91,28 +122,38 @@ def _files(paths: list[str]) -> list[Path]:
     return files
 
 
+def read_records(paths: list[str], *, judge: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """Every record of the files (folders: their ``*.jsonl``) with where it is; with ``judge``, by judge name."""
+    return [
+        (f"{path}:{line}", record)
+        for path in _files(paths)
+        for line, record in read_numbered(path)
+        if judge is None or str(record.get("judge", "")).startswith(judge)
+    ]
+
+
 def read_battles(paths: list[str], *, judge: str | None = None) -> list[Battle]:
     """Every battle in the files (folders: their ``*.jsonl``); with ``judge``, records whose judge starts with it."""
-    battles: list[Battle] = []
-    for path in _files(paths):
-        for line, record in read_numbered(path):
-            if judge is None or str(record.get("judge", "")).startswith(judge):
-                battles.extend(battles_of(record, where=f"{path}:{line}"))
-    return battles
+    return [battle for where, record in read_records(paths, judge=judge) for battle in battles_of(record, where=where)]
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    """Fit the leaderboard, print it, and write it as JSON when asked."""
+    """Fit the leaderboard (style-controlled with ``--answers``), print it, and write it as JSON when asked."""
     from llama_stack_judge.report import print_leaderboard
 
     output = output_file(args.output) if args.output else None
-    battles = read_battles(args.judgments, judge=args.judge)
+    records = read_records(args.judgments, judge=args.judge)
+    style = None
+    if args.answers:
+        battles, style = styled_battles(records, answer_files(args.answers))
+    else:
+        battles = [battle for where, record in records for battle in battles_of(record, where=where)]
     if not battles:
         raise JudgeInputError(
             "no battle in the judgment files" + (f" by a judge named {args.judge}*" if args.judge else "")
         )
     try:
-        board = leaderboard(battles, anchor=args.anchor, resamples=args.resamples, seed=args.seed)
+        board = leaderboard(battles, anchor=args.anchor, resamples=args.resamples, seed=args.seed, style=style)
     except ValueError as exc:
         raise JudgeInputError(str(exc)) from None
     if output is not None:
@@ -126,6 +167,11 @@ def add_parser(kinds: Any) -> None:
     """``mt-bench leaderboard``."""
     board = kinds.add_parser("leaderboard", help="Bradley-Terry ratings with intervals from pairwise judgments")
     board.add_argument("--judgments", nargs="+", required=True, help="judgment files or folders (ours, FastChat's)")
+    board.add_argument(
+        "--answers",
+        nargs="+",
+        help="the models' answer files: style-controlled ratings (length, markdown) and coefficients",
+    )
     board.add_argument("--anchor", help="the model rated 1000 (default: the one with the most battles)")
     board.add_argument("--judge", help="only records whose judge name starts with this (e.g. 'gpt4', 'expert')")
     board.add_argument("--resamples", type=int, default=1000, help="bootstrap refits for the intervals (0: none)")

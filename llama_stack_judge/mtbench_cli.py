@@ -30,7 +30,14 @@ from llama_stack_judge.core.mtbench import (
     load_questions,
     load_turn_answers,
 )
-from llama_stack_judge.core.mtbench_work import Work, add_pair, add_single, pairwise_judgment, single_judgment
+from llama_stack_judge.core.mtbench_work import (
+    Work,
+    add_pair,
+    add_single,
+    answer_files,
+    pairwise_judgment,
+    single_judgment,
+)
 from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
 from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.errors import JudgeInputError
@@ -76,16 +83,6 @@ def selected_questions(args: argparse.Namespace) -> list[Question]:
             raise JudgeInputError(f"--categories: no question is in {strays}; the categories are {sorted(known)}")
         questions = [q for q in questions if q.category in categories]
     return questions[: args.limit] if args.limit else questions
-
-
-def answer_files(paths: Sequence[str]) -> dict[str, dict[int, tuple[str, ...]]]:
-    """Answers by model (the file stem) and question id."""
-    answers: dict[str, dict[int, tuple[str, ...]]] = {}
-    for path in map(Path, paths):
-        if path.stem in answers:
-            raise JudgeInputError(f"{path}: two answer files for model {path.stem!r}")
-        answers[path.stem] = load_turn_answers(path)
-    return answers
 
 
 def reference_answers(args: argparse.Namespace, questions: Sequence[Question]) -> dict[int, tuple[str, ...]]:
@@ -288,13 +285,10 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
     if kind == "single":
         summary["models"] = summarize_single(judgments)
     else:
-        summary |= summarize_pairwise(judgments) | {
-            "leaderboard": leaderboard_cli.leaderboard_of(judgments, args.baseline)
-        }
+        answers = answer_files(args.answers)
+        summary |= summarize_pairwise(judgments) | leaderboard_cli.boards_of(judgments, args.baseline, answers)
         if args.baseline is not None:
-            battles = leaderboard_cli.length_battles(
-                judgments, args.baseline, answer_lengths(answer_files(args.answers))
-            )
+            battles = leaderboard_cli.length_battles(judgments, args.baseline, answer_lengths(answers))
             summary["length_controlled"] = length_controlled(battles) | {"baseline": args.baseline}
     _write_json(output / "summary.json", summary)
     print_summary(summary)

@@ -123,8 +123,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     else:
         console.print(pairwise_table(summary))
         console.print(pairwise_headline(summary))
-        if summary.get("leaderboard"):
-            console.print(leaderboard_table(summary["leaderboard"]))
+        for name in ("leaderboard", "leaderboard_style_controlled"):
+            if summary.get(name):
+                console.print(leaderboard_table(summary[name]))
         if summary.get("length_controlled", {}).get("models"):
             console.print(length_controlled_table(summary["length_controlled"]))
     usage = summary.get("usage") or {}
@@ -157,9 +158,17 @@ def print_agreement(report: dict[str, Any]) -> None:
 
 def leaderboard_table(board: dict[str, Any]) -> Table:
     """Bradley-Terry ratings, best first: rank, rating with its interval, win rates and battles."""
+    styled = board.get("style_coefficients")
+    kind = "style-controlled Bradley-Terry" if styled else "Bradley-Terry"
+    caption = None
+    if styled:
+        caption = "style coefficients (per SD of the answers' difference): " + ", ".join(
+            f"{name} {c['value']:+.2f} {_interval(c['ci95'])}" for name, c in styled.items()
+        )
     table = Table(
         "rank", "model", "rating", "95% CI", f"P(win) vs {board['anchor']}", "raw win rate", "battles",
-        title=f"Bradley-Terry leaderboard ({board['n_battles']:,} battles, {board['resamples']} bootstrap refits)",
+        title=f"{kind} leaderboard ({board['n_battles']:,} battles, {board['resamples']} bootstrap refits)",
+        caption=caption,
     )  # fmt: skip
     for row in board["models"]:
         table.add_row(
@@ -272,7 +281,8 @@ def _html_table(table: Table) -> str:
         "<tr>" + "".join(f"<td>{html.escape(str(cells[c][r]))}</td>" for c in range(len(cells))) + "</tr>"
         for r in range(table.row_count)
     )
-    return f"<h2>{html.escape(str(table.title or ''))}</h2><table><tr>{head}</tr>{body}</table>"
+    caption = f"<p>{html.escape(str(table.caption))}</p>" if table.caption else ""
+    return f"<h2>{html.escape(str(table.title or ''))}</h2><table><tr>{head}</tr>{body}</table>{caption}"
 
 
 def _judgment_rows(kind: str, judgments: Sequence[dict[str, Any]]) -> tuple[str, str]:
@@ -356,6 +366,8 @@ def write_report(output: Path, summary: dict[str, Any], judgments: Sequence[dict
             rating_plot = base64.b64encode(leaderboard_plot(board)).decode()
             tables += _html_table(leaderboard_table(board))
             tables += f'<img alt="ratings" src="data:image/png;base64,{rating_plot}">'
+        if styled := summary.get("leaderboard_style_controlled"):
+            tables += _html_table(leaderboard_table(styled))
         if summary.get("length_controlled", {}).get("models"):
             tables += _html_table(length_controlled_table(summary["length_controlled"]))
     picture = f'<img alt="scores" src="data:image/png;base64,{base64.b64encode(image).decode()}">' if image else ""

@@ -5,11 +5,16 @@ ratings are the maximum-likelihood Bradley-Terry strengths on an Elo-like scale 
 anchor model at 1000; a tiny L2 penalty keeps a model that won every battle at a finite rating. Intervals come from
 refitting on battles drawn with replacement (seeded). A model's rank is one more than the number of models rated
 above it in at least 97.5 % of the refits, so models that cannot be told apart share a rank.
+
+Style control (as Arena-Hard's): per battle, differences in the two answers' style (length, headers, list items,
+bold) enter the same regression as covariates, so the ratings are what is left once style is accounted for, and the
+style coefficients say how much each feature sways the judge.
 """
 
 import math
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,8 +23,14 @@ from scipy.optimize import minimize
 
 ANCHOR_RATING = 1000.0
 SCALE = 400.0 / math.log(10)  # rating points per unit of log-odds
-L2 = 1e-6  # per squared log-odds unit: negligible, except that it keeps perfect records finite
+L2 = 1e-6  # per squared parameter: negligible, except that it keeps perfect records finite
 Winner = Literal["model_a", "model_b", "tie"]
+_SCORE_A = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5}
+_STYLE_PATTERNS = {
+    "headers": re.compile(r"^#{1,6} ", re.MULTILINE),
+    "list_items": re.compile(r"^\s*(?:[-*+]|\d+\.) ", re.MULTILINE),
+    "bold": re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,57 +42,86 @@ class Battle:
     winner: Winner
 
 
-_SCORE_A = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5}
+def style_features(text: str) -> dict[str, float]:
+    """An answer's style: its length in characters and its counts of markdown headers, list items and bold runs."""
+    return {"length": float(len(text))} | {name: float(len(p.findall(text))) for name, p in _STYLE_PATTERNS.items()}
+
+
+def style_differences(answer_a: str, answer_b: str) -> dict[str, float]:
+    """Per style feature, (a - b) / (a + b): from -1 to 1, and 0 where neither answer has any."""
+    a, b = style_features(answer_a), style_features(answer_b)
+    return {name: (a[name] - b[name]) / (a[name] + b[name]) if a[name] + b[name] else 0.0 for name in a}
 
 
 @dataclass(frozen=True, slots=True)
 class _Battles:
-    """Battles as arrays: each one's models (by index) and model_a's share of the win."""
+    """Battles as arrays: each one's models (by index), model_a's share of the win, and its style differences."""
 
     a: np.ndarray
     b: np.ndarray
     score_a: np.ndarray
+    style: np.ndarray  # battles x style features (no columns without style control)
 
-    def wins(self, n_models: int, weights: np.ndarray | None = None) -> np.ndarray:
-        """``wins[i, j]``: battles (or their weights) model i won against model j, a tie counting half to each."""
-        weights = np.ones(len(self.a)) if weights is None else weights
+    def wins(self, n_models: int) -> np.ndarray:
+        """``wins[i, j]``: battles model i won against model j, a tie counting half to each."""
         wins = np.zeros((n_models, n_models))
-        np.add.at(wins, (self.a, self.b), weights * self.score_a)
-        np.add.at(wins, (self.b, self.a), weights * (1.0 - self.score_a))
+        np.add.at(wins, (self.a, self.b), self.score_a)
+        np.add.at(wins, (self.b, self.a), 1.0 - self.score_a)
         return wins
 
 
-def fit_strengths(wins: np.ndarray, anchor: int) -> np.ndarray:
-    """Bradley-Terry log-strengths maximising the likelihood of ``wins``, with ``anchor``'s fixed at 0."""
-    free = [i for i in range(len(wins)) if i != anchor]
+def _fit(battles: _Battles, n_models: int, anchor: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Log-strengths (``anchor``'s fixed at 0) then style coefficients, maximising the weighted likelihood.
+
+    The model: ``logit P(a beats b) = strength[a] - strength[b] + coefficients . style``; a tie is half a win and
+    half a loss.
+    """
+    free = np.array([i for i in range(n_models) if i != anchor], dtype=int)
+    weights = np.ones(len(battles.a)) if weights is None else weights
 
     def strengths(x: np.ndarray) -> np.ndarray:
-        beta = np.zeros(len(wins))
-        beta[free] = x
+        beta = np.zeros(n_models)
+        beta[free] = x[: len(free)]
         return beta
 
     def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
-        beta = strengths(x)
-        diff = beta[:, None] - beta[None, :]  # log-odds of i beating j
-        nll = float(np.sum(wins * np.logaddexp(0.0, -diff))) + L2 * float(x @ x)
-        p_lose = 1.0 / (1.0 + np.exp(diff))  # P(i loses to j) = sigmoid(-diff)
-        grad_beta = -np.sum(wins * p_lose, axis=1) + np.sum(wins * p_lose, axis=0)
-        return nll, grad_beta[free] + 2 * L2 * x
+        beta, gamma = strengths(x), x[len(free) :]
+        z = beta[battles.a] - beta[battles.b] + battles.style @ gamma
+        y = battles.score_a
+        nll = float(np.sum(weights * (y * np.logaddexp(0.0, -z) + (1 - y) * np.logaddexp(0.0, z))))
+        residual = weights * (1.0 / (1.0 + np.exp(-z)) - y)  # d nll / d z
+        grad_beta = np.bincount(battles.a, residual, n_models) - np.bincount(battles.b, residual, n_models)
+        grad = np.concatenate([grad_beta[free], battles.style.T @ residual])
+        return nll + L2 * float(x @ x), grad + 2 * L2 * x
 
-    result = minimize(loss, np.zeros(len(free)), jac=True, method="L-BFGS-B")
-    return strengths(result.x)
+    x = minimize(loss, np.zeros(len(free) + battles.style.shape[1]), jac=True, method="L-BFGS-B").x
+    return np.concatenate([strengths(x), x[len(free) :]])
 
 
-def _ratings(beta: np.ndarray) -> np.ndarray:
-    return ANCHOR_RATING + SCALE * beta
+def _style_columns(style: Sequence[Mapping[str, float]] | None, n_battles: int) -> tuple[list[str], np.ndarray]:
+    """Feature names and the battles' style differences, each feature per standard deviation (so they compare)."""
+    if not style:
+        return [], np.zeros((n_battles, 0))
+    if len(style) != n_battles:
+        raise ValueError(f"{len(style)} style rows for {n_battles} battles")
+    names = sorted(style[0])
+    columns = np.array([[row[name] for name in names] for row in style])
+    spread = columns.std(axis=0)
+    return names, columns / np.where(spread > 0, spread, 1.0)
 
 
 def leaderboard(
-    battles: Iterable[Battle], *, anchor: str | None = None, resamples: int = 1000, seed: int = 0
+    battles: Iterable[Battle],
+    *,
+    anchor: str | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    style: Sequence[Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Ratings, 95 % intervals, predicted win rate against the anchor, raw win rate and rank of every model.
 
-    ``anchor``: the model rated 1000 (default: the one with the most battles, then by name).
+    ``anchor``: the model rated 1000 (default: the one with the most battles, then by name). ``style``: per battle,
+    ``style_differences`` of its two answers; the ratings are then style-controlled and the coefficients reported.
     """
     battles = list(battles)
     if not battles:
@@ -92,22 +132,26 @@ def leaderboard(
     if anchor not in counts:
         raise ValueError(f"anchor {anchor!r} has no battle; the models are {models}")
     index = {model: i for i, model in enumerate(models)}
+    names, columns = _style_columns(style, len(battles))
     arrays = _Battles(
         np.array([index[b.model_a] for b in battles]),
         np.array([index[b.model_b] for b in battles]),
         np.array([_SCORE_A[b.winner] for b in battles]),
+        columns,
     )
-    wins, anchor_at = arrays.wins(len(models)), index[anchor]
-    ratings = _ratings(fit_strengths(wins, anchor_at))
-    draws = np.empty((0, len(models)))
+    n, anchor_at = len(models), index[anchor]
+    fitted = _fit(arrays, n, anchor_at)
+    ratings, wins = ANCHOR_RATING + SCALE * fitted[:n], arrays.wins(n)
+    draws = np.empty((0, n + len(names)))
     if resamples > 0:
         rng = np.random.default_rng(seed)
         draws = np.array(
             [
-                _ratings(fit_strengths(arrays.wins(len(models), np.bincount(drawn, minlength=len(battles))), anchor_at))
+                _fit(arrays, n, anchor_at, np.bincount(drawn, minlength=len(battles)).astype(float))
                 for drawn in rng.integers(0, len(battles), size=(resamples, len(battles)))
             ]
         )
+        draws[:, :n] = ANCHOR_RATING + SCALE * draws[:, :n]
     standings = []
     for model, i in index.items():
         played = wins[i].sum() + wins[:, i].sum()
@@ -124,8 +168,19 @@ def leaderboard(
             low, high = np.percentile(draws[:, i], [2.5, 97.5])
             # Ranked below every model rated higher in at least 97.5 % of the refits: a difference, not a position
             # on the anchor's scale, so the anchor's own fixed rating does not make it look more certain.
-            above = sum(1 for j in range(len(models)) if j != i and np.mean(draws[:, j] > draws[:, i]) >= 0.975)
+            above = sum(1 for j in range(n) if j != i and np.mean(draws[:, j] > draws[:, i]) >= 0.975)
             standing |= {"ci95": [float(low), float(high)], "rank": above + 1}
         standings.append(standing)
     standings.sort(key=lambda row: -row["rating"])
-    return {"anchor": anchor, "n_battles": len(battles), "resamples": resamples, "seed": seed, "models": standings}
+    board: dict[str, Any] = {
+        "anchor": anchor, "n_battles": len(battles), "resamples": resamples, "seed": seed, "models": standings,
+    }  # fmt: skip
+    if names:
+        board["style_coefficients"] = {
+            name: {
+                "value": float(fitted[n + k]),
+                "ci95": [float(v) for v in np.percentile(draws[:, n + k], [2.5, 97.5])] if resamples > 0 else None,
+            }
+            for k, name in enumerate(names)
+        }
+    return board

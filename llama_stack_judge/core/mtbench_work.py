@@ -5,13 +5,25 @@ Judgments are the lines of ``judgments.jsonl``, and the input of judge cards.
 Shared by the command line, which judges answer files, and the eval provider, which certifies judges.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from llama_stack_judge.core.mtbench import NEED_REFERENCE, Question
+from llama_stack_judge.core.mtbench import NEED_REFERENCE, Question, load_turn_answers
+from llama_stack_judge.errors import JudgeInputError
 
 Answers = Mapping[str, Mapping[int, tuple[str, ...]]]  # answer turns by model and question id
+
+
+def answer_files(paths: Sequence[str]) -> dict[str, dict[int, tuple[str, ...]]]:
+    """Answers by model (the file stem) and question id."""
+    answers: dict[str, dict[int, tuple[str, ...]]] = {}
+    for path in map(Path, paths):
+        if path.stem in answers:
+            raise JudgeInputError(f"{path}: two answer files for model {path.stem!r}")
+        answers[path.stem] = load_turn_answers(path)
+    return answers
 
 
 @dataclass(frozen=True, slots=True)

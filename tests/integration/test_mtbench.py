@@ -288,6 +288,9 @@ def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
     alpha = next(row for row in board["models"] if row["model"] == "alpha")
     assert alpha["rating"] == pytest.approx(1000 + 400 * math.log10(3), abs=0.01) and alpha["raw_win_rate"] == 0.75
     assert "Bradley-Terry leaderboard (8 battles" in outputs["pair"]
+    styled = pair_summary["leaderboard_style_controlled"]
+    assert set(styled["style_coefficients"]) == {"length", "headers", "list_items", "bold"} and styled["n_battles"] == 8
+    assert "style-controlled Bradley-Terry leaderboard" in outputs["pair"]
     assert 'alt="ratings"' in (tmp_path / "pair" / "report.html").read_text()
     controlled = pair_summary["length_controlled"]  # alpha's answers are longer in 3 of 4 rows: raw 0.75 is flattered
     assert controlled["baseline"] == "beta" and controlled["models"]["alpha"]["win_rate"] == 0.75
@@ -412,3 +415,11 @@ def test_the_leaderboard_command_reads_fastchat_and_vote_files(tmp_path: Path) -
     assert done.returncode == 2 and "no battle in the judgment files by a judge named none-such*" in done.stderr
     done = _run("mt-bench", "leaderboard", "--judgments", str(tmp_path), "--resamples", "0")
     assert done.returncode == 0 and "(2 battles, 0 bootstrap refits)" in done.stdout  # both orders of the one pair
+    answers = data_file("dev") / "answers"
+    styled = _run("mt-bench", "leaderboard", "--judgments", str(gpt4), "--resamples", "20", "--answers",
+                  *(str(answers / f"{m}.jsonl") for m in ("gpt-4", "llama-13b")), "--judge", "gpt4")  # fmt: skip
+    assert styled.returncode == 2 and "--answers hold no answer of" in styled.stderr  # four models' answers missing
+    styled = _run("mt-bench", "leaderboard", "--judgments", str(gpt4), "--resamples", "20", "--answers",
+                  *map(str, sorted(answers.glob("*.jsonl"))), "--output", str(tmp_path / "styled.json"))  # fmt: skip
+    assert styled.returncode == 0, styled.stderr
+    assert json.loads((tmp_path / "styled.json").read_text())["style_coefficients"]["length"]["ci95"]

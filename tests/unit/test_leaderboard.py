@@ -4,9 +4,10 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from llama_stack_judge.core.leaderboard import Battle, leaderboard
+from llama_stack_judge.core.leaderboard import Battle, leaderboard, style_differences, style_features
 from llama_stack_judge.core.mtbench import data_file
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.leaderboard_cli import battles_of, read_battles
@@ -86,3 +87,33 @@ def test_files_and_folders_are_read_and_a_judge_prefix_filters_them(tmp_path: Pa
     assert len(read_battles([str(tmp_path)])) == 2 and len(read_battles([str(tmp_path)], judge="expert")) == 1
     with pytest.raises(JudgeInputError, match="no such file or folder"):
         read_battles([str(tmp_path / "missing.jsonl")])
+
+
+def test_style_control_removes_a_judges_taste_for_long_answers() -> None:
+    """Two equally good models; one writes longer answers, and the judge prefers longer answers by construction."""
+    rng = np.random.default_rng(5)
+    battles, style = [], []
+    for _ in range(3000):
+        first, second = ("long", "short") if rng.random() < 0.5 else ("short", "long")
+        lengths = {"long": rng.integers(800, 1600), "short": rng.integers(200, 1000)}
+        texts = {model: "x" * int(lengths[model]) for model in lengths}
+        gap = style_differences(texts[first], texts[second])["length"]
+        first_wins = rng.random() < 1 / (1 + math.exp(-2.0 * gap))  # only length decides
+        battles.append(Battle(first, second, "model_a" if first_wins else "model_b"))
+        style.append(style_differences(texts[first], texts[second]))
+    plain = _by_model(leaderboard(battles, anchor="short", resamples=0))
+    controlled = leaderboard(battles, anchor="short", resamples=100, style=style)
+    assert plain["long"]["rating"] > 1080  # plain Bradley-Terry credits the model with the judge's taste
+    long_rating = _by_model(controlled)["long"]
+    low, high = long_rating["ci95"]
+    assert low < 1000 < high and abs(long_rating["rating"] - 1000) < 25  # style-controlled: no real difference
+    coefficients = controlled["style_coefficients"]
+    assert set(coefficients) == {"length", "headers", "list_items", "bold"}
+    assert coefficients["length"]["value"] > 0.5 and coefficients["length"]["ci95"][0] > 0
+    assert coefficients["bold"]["value"] == pytest.approx(0.0, abs=1e-3)  # no bold anywhere: nothing to fit
+
+
+def test_style_features_count_length_and_markdown() -> None:
+    text = "# Title\n\nSome **bold** text and __more__.\n\n- one\n- two\n1. three\n"
+    assert style_features(text) == {"length": float(len(text)), "headers": 1.0, "list_items": 3.0, "bold": 2.0}
+    assert style_differences("abc", "a") == {"length": 0.5, "headers": 0.0, "list_items": 0.0, "bold": 0.0}
