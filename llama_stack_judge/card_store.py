@@ -7,7 +7,7 @@ the package); a card is found by the key of its judges, as in the command line's
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +74,15 @@ class SqlCardBook:
         stored = await self._rows(None)
         return sorted(stored + self._shipped.cards(), key=lambda card: str(card["run"].get("date")), reverse=True)
 
-    async def find(self, judges: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
-        """The card of these judges with the most judgments (the newest of equals), if any."""
+    async def find(
+        self, judges: Mapping[str, Mapping[str, Any]], *, turns: Sequence[int] | None = None
+    ) -> dict[str, Any] | None:
+        """The card of these judges with the most judgments (same turns first), if any; see ``best_card``."""
         if not judges:
             return None
         key = card_key(judges)
-        return best_card([*await self._rows(key), *(card for card in self._shipped.cards() if card["key"] == key)])
+        shipped = (card for card in self._shipped.cards() if card["key"] == key)
+        return best_card([*await self._rows(key), *shipped], turns=turns)
 
     async def _rows(self, key: str | None) -> list[dict[str, Any]]:
         await self._ready()

@@ -9,7 +9,7 @@ verdicts) has no card until certified.
 import argparse
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +72,34 @@ class CardBook:
                 found.append(card | {"key": key, "path": str(path), "shipped": shipped})
         return sorted(found, key=lambda card: str(card.get("run", {}).get("date")), reverse=True)
 
-    def find(self, judges: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
-        """The card of these judges with the most judgments (the newest of equals), if any."""
+    def find(
+        self, judges: Mapping[str, Mapping[str, Any]], *, turns: Sequence[int] | None = None
+    ) -> dict[str, Any] | None:
+        """The card of these judges with the most judgments (the newest of equals), if any; see ``best_card``."""
         key = card_key(judges)
-        return best_card(card for card in self.cards() if card["key"] == key)
+        return best_card((card for card in self.cards() if card["key"] == key), turns=turns)
 
 
-def best_card(cards: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
-    """Of one judge's cards, the one shown: the most judgments, then the newest."""
-    return max(
-        cards, key=lambda card: (int(card.get("n_judgments") or 0), str(card.get("run", {}).get("date"))), default=None
-    )
+def card_turns(card: Mapping[str, Any]) -> list[int] | None:
+    """The turns a card's (or a card summary's) judgments were made on, where it says."""
+    turns = card.get("turns") or card.get("run", {}).get("selection", {}).get("turns")
+    return sorted(turns) if turns else None
+
+
+def _card_date(card: Mapping[str, Any]) -> str:
+    return str(card.get("date") or card.get("run", {}).get("date"))
+
+
+def best_card(cards: Iterable[dict[str, Any]], *, turns: Sequence[int] | None = None) -> dict[str, Any] | None:
+    """Of one judge's cards, the one shown: the most judgments, then the newest.
+
+    With ``turns`` (those of the run that shows it), a card measured on the same turns comes first: a judge can be
+    much better on first turns than on second ones, and a run should show the figures that describe it.
+    """
+    cards = list(cards)
+    if turns is not None:
+        cards = [card for card in cards if card_turns(card) == sorted(turns)] or cards
+    return max(cards, key=lambda card: (int(card.get("n_judgments") or 0), _card_date(card)), default=None)
 
 
 def card_summary(card: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -96,5 +113,6 @@ def card_summary(card: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "labels": card.get("labels"),
         "n_judgments": card.get("n_judgments"),
         "date": card.get("run", {}).get("date"),
+        "turns": card_turns(card),
         "shipped": bool(card.get("shipped")),
     } | {name: card[name] for name in ("path", "card_id") if name in card}

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from llama_stack_judge import leaderboard_cli
-from llama_stack_judge.cardbook import card_book, card_summary
+from llama_stack_judge.cardbook import best_card, card_book, card_summary
 from llama_stack_judge.certification import answer_lengths
 from llama_stack_judge.core.aggregate import JUDGE_CARD_KEY, JUDGES_KEY
 from llama_stack_judge.core.agreement import agreement
@@ -253,10 +253,9 @@ def judge_into(args: argparse.Namespace, work: Work, output: Path, *, pairwise: 
 
 
 def _shown_card(args: argparse.Namespace, judged: Judged) -> dict[str, Any] | None:
-    """The judges' card with the most judgments: filed by the CLI's certify, or in the stack's card store."""
-    filed = card_summary(card_book(args).find(judged.judges) if judged.judges else None)
-    found = [card for card in (filed, judged.stack_card) if card]
-    return max(found, key=lambda card: int(card.get("n_judgments") or 0), default=None)
+    """The judges' card for this run's turns: filed by the CLI's certify, or in the stack's card store."""
+    filed = card_summary(card_book(args).find(judged.judges, turns=args.turns) if judged.judges else None)
+    return best_card([card for card in (filed, judged.stack_card) if card], turns=args.turns)
 
 
 def run_judging(args: argparse.Namespace, kind: str) -> int:

@@ -96,12 +96,21 @@ def select_provider(providers: dict[str, list[dict[str, Any]]], provider_id: str
 
 
 def build_run_config(
-    providers: dict[str, list[dict[str, Any]]], *, state_dir: str = DEFAULT_STATE_DIR, port: int = 8321
+    providers: dict[str, list[dict[str, Any]]],
+    *,
+    state_dir: str = DEFAULT_STATE_DIR,
+    port: int = 8321,
+    backends: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A ``version: 2`` run config with these providers, a datasetio provider and sqlite storage in ``state_dir``."""
+    """A ``version: 2`` run config with these providers, a datasetio provider and sqlite storage in ``state_dir``.
+
+    ``backends``: the storage backends ``kv_default`` and ``sql_default`` instead (e.g. ``kv_postgres`` and
+    ``sql_postgres`` on one database), and optionally ``sql_inference`` for the stack's inference store.
+    """
     providers = {api: [dict(entry) for entry in entries] for api, entries in providers.items()}
     providers.setdefault("datasetio", [LOCALFS_DATASETIO])
     ours = [entry for entry in providers.get("eval", []) if entry.get("provider_type") == EVAL_PROVIDER_TYPE]
+    inference_backend = "sql_inference" if backends and "sql_inference" in backends else "sql_default"
     # With our eval provider, the MT-bench questions and the `mt-bench` benchmark come registered.
     resources = registered_resources(str(ours[0]["provider_id"])) if ours else {}
     return {
@@ -110,13 +119,14 @@ def build_run_config(
         "apis": sorted(providers),
         "providers": providers,
         "storage": {
-            "backends": {
+            "backends": backends
+            or {
                 "kv_default": {"type": "kv_sqlite", "db_path": f"{state_dir}/kvstore.db"},
                 "sql_default": {"type": "sql_sqlite", "db_path": f"{state_dir}/sql_store.db"},
             },
             "stores": {
                 "metadata": {"namespace": "registry", "backend": "kv_default"},
-                "inference": {"table_name": "inference_store", "backend": "sql_default"},
+                "inference": {"table_name": "inference_store", "backend": inference_backend},
                 "conversations": {"table_name": "openai_conversations", "backend": "sql_default"},
                 "prompts": {"namespace": "prompts", "backend": "kv_default"},
                 "connectors": {"namespace": "connectors", "backend": "kv_default"},

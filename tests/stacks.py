@@ -21,6 +21,7 @@ from llama_stack_judge.stack_config import build_run_config, load_provider_confi
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PROVIDER_CONFIG = REPO / "provider_configs" / "scripted.yaml"
+Backends = dict[str, dict[str, Any]] | None  # a run config's storage backends; None: sqlite files in the state dir
 
 
 def selected_providers() -> dict[str, list[dict[str, Any]]]:
@@ -31,10 +32,12 @@ def selected_providers() -> dict[str, list[dict[str, Any]]]:
     return select_provider(providers, provider_id) if provider_id else providers
 
 
-def run_config_file(state_dir: Path, providers: dict[str, list[dict[str, Any]]] | None = None) -> Path:
-    """Write a run config for ``providers`` whose storage lives in ``state_dir``."""
+def run_config_file(
+    state_dir: Path, providers: dict[str, list[dict[str, Any]]] | None = None, *, backends: Backends = None
+) -> Path:
+    """Write a run config for ``providers`` whose storage lives in ``state_dir`` (or in ``backends``)."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    config = build_run_config(providers or selected_providers(), state_dir=str(state_dir))
+    config = build_run_config(providers or selected_providers(), state_dir=str(state_dir), backends=backends)
     return write_run_config(config, state_dir / "run.yaml")
 
 
@@ -191,3 +194,30 @@ def _default_sigint() -> None:  # runs in the child between fork and exec
 # ignored, children inherit that, and Python then never raises KeyboardInterrupt: a suite run with `&` would see
 # commands that "ignore Ctrl-C". The child gets SIGINT's default back, as on a terminal.
 INTERRUPTIBLE: dict[str, Any] = {"preexec_fn": _default_sigint}
+
+
+def count_rows(state_dir: Path, backends: Backends, table: str, job_id: str) -> int:
+    """Rows of a job in one of the stack's SQL tables, read directly (sqlite file or postgres); 0 before it exists."""
+    query = f"SELECT COUNT(*) FROM {table} WHERE job_id = %s"
+    if backends is None:
+        import sqlite3
+
+        with sqlite3.connect(state_dir / "sql_store.db") as db:
+            try:
+                return int(db.execute(query.replace("%s", "?"), (job_id,)).fetchone()[0])
+            except sqlite3.OperationalError:  # no such table yet
+                return 0
+    import psycopg2
+
+    sql = backends["sql_default"]
+    with (
+        contextlib.closing(
+            psycopg2.connect(host=sql["host"], port=sql["port"], dbname=sql["db"], user=sql["user"])
+        ) as db,
+        db.cursor() as cursor,
+    ):
+        try:
+            cursor.execute(query, (job_id,))
+        except psycopg2.errors.UndefinedTable:
+            return 0
+        return int(cursor.fetchone()[0])

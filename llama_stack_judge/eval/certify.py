@@ -107,6 +107,7 @@ def certification_card(
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": versions(),
             "judges": aggregated.get("judges") or {},
+            "selection": {"turns": sorted({int(what["turn"]) for what in about})},
             **run,
         },
     }

@@ -64,6 +64,17 @@ from llama_stack_judge.stored import check_readable, from_registry
 logger = get_logger(name=__name__, category="scoring")
 
 
+def _turns(rows: list[Row]) -> list[int] | None:
+    """The conversation turns the rows judge (MT-bench rows say), to show a card measured on the same ones."""
+    found: set[int] = set()
+    for row in rows:
+        turn = row.get("turn")
+        if not isinstance(turn, int) or isinstance(turn, bool):
+            return None
+        found.add(turn)
+    return sorted(found) or None
+
+
 class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
     """Scores rows with built-in scorers and LLM judges; judges call the stack's inference API."""
 
@@ -233,15 +244,15 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         if usage is not None:
             aggregated["usage"] = usage.as_dict()
             aggregated[JUDGES_KEY] = judges
-            if summary := card_summary(await self._judges_card(judges)):
+            if summary := card_summary(await self._judges_card(judges, _turns(rows))):
                 aggregated[JUDGE_CARD_KEY] = summary
         return ScoringResult(score_rows=[result.as_score_row() for result in results], aggregated_results=aggregated)
 
-    async def _judges_card(self, judges: dict[str, Any]) -> dict[str, Any] | None:
-        """The filed (or shipped) card of these judges, if any."""
+    async def _judges_card(self, judges: dict[str, Any], turns: list[int] | None) -> dict[str, Any] | None:
+        """The filed (or shipped) card of these judges, measured on these turns where one was."""
         if isinstance(self._cards, SqlCardBook):
-            return await self._cards.find(judges)
-        return self._cards.find(judges) if judges else None
+            return await self._cards.find(judges, turns=turns)
+        return self._cards.find(judges, turns=turns) if judges else None
 
     @answers_refusals
     async def score(self, request: ScoreRequest) -> ScoreResponse:

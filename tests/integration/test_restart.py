@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.stacks import (
+    Backends,
     bad_request,
     library_client,
     run_config_file,
@@ -32,8 +33,8 @@ def _with_definition_dir(directory: Path) -> dict[str, list[dict[str, Any]]]:
     return providers
 
 
-def test_registered_judge_survives_restart(mode: str, state_dir: Path) -> None:
-    run_yaml = run_config_file(state_dir)
+def test_registered_judge_survives_restart(mode: str, state_dir: Path, storage: Backends) -> None:
+    run_yaml = run_config_file(state_dir, backends=storage)
     params = {"type": "llm_as_judge", "judge_model": "scripted/judge", "prompt_template": "Answer: {generated_answer}"}
     with stack_client(mode, run_yaml) as client:
         client.scoring_functions.register(
@@ -52,8 +53,8 @@ def test_registered_judge_survives_restart(mode: str, state_dir: Path) -> None:
         assert "team::kept" not in {fn.identifier for fn in client.scoring_functions.list()}
 
 
-def test_judgments_are_cached_across_restarts(mode: str, state_dir: Path) -> None:
-    run_yaml = run_config_file(state_dir)
+def test_judgments_are_cached_across_restarts(mode: str, state_dir: Path, storage: Backends) -> None:
+    run_yaml = run_config_file(state_dir, backends=storage)
     rows = [ROW, {"input_query": "q", "generated_answer": "2+2 is 5"}]
     functions = {"judge::helpfulness-v1": None}
     with stack_client(mode, run_yaml) as client:

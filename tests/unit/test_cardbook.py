@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from llama_stack_judge.cardbook import CardBook, card_key, card_summary
+from llama_stack_judge.cardbook import CardBook, best_card, card_key, card_summary, card_turns
 
 JUDGE = {
     "judge_model": "embedded/qwen",
@@ -78,5 +78,20 @@ def test_the_shipped_card_is_the_default_embedded_judges() -> None:
     rating = [d for d in load_definitions(SHIPPED_DEFINITIONS, prefix="judge") if "mt-bench-single" in d.identifier]
     judges = {d.identifier: options.apply(d).provenance(model) for d in rating}
     assert len(judges) == 4
-    card = CardBook(Path("/nonexistent"), shipped=SHIPPED_CARDS).find(judges)
-    assert card is not None and card["shipped"] and card["labels"] == "mt-bench-dev"
+    book = CardBook(Path("/nonexistent"), shipped=SHIPPED_CARDS)
+    first_turns = book.find(judges, turns=(1,))  # the main job's: the 16 dev questions' first turns
+    assert first_turns is not None and first_turns["shipped"] and first_turns["labels"] == "mt-bench-dev"
+    assert first_turns["n_judgments"] == 112 and card_turns(first_turns) == [1]
+    both = book.find(judges, turns=(1, 2))
+    assert both is not None and both["n_judgments"] == 224 and card_turns(both) == [1, 2]
+
+
+def test_a_card_of_the_runs_turns_is_shown_before_a_larger_one_of_other_turns() -> None:
+    first = {"n_judgments": 112, "run": {"date": "2026-12-03T07:00:00+00:00", "selection": {"turns": [1]}}}
+    both = {"n_judgments": 224, "run": {"date": "2026-12-03T09:00:00+00:00", "selection": {"turns": [2, 1]}}}
+    assert best_card([first, both], turns=(1,)) is first
+    assert best_card([first, both], turns=(1, 2)) is both
+    assert best_card([first, both], turns=(2,)) is both  # no card of turn 2 alone: the largest
+    assert best_card([first, both]) is both
+    summary = card_summary(first | {"agreement": {}, "kind": "pairwise"})
+    assert summary is not None and summary["turns"] == [1] and best_card([summary, both], turns=(1,)) is summary
