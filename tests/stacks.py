@@ -196,28 +196,31 @@ def _default_sigint() -> None:  # runs in the child between fork and exec
 INTERRUPTIBLE: dict[str, Any] = {"preexec_fn": _default_sigint}
 
 
-def count_rows(state_dir: Path, backends: Backends, table: str, job_id: str) -> int:
-    """Rows of a job in one of the stack's SQL tables, read directly (sqlite file or postgres); 0 before it exists."""
-    query = f"SELECT COUNT(*) FROM {table} WHERE job_id = %s"
+def stored_values(state_dir: Path, backends: Backends, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """The first column of a query on the stack's SQL store, read directly (sqlite file or PostgreSQL).
+
+    ``sql`` uses ``%s`` placeholders. A table the stack has not created yet reads as empty.
+    """
     if backends is None:
         import sqlite3
 
         with sqlite3.connect(state_dir / "sql_store.db") as db:
             try:
-                return int(db.execute(query.replace("%s", "?"), (job_id,)).fetchone()[0])
+                return [row[0] for row in db.execute(sql.replace("%s", "?"), params)]
             except sqlite3.OperationalError:  # no such table yet
-                return 0
+                return []
     import psycopg2
 
-    sql = backends["sql_default"]
-    with (
-        contextlib.closing(
-            psycopg2.connect(host=sql["host"], port=sql["port"], dbname=sql["db"], user=sql["user"])
-        ) as db,
-        db.cursor() as cursor,
-    ):
+    store = backends["sql_default"]
+    connection = psycopg2.connect(host=store["host"], port=store["port"], dbname=store["db"], user=store["user"])
+    with contextlib.closing(connection), connection.cursor() as cursor:
         try:
-            cursor.execute(query, (job_id,))
+            cursor.execute(sql, params)
         except psycopg2.errors.UndefinedTable:
-            return 0
-        return int(cursor.fetchone()[0])
+            return []
+        return [row[0] for row in cursor.fetchall()]
+
+
+def count_rows(state_dir: Path, backends: Backends, table: str, job_id: str) -> int:
+    """Rows of a job in one of the stack's SQL tables."""
+    return len(stored_values(state_dir, backends, f"SELECT job_id FROM {table} WHERE job_id = %s", (job_id,)))

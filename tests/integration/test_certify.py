@@ -15,9 +15,19 @@ from llama_stack_judge.core.mtbench_work import answer_files
 from llama_stack_judge.mtbench_eval import register_certification
 from tests.fake_openai import fake_openai
 from tests.integration.test_cli import _run
-from tests.stacks import bad_request, run_config_file, served_client, start_server, wait_for_job, with_endpoint
+from tests.stacks import (
+    Backends,
+    bad_request,
+    count_rows,
+    run_config_file,
+    served_client,
+    start_server,
+    wait_for_job,
+    with_endpoint,
+)
 
 pytestmark = pytest.mark.integration
+RESULTS = "llama_stack_judge_eval_results"
 QUESTIONS = (81, 83, 85)
 
 
@@ -113,20 +123,22 @@ def test_a_filed_card_is_shown_by_runs_of_the_same_judge_and_listed(tmp_path: Pa
     assert listed.returncode == 0 and "endpoint/judge" in listed.stdout and "mt-bench-dev" in listed.stdout
 
 
-def _endpoint_stack(tmp_path: Path, url: str) -> Path:
-    return run_config_file(tmp_path / "stack", with_endpoint(url))
+def _endpoint_stack(tmp_path: Path, url: str, backends: Backends = None) -> Path:
+    return run_config_file(tmp_path / "stack", with_endpoint(url), backends=backends)
 
 
 def _candidate(model: str) -> dict[str, Any]:
     return {"eval_candidate": {"type": "model", "model": model, "sampling_params": {}}}
 
 
-def test_a_served_stack_certifies_a_judge_files_its_card_and_shows_it_to_later_calls(tmp_path: Path) -> None:
+def test_a_served_stack_certifies_a_judge_files_its_card_and_shows_it_to_later_calls(
+    tmp_path: Path, storage: Backends
+) -> None:
     """Certification as an eval benchmark through the SDK; the card lives in the stack's SQL store across restarts."""
     function = "judge::response_assessment.pairwise_comparison"
     pair = {"question": ["Q"], "response_a": ["a short answer"], "response_b": ["a longer answer than a"]}
     with fake_openai(["judge", "other"], _length_judge) as server:
-        run_yaml = _endpoint_stack(tmp_path, server.url)
+        run_yaml = _endpoint_stack(tmp_path, server.url, storage)
         with served_client(run_yaml) as client:
             benchmark_id = register_certification(client, "pairwise", question_ids=QUESTIONS, voted_by="experts")
             job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=_candidate("endpoint/judge"))
@@ -227,7 +239,7 @@ def test_certification_rows_in_the_request_and_refusals(tmp_path: Path) -> None:
     assert card["kind"] == "rating" and card["n_judgments"] == 3 and card["reference"]["spearman"]["n"] == 3
 
 
-def test_a_certification_killed_midway_resumes_and_judges_no_answer_twice(tmp_path: Path) -> None:
+def test_a_certification_killed_midway_resumes_and_judges_no_answer_twice(tmp_path: Path, storage: Backends) -> None:
     from tests.fake_openai import Fault
     from tests.integration.test_jobs import _kill_once, _restart_and_finish
 
@@ -239,16 +251,16 @@ def test_a_certification_killed_midway_resumes_and_judges_no_answer_twice(tmp_pa
         providers = with_endpoint(judge.url)
         providers["eval"][0]["config"] = providers["eval"][0].get("config", {}) | {"page_rows": 4}
         providers["scoring"][0]["config"] |= {"max_concurrency": 2}
-        run_yaml = run_config_file(state, providers)
+        run_yaml = run_config_file(state, providers, backends=storage)
         process, client = start_server(run_yaml)
         try:
             benchmark_id = register_certification(client, "single", question_ids=[81, 91])  # 14 answers
             job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=_candidate("endpoint/judge"))
-            _kill_once(process, lambda: _stored_results(state, job.job_id) >= 4)
+            _kill_once(process, lambda: count_rows(state, storage, RESULTS, job.job_id) >= 4)
         finally:
             if process.poll() is None:
                 process.kill()
-        judged_before = _stored_results(state, job.job_id)
+        judged_before = count_rows(state, storage, RESULTS, job.job_id)
         assert 4 <= judged_before < 14
         result = _restart_and_finish(run_yaml, benchmark_id, job.job_id)
     prompts = [json.dumps(request["messages"]) for request in judge.log]
@@ -256,14 +268,3 @@ def test_a_certification_killed_midway_resumes_and_judges_no_answer_twice(tmp_pa
     card = result.scores["judge::response_assessment.rating"].aggregated_results["certification"]
     assert card["n_judgments"] == 14 == len(result.generations) and card["card_id"]
     assert card["reference"]["spearman"]["n"] == 12  # GPT-4 rated six of the seven models
-
-
-def _stored_results(state: Path, job_id: str) -> int:
-    import sqlite3
-
-    with sqlite3.connect(state / "sql_store.db") as db:
-        query = "SELECT COUNT(*) FROM llama_stack_judge_eval_results WHERE job_id = ?"
-        try:
-            return int(db.execute(query, (job_id,)).fetchone()[0])
-        except sqlite3.OperationalError:  # the table does not exist yet
-            return 0

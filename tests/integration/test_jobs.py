@@ -4,7 +4,6 @@ import copy
 import json
 import re
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from llama_stack_judge.mtbench_eval import register_mt_bench
 from tests.fake_openai import Fault, fake_openai
 from tests.integration.test_cli import _run
 from tests.stacks import (
+    Backends,
     bad_request,
     not_found,
     register_benchmark,
@@ -28,6 +28,7 @@ from tests.stacks import (
     selected_providers,
     start_server,
     stop_server,
+    stored_values,
     wait_for_job,
     with_endpoint,
 )
@@ -45,13 +46,13 @@ CANDIDATE = {
 }
 
 
-def _stack(tmp_path: Path, **eval_config: Any) -> tuple[Path, Path]:
-    """A run config whose scripted models log every call; returns it and the log."""
+def _stack(tmp_path: Path, backends: Backends = None, **eval_config: Any) -> tuple[Path, Path]:
+    """A run config whose scripted models log every call (storage: ``backends``); returns it and the log."""
     providers = copy.deepcopy(selected_providers())
     providers["eval"][0]["config"] = providers["eval"][0].get("config", {}) | eval_config
     log = tmp_path / "calls.jsonl"
     providers["inference"][0]["config"]["call_log"] = str(log)
-    return run_config_file(tmp_path / "state", providers), log
+    return run_config_file(tmp_path / "state", providers, backends=backends), log
 
 
 def _calls(log: Path, model: str) -> list[dict[str, Any]]:
@@ -96,26 +97,27 @@ def _generated(client: Any, benchmark_id: str, job_id: str) -> int:
     return _progress(client, benchmark_id, job_id)["generated"]
 
 
-def _kept_generations(state: Path, job_id: str) -> set[int]:
-    with sqlite3.connect(state / "sql_store.db") as db:
-        rows = db.execute("SELECT row_index FROM llama_stack_judge_eval_generations WHERE job_id = ?", (job_id,))
-        return {int(index) for (index,) in rows}
+def _kept_generations(state: Path, job_id: str, backends: Backends = None) -> set[int]:
+    sql = "SELECT row_index FROM llama_stack_judge_eval_generations WHERE job_id = %s"
+    return {int(index) for index in stored_values(state, backends, sql, (job_id,))}
 
 
 @pytest.mark.parametrize("page_rows", [1000, 3], ids=["one-page", "pages-of-3"])
-def test_a_killed_job_resumes_without_repeating_finished_rows(tmp_path: Path, page_rows: int) -> None:
-    run_yaml, log = _stack(tmp_path, page_rows=page_rows)
+def test_a_killed_job_resumes_without_repeating_finished_rows(
+    tmp_path: Path, page_rows: int, storage: Backends
+) -> None:
+    run_yaml, log = _stack(tmp_path, storage, page_rows=page_rows)
     rows = [{"input_query": f"SLOW question {i}", "expected_answer": "slow"} for i in range(8)]
     process, client = start_server(run_yaml)
     try:
         benchmark_id = register_benchmark(client, rows, ["judge::subset_of", "judge::helpfulness-v1"])
         job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
         # 4 at a time, 2 s each
-        _kill_once(process, lambda: len(_kept_generations(tmp_path / "state", job.job_id)) >= 4)
+        _kill_once(process, lambda: len(_kept_generations(tmp_path / "state", job.job_id, storage)) >= 4)
     finally:
         if process.poll() is None:
             process.kill()
-    finished_before = _kept_generations(tmp_path / "state", job.job_id)
+    finished_before = _kept_generations(tmp_path / "state", job.job_id, storage)
     calls_before = len(_calls(log, "candidate"))
     assert 4 <= len(finished_before) < 8
     result = _restart_and_finish(run_yaml, benchmark_id, job.job_id)
@@ -310,27 +312,23 @@ def test_jobs_share_the_generation_limit(tmp_path: Path) -> None:
     assert starts[3] - starts[0] < 1.0 and starts[4] - starts[0] >= 1.8  # four at a time across both jobs
 
 
-def _stored_judgments(state: Path) -> int:
-    with sqlite3.connect(state / "sql_store.db") as db:
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM llama_stack_judge_replies").fetchone()[0])
-        except sqlite3.OperationalError:  # the table is created on first use
-            return 0
+def _stored_judgments(state: Path, backends: Backends = None) -> int:
+    return len(stored_values(state, backends, "SELECT key FROM llama_stack_judge_replies"))
 
 
-def test_a_job_killed_while_judging_makes_no_judgment_twice(tmp_path: Path) -> None:
-    run_yaml, log = _stack(tmp_path)
+def test_a_job_killed_while_judging_makes_no_judgment_twice(tmp_path: Path, storage: Backends) -> None:
+    run_yaml, log = _stack(tmp_path, storage)
     state = tmp_path / "state"
     rows = [{"input_query": f"JUDGE-SLOW question {i}", "expected_answer": "x"} for i in range(16)]
     process, client = start_server(run_yaml)
     try:
         benchmark_id = register_benchmark(client, rows, ["judge::helpfulness-v1"])
         job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE)
-        _kill_once(process, lambda: _stored_judgments(state) >= 8)  # the judge answers 8 at a time, 1 s each
+        _kill_once(process, lambda: _stored_judgments(state, storage) >= 8)  # the judge answers 8 at a time, 1 s each
     finally:
         if process.poll() is None:
             process.kill()
-    stored = _stored_judgments(state)
+    stored = _stored_judgments(state, storage)
     judged_before, generated_before = len(_calls(log, "judge")), len(_calls(log, "candidate"))
     assert 8 <= stored < 16 and generated_before == 16
     result = _restart_and_finish(run_yaml, benchmark_id, job.job_id)
