@@ -24,7 +24,7 @@ from llama_stack_judge.certification import (
 )
 from llama_stack_judge.core.card import SOURCES, headline
 from llama_stack_judge.core.mtbench import data_file
-from llama_stack_judge.core.mtbench_work import Work, add_pair, answer_files
+from llama_stack_judge.core.mtbench_work import Answers, Work, add_pair, answer_files
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.mtbench_cli import (
     judge_into,
@@ -39,14 +39,13 @@ from llama_stack_judge.run_info import run_metadata
 from llama_stack_judge.stack_config import stored_provider_config
 
 
-def _pairwise_work(args: argparse.Namespace, votes: list[dict[str, Any]]) -> Work:
+def _pairwise_work(args: argparse.Namespace, votes: list[dict[str, Any]], answers: Answers) -> Work:
     """One row per labelled pair (question, turn, unordered model pair) whose answers are at hand.
 
     With ``--voted-by``, only the pairs that source voted on: a slow judge spends its calls where people voted.
     """
     questions = {q.question_id: q for q in selected_questions(args)}
     references = reference_answers(args, list(questions.values()))
-    answers = answer_files(args.answers)
     work = Work([], [], [])
     for turn, question_id, model_a, model_b in labelled_pairs(votes, voted_by=args.voted_by):
         question = questions.get(question_id)
@@ -82,13 +81,14 @@ def run_certify(args: argparse.Namespace) -> int:
         args.question_ids = ",".join(map(str, DEV_QUESTION_IDS))
     labels = load_labels(args.labels, args.ratings)
     pairwise = args.kind == "pairwise"
-    work = _pairwise_work(args, labels.votes) if pairwise else single_work(args)
+    answers = answer_files(args.answers)  # read once: for the rows and for the answers' lengths
+    work = _pairwise_work(args, labels.votes, answers) if pairwise else single_work(args, answers)
     if not work.rows:
         raise JudgeInputError("nothing to certify: check --answers, --labels, --question-ids, --categories, --turns")
     output = output_dir(args.output)
     function_id, judged = judge_into(args, work, output, pairwise=pairwise)
     judgments = judged.judgments
-    card = judge_card(args.kind, judgments, labels, answer_lengths(answer_files(args.answers)), seed=args.seed)
+    card = judge_card(args.kind, judgments, labels, answer_lengths(answers), seed=args.seed)
     card |= {
         "labels": args.labels,
         "complete": judged.complete,

@@ -31,6 +31,7 @@ from llama_stack_judge.core.mtbench import (
     load_turn_answers,
 )
 from llama_stack_judge.core.mtbench_work import (
+    Answers,
     Work,
     add_pair,
     add_single,
@@ -96,7 +97,7 @@ def reference_answers(args: argparse.Namespace, questions: Sequence[Question]) -
     return references
 
 
-def single_work(args: argparse.Namespace) -> Work:
+def single_work(args: argparse.Namespace, answers: Answers) -> Work:
     """One row per question, turn and model.
 
     In that order: consecutive prompts then share the judge's instructions and the question (and reference), which
@@ -104,7 +105,7 @@ def single_work(args: argparse.Namespace) -> Work:
     """
     questions = selected_questions(args)
     references = reference_answers(args, questions)
-    work, answers = Work([], [], []), answer_files(args.answers)
+    work = Work([], [], [])
     for question in questions:
         for turn in args.turns:
             for model in answers:
@@ -112,11 +113,10 @@ def single_work(args: argparse.Namespace) -> Work:
     return work
 
 
-def pairwise_work(args: argparse.Namespace) -> Work:
+def pairwise_work(args: argparse.Namespace, answers: Answers) -> Work:
     """One row per model pair (all pairs, or each model against --baseline), question and turn."""
     questions = selected_questions(args)
     references = reference_answers(args, questions)
-    answers = answer_files(args.answers)
     if args.baseline is not None and args.baseline not in answers:
         raise JudgeInputError(f"--baseline {args.baseline!r} is not one of the answer files' models {sorted(answers)}")
     if args.baseline is None:
@@ -263,7 +263,8 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
     from llama_stack_judge.report import print_summary, write_report
 
     use_sample_by_default(args)
-    work = single_work(args) if kind == "single" else pairwise_work(args)
+    answers = answer_files(args.answers)  # read once: for the rows and, pairwise, for the answers' lengths and style
+    work = single_work(args, answers) if kind == "single" else pairwise_work(args, answers)
     if not work.rows:
         raise JudgeInputError("nothing to judge: check --answers, --question-ids, --categories and --turns")
     output = output_dir(args.output)
@@ -284,7 +285,6 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
     if kind == "single":
         summary["models"] = summarize_single(judgments)
     else:
-        answers = answer_files(args.answers)
         summary |= summarize_pairwise(judgments) | leaderboard_cli.boards_of(judgments, args.baseline, answers)
         if args.baseline is not None:
             battles = leaderboard_cli.length_battles(judgments, args.baseline, answer_lengths(answers))
