@@ -84,6 +84,11 @@ def test_the_shipped_card_is_the_default_embedded_judges() -> None:
     assert first_turns["n_judgments"] == 112 and card_turns(first_turns) == [1]
     both = book.find(judges, turns=(1, 2))
     assert both is not None and both["n_judgments"] == 224 and card_turns(both) == [1, 2]
+    pairwise = [d for d in load_definitions(SHIPPED_DEFINITIONS, prefix="judge") if "mt-bench-pair" in d.identifier]
+    pair_judges = {d.identifier: options.apply(d).provenance(model) for d in pairwise}
+    assert len(pair_judges) == 4
+    pairs = book.find(pair_judges, turns=(1,))  # 75 expert-voted pairs of 8 dev questions, both orders each
+    assert pairs is not None and pairs["kind"] == "pairwise" and pairs["n_judgments"] == 75
 
 
 def test_a_card_of_the_runs_turns_is_shown_before_a_larger_one_of_other_turns() -> None:
