@@ -37,3 +37,12 @@ def validation_problems(error: ValidationError) -> str:
         f"{'.'.join(str(part) for part in problem['loc']) or '(top level)'}: {problem['msg']}"
         for problem in error.errors()
     )
+
+
+MAX_REPORTED = 5  # problems named in one error; the rest are counted
+
+
+def input_problems(problems: list[str], *, where: str = "", suffix: str = "") -> JudgeInputError:
+    """One error naming the first few of ``problems`` (each names its row or field) and counting the rest."""
+    more = f" (and {len(problems) - MAX_REPORTED} more)" if len(problems) > MAX_REPORTED else ""
+    return JudgeInputError(f"{where}: " * bool(where) + "; ".join(problems[:MAX_REPORTED]) + more + suffix)

@@ -6,11 +6,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from llama_stack_judge.core.definitions import Aggregation
+from llama_stack_judge.core.mtbench import INCONSISTENT
 from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.rows import Row
 from llama_stack_judge.core.stats import bootstrap_ci, group_means, mean, win_rate
 from llama_stack_judge.core.stats import median as median_of
-from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.errors import input_problems
 
 AggregateValue = dict[str, object]
 AGGREGATION_KEY = "aggregation"  # of aggregated results: the aggregations made and what a failed row counted as
@@ -90,7 +91,7 @@ def position_bias(results: Sequence[RowResult], stats: Statistics | None = None)
     """
     orders = [r.details.get("orders") for r in results if r.details]
     pairs = [o for o in orders if isinstance(o, list) and all(order["status"] == "scored" for order in o)]
-    consistent = sum(1 for r in results if r.details and r.details.get("winner") not in (None, "tie (inconsistent)"))
+    consistent = sum(1 for r in results if r.details and r.details.get("winner") not in (None, INCONSISTENT))
     verdicts = [order["verdict"] for o in orders if isinstance(o, list) for order in o if order["status"] == "scored"]
     return {
         "position_consistency": consistent / len(pairs) if pairs else None,
@@ -140,8 +141,7 @@ def group_keys(rows: Sequence[Row], fields: Sequence[str]) -> dict[str, list[obj
         f"row {i}: missing group_by field '{name}'" for name in fields for i, row in enumerate(rows) if name not in row
     ]
     if missing:
-        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-        raise JudgeInputError("; ".join(missing[:5]) + more)
+        raise input_problems(missing)
     return {name: [row[name] for row in rows] for name in fields}
 
 

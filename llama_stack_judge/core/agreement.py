@@ -11,10 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
+from llama_stack_judge.core.mtbench import INCONSISTENT
 from llama_stack_judge.errors import JudgeInputError
 
 Key = tuple[int, int, str, str]  # turn, question_id, first model, second model (sorted)
-_WINNERS = {"model_a", "model_b", "tie", "tie (inconsistent)"}
+_WINNERS = {"model_a", "model_b", "tie", INCONSISTENT}
 _FLIP = {"model_a": "model_b", "model_b": "model_a"}
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from llama_stack_judge.core.agreement import Key, cohen_kappa, keyed_vote
+from llama_stack_judge.core.mtbench import INCONSISTENT
 
 RESAMPLES = 1000
 # Label sources of the MT-bench votes, by the prefix of their judge names.
@@ -242,7 +243,7 @@ def _position(judgments: Sequence[Mapping[str, Any]], *, seed: int) -> dict[str,
     )
     return {
         "consistency": _estimate(
-            scored, lambda items: sum(j["winner"] != "tie (inconsistent)" for j in items) / len(items), seed=seed
+            scored, lambda items: sum(j["winner"] != INCONSISTENT for j in items) / len(items), seed=seed
         ),
         "first_position_wins": _estimate(
             verdicts, lambda items: sum(v == "A" for _, v in items) / len(items), seed=seed

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from llama_stack_judge.core.jsonl import read_numbered
 from llama_stack_judge.errors import JudgeInputError
@@ -204,16 +204,17 @@ def pairwise_inputs(row: Mapping[str, object], *, where: str) -> tuple[int, str,
     return turn, judge_name("pair", turn=turn, with_reference=with_reference), fields, swapped
 
 
+INCONSISTENT: Final = "tie (inconsistent)"  # the winner of a pair whose two orders disagree
 Winner = Literal["model_a", "model_b", "tie", "tie (inconsistent)"]
 _WINNER_AB: dict[str, Winner] = {"A": "model_a", "B": "model_b", "C": "tie"}
 _WINNER_BA: dict[str, Winner] = {"A": "model_b", "B": "model_a", "C": "tie"}
-WINNER_SCORE: dict[Winner, float] = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (inconsistent)": 0.5}
+WINNER_SCORE: dict[Winner, float] = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, INCONSISTENT: 0.5}
 
 
 def combine_orders(verdict_ab: str, verdict_ba: str) -> Winner:
     """The winner of a pair judged in both orders: the same winner twice, else a tie marked inconsistent."""
     first, second = _WINNER_AB[verdict_ab], _WINNER_BA[verdict_ba]
-    return first if first == second else "tie (inconsistent)"
+    return first if first == second else INCONSISTENT
 
 
 def winner_probabilities(ab: Mapping[str, float], ba: Mapping[str, float]) -> dict[Winner, float]:

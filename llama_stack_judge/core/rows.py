@@ -3,11 +3,9 @@
 from collections.abc import Mapping, Sequence
 
 from llama_stack_judge.core.text import strings_in, surrogate_count
-from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.errors import JudgeInputError, input_problems
 
 Row = Mapping[str, object]
-
-_MAX_REPORTED = 5
 
 
 def text_columns(
@@ -39,8 +37,7 @@ def text_columns(
 
 def _refuse(problems: list[str], *, user: str, limit: str = "") -> None:
     if problems:
-        more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
-        raise JudgeInputError(f"{user}: " + "; ".join(problems[:_MAX_REPORTED]) + more + limit)
+        raise input_problems(problems, where=user, suffix=limit)
 
 
 def check_rows(

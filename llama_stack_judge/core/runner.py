@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Protocol
 
 from llama_stack_judge.core.cache import CacheWriter, ReplyCache, cache_key
 from llama_stack_judge.core.chat import (
@@ -33,6 +34,15 @@ from llama_stack_judge.errors import JudgeInputError
 logger = logging.getLogger(__name__)
 
 
+class CallLimits(Protocol):
+    """What a provider config says about making calls."""
+
+    max_concurrency: int
+    max_retries: int
+    timeout_s: float
+    retry_for_s: float
+
+
 @dataclass(frozen=True, slots=True)
 class RunSettings:
     """How judge calls are made."""
@@ -53,6 +63,16 @@ class RunSettings:
             raise JudgeInputError(f"timeout_s must be > 0, got {self.timeout_s}")
         if self.retry_for_s < 0:
             raise JudgeInputError(f"retry_for_s must be >= 0, got {self.retry_for_s}")
+
+    @classmethod
+    def of(cls, config: "CallLimits") -> "RunSettings":
+        """The settings a provider config gives (its concurrency, retries, timeout and retry window)."""
+        return cls(
+            max_concurrency=config.max_concurrency,
+            max_retries=config.max_retries,
+            timeout_s=config.timeout_s,
+            retry_for_s=config.retry_for_s,
+        )
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry ``attempt`` (1-based): exponential with full jitter."""

@@ -4,6 +4,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from llama_stack_judge.core.mtbench import INCONSISTENT
 from llama_stack_judge.core.stats import LOSS, TIE, WIN, bootstrap_ci, mean
 
 Judgment = Mapping[str, Any]
@@ -66,7 +67,7 @@ def summarize_pairwise(judgments: Sequence[Judgment], *, seed: int = 0) -> dict[
             "n_games": len(scores),
         }
     both_orders = [j for j in judgments if j["status"] == "scored"]
-    consistent = [j for j in both_orders if j["winner"] != "tie (inconsistent)"]
+    consistent = [j for j in both_orders if j["winner"] != INCONSISTENT]
     verdicts = [v for j in judgments for v in (j.get("verdict_ab"), j.get("verdict_ba")) if v in ("A", "B", "C")]
     return {
         "models": models,

@@ -25,11 +25,10 @@ from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.rows import Row
 from llama_stack_judge.core.runner import Judge, Usage, flag_verdict_like, render_request
 from llama_stack_judge.core.stats import mean
-from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError
+from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError, input_problems
 
 RATING_TASK = "response_assessment.rating"
 PAIRWISE_TASK = "response_assessment.pairwise_comparison"
-_MAX_REPORTED = 5
 Routed = tuple[int, str, list[dict[str, str]]]  # turn, judge name, template fields of each order
 
 
@@ -89,8 +88,7 @@ class AssessmentTask:
             except JudgeInputError as exc:
                 problems.append(str(exc))
         if problems:
-            more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
-            raise JudgeInputError(f"{self.identifier}: " + "; ".join(problems[:_MAX_REPORTED]) + more)
+            raise input_problems(problems, where=self.identifier)
         return routed
 
     async def score_rows(self, rows: Sequence[Row], judge: Judge, *, judge_model: str, usage: Usage) -> list[RowResult]:

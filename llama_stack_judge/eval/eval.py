@@ -115,12 +115,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         self._scoring = scoring_api
         self._datasetio = datasetio_api
         self._datasets = datasets_api
-        self._settings = RunSettings(
-            max_concurrency=config.max_concurrency,
-            max_retries=config.max_retries,
-            timeout_s=config.timeout_s,
-            retry_for_s=config.retry_for_s,
-        )
+        self._settings = RunSettings.of(config)
         # One limit for every job of this process: two jobs share the candidate's capacity instead of doubling it.
         self._generation_slots = asyncio.Semaphore(config.max_concurrency)
         # This process's running jobs: their live records (fresher than the store's) and tasks.

@@ -95,12 +95,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         self._datasets = datasets_api
         self._judge = Judge(
             StackChat(inference_api, spacing_s=config.call_spacing_s),
-            RunSettings(
-                max_concurrency=config.max_concurrency,
-                max_retries=config.max_retries,
-                timeout_s=config.timeout_s,
-                retry_for_s=config.retry_for_s,
-            ),
+            RunSettings.of(config),
             slots=asyncio.Semaphore(config.max_concurrency),  # one limit for all callers of this provider
         )
         self.registry = ScoringFunctionRegistry(config.definition_dirs)
