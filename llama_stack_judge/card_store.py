@@ -27,13 +27,19 @@ def card_store_reference() -> SqlStoreReference:
 
 
 class SqlCardBook:
-    """Cards in a SQL table (one row each, keyed by id and indexed by judges' key), and the shipped ones."""
+    """Cards in a SQL table (one row each, keyed by id and indexed by judges' key), and the shipped ones.
 
-    def __init__(self, store: SqlStore, table: str, *, shipped: Path | None = SHIPPED_CARDS) -> None:
+    Without a store (``None``) it holds the shipped cards only and files none.
+    """
+
+    def __init__(
+        self, store: SqlStore | None, table: str = DEFAULT_TABLE, *, shipped: Path | None = SHIPPED_CARDS
+    ) -> None:
         self._store = store
         self._table = table
-        self._shipped = CardBook(None, shipped=shipped)
-        self._ready = FirstUseGuard(lambda: store.fetch_all(table, limit=1))
+        # Read once: shipped cards do not change while the stack runs, and every score call looks them up.
+        self._shipped = CardBook(None, shipped=shipped).cards()
+        self._ready = FirstUseGuard(self._first_read)
 
     @classmethod
     async def open(cls, reference: SqlStoreReference, *, shipped: Path | None = SHIPPED_CARDS) -> "SqlCardBook":
@@ -52,8 +58,14 @@ class SqlCardBook:
         )
         return cls(store, reference.table_name, shipped=shipped)
 
+    async def _first_read(self) -> None:
+        assert self._store is not None  # only called with a store
+        await self._store.fetch_all(self._table, limit=1)
+
     async def save(self, card: Mapping[str, Any]) -> str:
         """File ``card`` under the key of its judges; returns its id."""
+        if self._store is None:
+            raise ValueError("this book holds the shipped cards only")
         await self._ready()
         card_id = uuid.uuid4().hex
         await self._store.insert(
@@ -72,7 +84,7 @@ class SqlCardBook:
     async def cards(self) -> list[dict[str, Any]]:
         """Every card of the store and the shipped ones, newest first."""
         stored = await self._rows(None)
-        return sorted(stored + self._shipped.cards(), key=lambda card: str(card["run"].get("date")), reverse=True)
+        return sorted(stored + self._shipped, key=lambda card: str(card["run"].get("date")), reverse=True)
 
     async def find(
         self, judges: Mapping[str, Mapping[str, Any]], *, turns: Sequence[int] | None = None
@@ -81,10 +93,12 @@ class SqlCardBook:
         if not judges:
             return None
         key = card_key(judges)
-        shipped = (card for card in self._shipped.cards() if card["key"] == key)
+        shipped = (card for card in self._shipped if card["key"] == key)
         return best_card([*await self._rows(key), *shipped], turns=turns)
 
     async def _rows(self, key: str | None) -> list[dict[str, Any]]:
+        if self._store is None:
+            return []
         await self._ready()
         rows = await self._store.fetch_all(self._table, where=None if key is None else {"key": key})
         return [json.loads(row["card"]) | {"key": row["key"], "card_id": row["card_id"]} for row in rows.data]

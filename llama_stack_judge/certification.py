@@ -30,6 +30,7 @@ Kind = Literal["single", "pairwise"]
 class Labels:
     """What a judge is measured against: pairwise votes, and reference ratings by answer."""
 
+    name: str  # "mt-bench-dev", or the votes file
     votes: list[dict[str, Any]]
     ratings: dict[AnswerKey, float]
 
@@ -38,13 +39,13 @@ def load_labels(labels: str, ratings_file: str | None = None) -> Labels:
     """The shipped labels (``mt-bench-dev``), or a JSONL of votes and an optional CSV of reference ratings."""
     if labels == SHIPPED_LABELS:
         return _shipped_labels()
-    return Labels(read_jsonl(Path(labels)), _read_ratings(ratings_file) if ratings_file else {})
+    return Labels(labels, read_jsonl(Path(labels)), _read_ratings(ratings_file) if ratings_file else {})
 
 
 @functools.cache
 def _shipped_labels() -> Labels:
     votes = read_jsonl(DEV / "human_judgments_dev.jsonl") + read_jsonl(DEV / "gpt4_pair_judgments_dev.jsonl")
-    return Labels(votes, _read_ratings(str(DEV / "gpt4_single_scores_dev.csv")))
+    return Labels(SHIPPED_LABELS, votes, _read_ratings(str(DEV / "gpt4_single_scores_dev.csv")))
 
 
 def _read_ratings(path: str) -> dict[AnswerKey, float]:
@@ -86,15 +87,36 @@ def labelled_pairs(votes: Iterable[Mapping[str, Any]], *, voted_by: str | None =
 
 
 def judge_card(
-    kind: Kind, judgments: Sequence[Mapping[str, Any]], labels: Labels, lengths: Mapping[AnswerKey, int], *, seed: int
+    kind: Kind,
+    judgments: Sequence[Mapping[str, Any]],
+    labels: Labels,
+    lengths: Mapping[AnswerKey, int],
+    *,
+    seed: int,
+    complete: bool,
+    usage: Mapping[str, int],
+    seconds: float,
+    run: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The card of a rating (``single``) or ``pairwise`` judge's judgments against ``labels``."""
-    if kind == "pairwise":
-        return pairwise_card(judgments, labels.votes, lengths, seed=seed)
-    return rating_card(judgments, labels.ratings, labels.votes, lengths, seed=seed)
+    """The card of a rating (``single``) or ``pairwise`` judge's judgments against ``labels``, with the run's cost.
+
+    ``run`` says what produced the judgments (date, judges, ...); it keys the card (see ``cardbook.card_key``).
+    """
+    figures = (
+        pairwise_card(judgments, labels.votes, lengths, seed=seed)
+        if kind == "pairwise"
+        else rating_card(judgments, labels.ratings, labels.votes, lengths, seed=seed)
+    )
+    return figures | {
+        "labels": labels.name,
+        "complete": complete,
+        "n_judgments": len(judgments),
+        "speed": _speed(len(judgments), usage, seconds),
+        "run": dict(run),
+    }
 
 
-def speed_figures(n_judgments: int, usage: Mapping[str, int], seconds: float) -> dict[str, Any]:
+def _speed(n_judgments: int, usage: Mapping[str, int], seconds: float) -> dict[str, Any]:
     """Seconds and tokens per judgment; cache hits count as judgments, so seconds per inference call too."""
     calls = usage.get("inference_calls", 0)
     per_judgment = (lambda total: total / n_judgments) if n_judgments else (lambda total: None)

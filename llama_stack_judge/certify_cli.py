@@ -20,7 +20,6 @@ from llama_stack_judge.certification import (
     labelled_pairs,
     load_labels,
     shipped_answer_files,
-    speed_figures,
 )
 from llama_stack_judge.core.card import SOURCES, headline
 from llama_stack_judge.core.mtbench import data_file
@@ -88,14 +87,17 @@ def run_certify(args: argparse.Namespace) -> int:
     output = output_dir(args.output)
     function_id, judged = judge_into(args, work, output, pairwise=pairwise)
     judgments = judged.judgments
-    card = judge_card(args.kind, judgments, labels, answer_lengths(answers), seed=args.seed)
-    card |= {
-        "labels": args.labels,
-        "complete": judged.complete,
-        "n_judgments": len(judgments),
-        "speed": speed_figures(len(judgments), judged.usage, judged.seconds),
-        "run": run_metadata(args, function_id=function_id, judges=judged.judges),
-    }
+    card = judge_card(
+        args.kind,
+        judgments,
+        labels,
+        answer_lengths(answers),
+        seed=args.seed,
+        complete=judged.complete,
+        usage=judged.usage,
+        seconds=judged.seconds,
+        run=run_metadata(args, function_id=function_id, judges=judged.judges),
+    )
     (output / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     filed = card_book(args).save(card) if judged.complete else None
     print(headline(card))

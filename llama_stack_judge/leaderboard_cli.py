@@ -132,9 +132,14 @@ def read_records(paths: list[str], *, judge: str | None = None) -> list[tuple[st
     ]
 
 
+def battles_in(records: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Battle]:
+    """Every battle of ``(where, record)`` pairs."""
+    return [battle for where, record in records for battle in battles_of(record, where=where)]
+
+
 def read_battles(paths: list[str], *, judge: str | None = None) -> list[Battle]:
     """Every battle in the files (folders: their ``*.jsonl``); with ``judge``, records whose judge starts with it."""
-    return [battle for where, record in read_records(paths, judge=judge) for battle in battles_of(record, where=where)]
+    return battles_in(read_records(paths, judge=judge))
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
@@ -147,7 +152,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     if args.answers:
         battles, style = styled_battles(records, answer_files(args.answers))
     else:
-        battles = [battle for where, record in records for battle in battles_of(record, where=where)]
+        battles = battles_in(records)
     if not battles:
         raise JudgeInputError(
             "no battle in the judgment files" + (f" by a judge named {args.judge}*" if args.judge else "")

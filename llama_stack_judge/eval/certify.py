@@ -10,7 +10,7 @@ files in the stack's card store, where every later score call by the same judges
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 from llama_stack.log import get_logger
 from llama_stack_api import (
@@ -33,7 +33,6 @@ from llama_stack_judge.certification import (
     judgments_of,
     load_labels,
     shipped_data,
-    speed_figures,
 )
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.errors import JudgeInputError
@@ -45,7 +44,7 @@ ScoreRows = Callable[[list[dict[str, Any]], dict[str, Any], JudgeOptions], Await
 
 METADATA_KEY = "certification"
 CERTIFICATION_KEY = "certification"  # of the job's aggregated results: the card it made
-KINDS = ("single", "pairwise")
+KINDS = get_args(Kind)
 
 
 def certification_spec(benchmark: Benchmark) -> dict[str, Any] | None:
@@ -94,23 +93,24 @@ def certification_card(
 ) -> dict[str, Any]:
     """The judge card of a certification's judgments (``about`` each row, its score row) and what made them."""
     kind = cast(Kind, spec["kind"])
-    judgments = judgments_of(kind, about, score_rows)
     _, _, answers = shipped_data()
-    card = judge_card(kind, judgments, load_labels(spec["labels"]), answer_lengths(answers), seed=seed)
-    usage = aggregated.get("usage") or {}
-    return card | {
-        "labels": spec["labels"],
-        "complete": True,
-        "n_judgments": len(judgments),
-        "speed": speed_figures(len(judgments), usage, time.time() - started_at),
-        "run": {
+    return judge_card(
+        kind,
+        judgments_of(kind, about, score_rows),
+        load_labels(spec["labels"]),
+        answer_lengths(answers),
+        seed=seed,
+        complete=True,
+        usage=aggregated.get("usage") or {},
+        seconds=time.time() - started_at,
+        run={
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": versions(),
             "judges": aggregated.get("judges") or {},
             "selection": {"turns": sorted({int(what["turn"]) for what in about})},
             **run,
         },
-    }
+    )
 
 
 class Certifier:

@@ -221,6 +221,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             await self.store.save(job)
             config = BenchmarkConfig.model_validate(job.benchmark_config)
             options = JudgeOptions.parse(job.options, where=job.job_id)
+            # Each judgment is stored as it is made, so a job resumed after a crash judges only what is missing.
+            durable = options.model_copy(update={"durable": True})
             await check_readable(self._datasets, job.dataset_id, where=f"eval job {job.job_id}")
             job.progress = {"phase": "running", "rows": config.num_examples, "generated": 0, "judged": 0}
             await self.store.save(job)
@@ -230,11 +232,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
                 groups = _checked_groups(rows, options, where=f"eval job {job.job_id}: rows from {start}")
                 outcomes = await self.store.results(job.job_id, start, start + len(rows))
                 if len(outcomes) < len(rows):  # judged pages of a resumed job are read back, not judged again
-                    if job.certification is None:
-                        outcomes, aggregated = await self._judge_page(job, start, rows, config, options)
-                    else:
-                        durable = options.model_copy(update={"durable": True})
-                        outcomes, aggregated = await self._certifier.judge_page(job, start, rows, config, durable)
+                    judge_page = self._judge_page if job.certification is None else self._certifier.judge_page
+                    outcomes, aggregated = await judge_page(job, start, rows, config, durable)
                     for fn, paged in scores.items():
                         paged.add_aggregates(aggregated[fn])
                     await self.store.add_results(job.job_id, outcomes)
@@ -298,7 +297,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
     async def _judge_page(
         self, job: JobRecord, start: int, rows: list[DatasetRow], config: BenchmarkConfig, options: JudgeOptions
     ) -> tuple[list[RowOutcome], dict[str, dict[str, Any]]]:
-        """Generate (what is not stored yet) and score one page: its rows, and each function's page aggregates."""
+        """Generate (what is not stored yet) and score one page: its rows, and each function's page aggregates.
+
+        ``options`` are the job's, made durable: each judgment is stored the moment it is made.
+        """
         done = await self.store.generations(job.job_id, start, start + len(rows))
         job.progress["phase"] = "generating"
 
@@ -311,9 +313,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         generations = await self._generations(rows, config, options, local_done, keep)
         job.progress["phase"] = "judging"
         await self.store.save(job)
-        # Each judgment is stored as it is made, so a job resumed after a crash judges only what is missing.
-        durable = options.model_copy(update={"durable": True})
-        result = await self._score(rows, generations, job.scoring_functions, config, durable)
+        result = await self._score(rows, generations, job.scoring_functions, config, options)
         outcomes = [
             RowOutcome(start + i, generation, {fn: r.score_rows[i] for fn, r in result.scores.items()})
             for i, generation in enumerate(generations)

@@ -24,7 +24,7 @@ from llama_stack_api import (
 )
 
 from llama_stack_judge.card_store import SqlCardBook
-from llama_stack_judge.cardbook import SHIPPED_CARDS, CardBook, card_summary
+from llama_stack_judge.cardbook import card_summary
 from llama_stack_judge.core.aggregate import (
     AGGREGATION_KEY,
     JUDGE_CARD_KEY,
@@ -101,7 +101,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         self.registry = ScoringFunctionRegistry(config.definition_dirs)
         # Judges registered through the API, compiled once; the stack's registry is their source of truth.
         self._registered: dict[str, tuple[ScoringFn, JudgeDefinition]] = {}
-        self._cards: SqlCardBook | CardBook = CardBook(None, shipped=SHIPPED_CARDS)
+        self._cards = SqlCardBook(None)  # the shipped cards, until initialize opens the card store
 
     async def initialize(self) -> None:
         """Open the judgment cache and the card store (definitions were loaded and checked in the constructor)."""
@@ -239,15 +239,9 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         if usage is not None:
             aggregated["usage"] = usage.as_dict()
             aggregated[JUDGES_KEY] = judges
-            if summary := card_summary(await self._judges_card(judges, _turns(rows))):
+            if summary := card_summary(await self._cards.find(judges, turns=_turns(rows))):
                 aggregated[JUDGE_CARD_KEY] = summary
         return ScoringResult(score_rows=[result.as_score_row() for result in results], aggregated_results=aggregated)
-
-    async def _judges_card(self, judges: dict[str, Any], turns: list[int] | None) -> dict[str, Any] | None:
-        """The filed (or shipped) card of these judges, measured on these turns where one was."""
-        if isinstance(self._cards, SqlCardBook):
-            return await self._cards.find(judges, turns=turns)
-        return self._cards.find(judges, turns=turns) if judges else None
 
     @answers_refusals
     async def score(self, request: ScoreRequest) -> ScoreResponse:
