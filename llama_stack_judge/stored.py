@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from llama_stack_api import Datasets
+from llama_stack_api import DatasetIO, Datasets, IterRowsRequest, PaginatedResponse
 from llama_stack_api.common.errors import ResourceNotFoundError
 from llama_stack_api.datasets.models import GetDatasetRequest
 
@@ -34,6 +34,64 @@ async def check_readable(datasets: Datasets, dataset_id: str, *, where: str) -> 
         await datasets.get_dataset(GetDatasetRequest(dataset_id=dataset_id))
     except (ValueError, ResourceNotFoundError) as exc:
         raise JudgeNotFoundError(f"{where}: dataset {dataset_id}: {exc}") from None
+
+
+async def read_rows(datasetio: DatasetIO, datasets: Datasets, request: IterRowsRequest) -> PaginatedResponse:
+    """Rows of a dataset, also of one registered through another replica of the stack since this one started.
+
+    The stack's datasetio providers (``localfs``) hold their datasets in memory, loaded at start and on registration
+    through the same process; the others' registrations reach the registry store but not them (a ``KeyError``). Such a
+    dataset is read from the registry and handed to its provider as a registration would, then read.
+    """
+    try:
+        return await datasetio.iterrows(request)
+    except KeyError:
+        routing_table = getattr(datasetio, "routing_table", None)
+        if routing_table is None:
+            raise
+        dataset = await datasets.get_dataset(GetDatasetRequest(dataset_id=request.dataset_id))
+        provider = await routing_table.get_provider_impl(request.dataset_id)
+        await provider.register_dataset(dataset)
+        return await datasetio.iterrows(request)
+
+
+class RoutingTableSlot:
+    """The attribute through which the stack hands a provider its routing table (``benchmark_store``, say).
+
+    llama-stack 0.7.3 routes a request by its registry's in-memory cache alone, which other processes' registrations
+    do not reach until the next listing refreshes it: with several replicas on one store, a scoring function or
+    benchmark registered through one replica is "not served" by the others. When the stack sets the table, this makes
+    its ``get_provider_impl`` read the registry store on a miss before refusing (later llama-stack releases do so
+    themselves).
+    """
+
+    def __init__(self, resource_type: str) -> None:
+        self._resource_type = resource_type
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = f"_{name}"
+
+    def __get__(self, provider: object, owner: type | None = None) -> Any:
+        return None if provider is None else getattr(provider, self._name, None)
+
+    def __set__(self, provider: object, table: Any) -> None:
+        setattr(provider, self._name, table)
+        registry = getattr(table, "dist_registry", None)
+        if registry is None or getattr(table, "_reads_through", False):
+            return
+        cached_only = table.get_provider_impl
+        resource_type = self._resource_type
+
+        async def get_provider_impl(routing_key: str, provider_id: str | None = None) -> Any:
+            try:
+                return await cached_only(routing_key, provider_id)
+            except ValueError:
+                if await registry.get(resource_type, routing_key) is None:  # a miss fills the cache from the store
+                    raise
+                return await cached_only(routing_key, provider_id)
+
+        table.get_provider_impl = get_provider_impl
+        table._reads_through = True
 
 
 class FirstUseGuard:

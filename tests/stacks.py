@@ -41,6 +41,19 @@ def run_config_file(
     return write_run_config(config, state_dir / "run.yaml")
 
 
+# Leases short enough that a job of a replica killed with kill -9 is taken over within seconds, not 30 s.
+SHORT_LEASES = {"lease_s": 3.0, "lease_renewal_s": 0.5}
+
+
+def with_eval_config(
+    providers: dict[str, list[dict[str, Any]]] | None = None, **config: Any
+) -> dict[str, list[dict[str, Any]]]:
+    """The test providers (or ``providers``) with ``config`` set on the eval provider."""
+    providers = copy.deepcopy(providers or selected_providers())
+    providers["eval"][0]["config"] = providers["eval"][0].get("config", {}) | config
+    return providers
+
+
 def with_endpoint(
     url: str, providers: dict[str, list[dict[str, Any]]] | None = None
 ) -> dict[str, list[dict[str, Any]]]:
@@ -78,30 +91,35 @@ def library_client(run_yaml: Path) -> Iterator[Any]:
 
 def start_server(run_yaml: Path, *, log: Path | None = None) -> tuple[subprocess.Popen[bytes], LlamaStackClient]:
     """``llama stack run`` on a free port of 127.0.0.1, once healthy, and a client for it."""
-    port = free_port()
-    llama = Path(sys.executable).parent / "llama"
-    log = log or run_yaml.with_suffix(".log")
+    (started,) = start_servers(run_yaml, [log or run_yaml.with_suffix(".log")])
+    return started
+
+
+def start_servers(run_yaml: Path, logs: list[Path]) -> list[tuple[subprocess.Popen[bytes], LlamaStackClient]]:
+    """Replicas of one stack, a server per log file, all started at once; each once healthy, with a client."""
     env = {**os.environ, "LLAMA_STACK_LOG_FORMAT": "json"}
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [str(llama), "stack", "run", str(run_yaml), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"llama stack run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/v1/health", timeout=1).status_code == 200:
-                break
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"llama stack run did not become healthy:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    return process, LlamaStackClient(base_url=base_url, timeout=120)
+    llama = Path(sys.executable).parent / "llama"
+    launched = []
+    for log in logs:
+        port = free_port()
+        with log.open("ab") as out:
+            command = [str(llama), "stack", "run", str(run_yaml), "--port", str(port)]
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        launched.append((process, f"http://127.0.0.1:{port}", log))
+    deadline = time.monotonic() + 60 * len(logs)
+    for process, base_url, log in launched:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"llama stack run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base_url}/v1/health", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                for started, _, _ in launched:
+                    started.kill()
+                raise RuntimeError(f"llama stack run did not become healthy:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+    return [(process, LlamaStackClient(base_url=base_url, timeout=120)) for process, base_url, _ in launched]
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:

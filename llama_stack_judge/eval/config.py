@@ -3,7 +3,7 @@
 from typing import Any
 
 from llama_stack.core.storage.datatypes import SqlStoreReference
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llama_stack_judge.card_store import card_store_reference
 from llama_stack_judge.scoring.config import call_spacing_field
@@ -37,11 +37,37 @@ class JudgeEvalConfig(BaseModel):
         description="SQL store for jobs, generations and results (table_name is the prefix of its three tables).",
     )
 
+    lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a replica's claim on a running job lasts without renewal. When a replica dies, another "
+        "one takes its jobs over this long after its last renewal (replicas' clocks must agree to well within this).",
+    )
+    lease_renewal_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often a replica renews the leases of its jobs, takes over jobs whose lease ran out, and "
+        "notices a job cancelled through another replica.",
+    )
+    replica_id: str | None = Field(
+        default=None,
+        description="This replica's name in job leases and logs (default: host name, process id and a random suffix).",
+    )
+
     card_store: SqlStoreReference | None = Field(
         default_factory=card_store_reference,
         description="Where certification jobs file their judge cards (the scoring provider reads the same table); "
         "null: cards are returned with the job's result only.",
     )
+
+    @model_validator(mode="after")
+    def _renewed_within_the_lease(self) -> "JudgeEvalConfig":
+        if self.lease_renewal_s >= self.lease_s:
+            raise ValueError(
+                f"lease_renewal_s ({self.lease_renewal_s}) must be shorter than lease_s ({self.lease_s}), "
+                "or a replica's jobs would be taken over while it runs them"
+            )
+        return self
 
     @classmethod
     def sample_run_config(cls, __distro_dir__: str = "", **kwargs: Any) -> dict[str, Any]:

@@ -1,12 +1,15 @@
 """JudgeEvalImpl: eval jobs that generate with a candidate model through the stack, then score.
 
 Jobs and every row's generation are kept in the stack's SQL store as they happen: a job that was running when the
-process stopped is resumed when the provider starts again, and generates only the rows that have no answer yet
-(judgments already made come back from the scoring provider's judgment cache).
+process stopped is resumed, and generates only the rows that have no answer yet (judgments already made come back
+from the scoring provider's judgment cache). Replicas of a stack can share that store: each job is leased to one
+replica at a time, and a replica takes over a job only once its lease has run out (see ``store``).
 """
 
 import asyncio
 import contextvars
+import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,12 +55,12 @@ from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInp
 from llama_stack_judge.eval.access import JobUser, context_of, may
 from llama_stack_judge.eval.certify import Certifier, certification_spec, judge_params
 from llama_stack_judge.eval.config import JudgeEvalConfig
-from llama_stack_judge.eval.store import JobRecord, JobStore, RowOutcome
+from llama_stack_judge.eval.store import JobRecord, JobStore, LeaseLostError, RowOutcome
 from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
 from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import passing_options, request_options
-from llama_stack_judge.stored import check_readable, from_registry
+from llama_stack_judge.stored import RoutingTableSlot, check_readable, from_registry, read_rows
 
 logger = get_logger(name=__name__, category="eval")
 
@@ -100,6 +103,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
     """Runs benchmarks as persistent background jobs with bounded concurrency and real cancellation."""
 
     __provider_id__: str
+    benchmark_store = RoutingTableSlot("benchmark")
 
     def __init__(
         self,
@@ -124,7 +128,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         self._unrecorded: dict[str, JobRecord] = {}
         self._store: JobStore | None = None
         self._certifier = Certifier(self._score_rows)
-        self._resumed = False
+        self._replica_id = config.replica_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._lease_keeper: asyncio.Task[None] | None = None
 
     async def initialize(self) -> None:
         """Open the job store and the card store (their tables are created on first use)."""
@@ -134,23 +139,51 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             self._certifier.cards = await SqlCardBook.open(self.config.card_store)
 
     async def _resume_unfinished(self) -> None:
-        """Restart the jobs an earlier process left unfinished, once, on the first eval call of this process.
+        """On the first eval call of this process: take over jobs left unfinished, then keep leases from then on.
 
         Not in ``initialize``: ``llama stack run`` initializes providers in an event loop of its own that ends before
         the server's starts, and tasks started there would never run.
         """
-        if self._resumed:
+        if self._lease_keeper is not None:
             return
-        self._resumed = True
-        for job in await self.store.unfinished():
-            if job.job_id not in self._running:
-                logger.info("Resuming eval job", job_id=job.job_id, benchmark_id=job.benchmark_id)
+        self._lease_keeper = asyncio.create_task(self._keep_leases(), context=context_of(None))
+        await self._claim_expired()
+
+    async def _keep_leases(self) -> None:
+        """Renew this replica's leases, stop jobs it lost, take over jobs whose lease ran out; for ever."""
+        while True:
+            await asyncio.sleep(self.config.lease_renewal_s)
+            try:
+                await self._renew_leases()
+                await self._claim_expired()
+            except Exception as exc:  # the store is away for a while: try again at the next round
+                logger.warning("Eval job leases not kept this round", error=f"{type(exc).__name__}: {exc}")
+
+    async def _renew_leases(self) -> None:
+        for job_id, (_, task) in list(self._running.items()):
+            if not await self.store.renew(job_id, self._replica_id, self.config.lease_s):
+                logger.info("Eval job stopped here: cancelled, or taken over by another replica", job_id=job_id)
+                task.cancel()
+
+    async def _claim_expired(self) -> None:
+        for job in await self.store.claimable():
+            if job.job_id not in self._running and await self.store.claim(
+                job.job_id, self._replica_id, self.config.lease_s
+            ):
+                logger.info("Resuming eval job", job_id=job.job_id, replica_id=self._replica_id)
                 self._start(job, context=context_of(job.user))  # as its user, not as whoever called first
 
     async def shutdown(self) -> None:
-        """Stop running jobs; they stay unfinished in the store and resume at the next start."""
+        """Stop running jobs and give up their leases: they stay unfinished, and a replica or a restart resumes them."""
+        if self._lease_keeper is not None:
+            self._lease_keeper.cancel()
         for _, task in self._running.values():
             task.cancel()
+        if self._store is not None and self._lease_keeper is not None:
+            try:
+                await asyncio.wait_for(self._store.release(self._replica_id), timeout=5)
+            except Exception as exc:  # they are taken over when their leases run out instead
+                logger.warning("Eval job leases not released", error=f"{type(exc).__name__}: {exc}")
 
     @property
     def store(self) -> JobStore:
@@ -207,25 +240,30 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             mt_bench_questions=bool((benchmark.metadata or {}).get(QUESTIONS_FLAG, False)),
             certification=certification,
         )
-        await self.store.save(job)
+        await self.store.create(job, self._replica_id, self.config.lease_s)
         self._start(job, context=contextvars.copy_context())  # the request's own context: its user and provider data
         logger.info("Eval job started", job_id=job.job_id, benchmark_id=benchmark.identifier)
         return Job(job_id=job.job_id, status=JobStatus(job.status))
 
+    async def _save(self, job: JobRecord) -> None:
+        """Record where a job of this replica stands; ``LeaseLostError`` when it is no longer this replica's."""
+        await self.store.save(job, self._replica_id)
+
     def _start(self, job: JobRecord, *, context: contextvars.Context) -> None:
+        self._unrecorded.pop(job.job_id, None)  # a job whose end the store refused runs again once its lease ran out
         self._running[job.job_id] = (job, asyncio.create_task(self._run_job(job), context=context))
 
     async def _run_job(self, job: JobRecord) -> None:
         job.status, job.started_at = JobStatus.in_progress.value, job.started_at or time.time()
         try:
-            await self.store.save(job)
+            await self._save(job)
             config = BenchmarkConfig.model_validate(job.benchmark_config)
             options = JudgeOptions.parse(job.options, where=job.job_id)
             # Each judgment is stored as it is made, so a job resumed after a crash judges only what is missing.
             durable = options.model_copy(update={"durable": True})
             await check_readable(self._datasets, job.dataset_id, where=f"eval job {job.job_id}")
             job.progress = {"phase": "running", "rows": config.num_examples, "generated": 0, "judged": 0}
-            await self.store.save(job)
+            await self._save(job)
             kept = job.progress.get("scoring") or {}
             scores = {fn: PagedScores.from_state(kept.get(fn)) for fn in job.scoring_functions}
             async for start, rows in self._pages(job, config):
@@ -241,7 +279,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
                     paged.add_rows([outcome.scores[fn] for outcome in outcomes], groups)
                 job.progress |= {"generated": start + len(rows), "judged": start + len(rows)}
                 job.progress["scoring"] = {fn: paged.state() for fn, paged in scores.items()}
-                await self.store.save(job)
+                await self._save(job)
             aggregated = {
                 fn: paged.aggregated(bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
                 for fn, paged in scores.items()
@@ -254,6 +292,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         except asyncio.CancelledError:  # job_cancel has recorded the cancel; at shutdown the job resumes later
             self._running.pop(job.job_id, None)
             raise
+        except LeaseLostError:  # cancelled through another replica, or taken over: this replica has nothing to record
+            logger.info("Eval job stopped here: it is no longer this replica's", job_id=job.job_id)
+            self._running.pop(job.job_id, None)
+            return
         except Exception as exc:  # the job fails with its reason, reported by job_status/job_result
             job.status, job.error = JobStatus.failed.value, f"{type(exc).__name__}: {exc}"
             logger.warning("Eval job failed", job_id=job.job_id, error=job.error)
@@ -264,10 +306,12 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
                 job.progress["results_dataset"] = results_dataset
         job.finished_at = time.time()
         try:
-            await self.store.save(job)
+            await self._save(job)
+        except LeaseLostError:
+            logger.info("Eval job's end not recorded here: it is no longer this replica's", job_id=job.job_id)
         except Exception as exc:
-            # The store refuses the record (its disk is full, say): there the job stays unfinished and resumes after
-            # a restart; until then this process reports why it stopped.
+            # The store refuses the record (its disk is full, say): there the job stays unfinished and is taken up
+            # again once its lease has run out; until then this process reports why it stopped.
             reason = f"the job store could not record the job's end: {type(exc).__name__}: {exc}"
             job.status, job.error = JobStatus.failed.value, "; ".join(filter(None, (job.error, reason)))
             self._unrecorded[job.job_id] = job
@@ -282,9 +326,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         limit, start = config.num_examples, 0
         while limit is None or start < limit:
             size = self.config.page_rows if limit is None else min(self.config.page_rows, limit - start)
-            page = await self._datasetio.iterrows(
-                IterRowsRequest(dataset_id=job.dataset_id, start_index=start, limit=size)
-            )
+            request = IterRowsRequest(dataset_id=job.dataset_id, start_index=start, limit=size)
+            page = await read_rows(self._datasetio, self._datasets, request)
             last = not page.has_more or not page.data or (limit is not None and start + len(page.data) >= limit)
             if last:  # the total is known from the last page on (a one-page job: from the start)
                 job.progress["rows"] = start + len(page.data)
@@ -307,12 +350,12 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         async def keep(index: int, generation: Generation) -> None:
             await self.store.add_generation(job.job_id, start + index, generation)
             job.progress["generated"] += 1
-            await self.store.save(job)
+            await self._save(job)
 
         local_done = {index - start: generation for index, generation in done.items()}
         generations = await self._generations(rows, config, options, local_done, keep)
         job.progress["phase"] = "judging"
-        await self.store.save(job)
+        await self._save(job)
         result = await self._score(rows, generations, job.scoring_functions, config, options)
         outcomes = [
             RowOutcome(start + i, generation, {fn: r.score_rows[i] for fn, r in result.scores.items()})
@@ -446,10 +489,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
     async def job_cancel(self, request: JobCancelRequest) -> None:
         """Stop a running job; it becomes ``cancelled`` and keeps the generations made so far."""
         job = await self._job(request.benchmark_id, request.job_id, Action.DELETE)
-        if job.status in _FINISHED:
+        if job.status in _FINISHED or not await self.store.cancel(job.job_id):
             return
+        # The replica running it (this one, or another that sees it when it next renews its lease) stops it.
         job.status, job.finished_at = JobStatus.cancelled.value, time.time()
-        await self.store.save(job)
         running = self._running.get(job.job_id)
         if running is not None:
             _, task = running

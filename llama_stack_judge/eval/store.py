@@ -1,17 +1,31 @@
-"""Eval jobs and their generations, kept in one of the stack's SQL stores so they outlive the process."""
+"""Eval jobs and their generations, kept in one of the stack's SQL stores so they outlive the process.
+
+Several replicas of a stack can share the store. An unfinished job is leased to the replica that runs it: the
+replica renews the lease while it works, and every write of the job's record is conditional on the lease still being
+its own and the job still being unfinished, so a job cancelled through another replica, or taken over after its lease
+ran out, stops being written by the replica that lost it. The stack's SQL store API cannot express these conditional
+updates (its ``update`` takes equalities only and does not say how many rows it changed), so they are plain
+SQLAlchemy statements on the store's own engine and table.
+"""
 
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from llama_stack.core.storage.datatypes import SqlStoreReference
+from llama_stack.core.storage.sqlstore.sqlalchemy_sqlstore import SqlAlchemySqlStoreImpl
 from llama_stack.core.storage.sqlstore.sqlstore import sqlstore_impl
-from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType, SqlStore
+from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType
+from sqlalchemy import ColumnElement, Table, or_, update
 
 from llama_stack_judge.eval.access import JobUser
 from llama_stack_judge.stored import FirstUseGuard
 
 UNFINISHED = ("scheduled", "in_progress")
+
+
+class LeaseLostError(Exception):
+    """The job is no longer this replica's to write: it was cancelled, or another replica took it over."""
 
 
 @dataclass
@@ -35,6 +49,7 @@ class JobRecord:
     error: str | None = None
     result: dict[str, Any] | None = None
     progress: dict[str, Any] = field(default_factory=dict)
+    leased_by: str | None = None  # the replica running the job (read from the store; written by lease operations)
 
     def describe(self) -> str:
         """Status, progress and times in one line, for messages and logs."""
@@ -52,6 +67,8 @@ class JobRecord:
         ):
             if stamp is not None:
                 parts.append(f"{label} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(stamp))}")
+        if self.leased_by is not None and self.status in UNFINISHED:
+            parts.append(f"running on replica {self.leased_by}")
         return "; ".join(parts)
 
     def row(self) -> dict[str, Any]:
@@ -100,7 +117,15 @@ class JobRecord:
             error=row["error"],
             result=row["result"],
             progress=spec.get("progress", {}),
+            leased_by=row.get("leased_by"),
         )
+
+
+_LEASE_COLUMNS = {"leased_by": ColumnType.STRING, "lease_until": ColumnType.FLOAT}
+
+
+def _lease(replica_id: str, lease_s: float) -> dict[str, Any]:
+    return {"leased_by": replica_id, "lease_until": time.time() + lease_s}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +140,7 @@ class RowOutcome:
 class JobStore:
     """Job records, per-row generations and per-row results in three tables of a stack SQL store."""
 
-    def __init__(self, store: SqlStore, prefix: str) -> None:
+    def __init__(self, store: SqlAlchemySqlStoreImpl, prefix: str) -> None:
         self._store = store
         self._jobs = f"{prefix}_jobs"
         self._generations = f"{prefix}_generations"
@@ -126,6 +151,8 @@ class JobStore:
     async def open(cls, reference: SqlStoreReference) -> "JobStore":
         """The store in ``reference``'s backend; its table name is the prefix of the three tables."""
         store = sqlstore_impl(reference)
+        if not isinstance(store, SqlAlchemySqlStoreImpl):
+            raise TypeError(f"job_store: backend {reference.backend} is not a SQL database (sqlite or postgres)")
         jobs = cls(store, reference.table_name)
         await store.create_table(
             jobs._jobs,
@@ -139,8 +166,11 @@ class JobStore:
                 "finished_at": ColumnType.FLOAT,
                 "error": ColumnType.TEXT,
                 "result": ColumnType.JSON,
-            },
+            }
+            | _LEASE_COLUMNS,
         )
+        for name, kind in _LEASE_COLUMNS.items():  # a store written before leases existed
+            await store.add_column_if_not_exists(jobs._jobs, name, kind)
         # One row per dataset row of a job: its generation, then (once judged) with its scores.
         per_row = {
             "key": ColumnDefinition(type=ColumnType.STRING, primary_key=True),
@@ -152,10 +182,67 @@ class JobStore:
         await store.create_table(jobs._results, per_row | {"scores": ColumnType.JSON})
         return jobs
 
-    async def save(self, job: JobRecord) -> None:
-        """Insert or update a job record."""
+    async def create(self, job: JobRecord, replica_id: str, lease_s: float) -> None:
+        """Record a new job, leased to the replica that starts it."""
         await self._ready()
-        await self._store.upsert(self._jobs, job.row(), conflict_columns=["job_id"])
+        await self._store.insert(self._jobs, job.row() | _lease(replica_id, lease_s))
+        job.leased_by = replica_id
+
+    async def save(self, job: JobRecord, replica_id: str) -> None:
+        """Update the record of a job this replica runs; ``LeaseLostError`` if it no longer does."""
+        fields = job.row()
+        del fields["job_id"]
+        if not await self._update(job.job_id, fields, self._held_by(replica_id)):
+            raise LeaseLostError(f"eval job {job.job_id} is no longer run by replica {replica_id}")
+
+    async def renew(self, job_id: str, replica_id: str, lease_s: float) -> bool:
+        """Extend this replica's lease of an unfinished job; false when the lease or the job is gone."""
+        return await self._update(job_id, _lease(replica_id, lease_s), self._held_by(replica_id))
+
+    async def claim(self, job_id: str, replica_id: str, lease_s: float) -> bool:
+        """Take over an unfinished job whose lease has run out; false when another replica was first."""
+        table = self._table
+        expired = or_(table.c.lease_until.is_(None), table.c.lease_until < time.time())
+        return await self._update(job_id, _lease(replica_id, lease_s), expired)
+
+    async def release(self, replica_id: str) -> None:
+        """Let the unfinished jobs of a replica that stops be taken over at once, without waiting for their leases."""
+        await self._ready()
+        statement = (
+            update(self._table)
+            .where(self._table.c.leased_by == replica_id, self._table.c.status.in_(UNFINISHED))
+            .values(lease_until=0.0)
+        )
+        async with self._session() as session:
+            await session.execute(statement)
+            await session.commit()
+
+    async def cancel(self, job_id: str) -> bool:
+        """Mark an unfinished job cancelled, whichever replica runs it; false when it had already ended."""
+        return await self._update(job_id, {"status": "cancelled", "finished_at": time.time()}, None)
+
+    @property
+    def _table(self) -> Table:
+        return self._store.metadata.tables[self._jobs]
+
+    def _session(self) -> Any:
+        assert self._store.async_session is not None  # the engine exists once _ready has run
+        return self._store.async_session()
+
+    def _held_by(self, replica_id: str) -> ColumnElement[bool]:
+        return self._table.c.leased_by == replica_id
+
+    async def _update(self, job_id: str, values: dict[str, Any], condition: ColumnElement[bool] | None) -> bool:
+        """Update one unfinished job when ``condition`` holds, atomically; whether it did."""
+        await self._ready()
+        table = self._table
+        statement = update(table).where(table.c.job_id == job_id, table.c.status.in_(UNFINISHED))
+        if condition is not None:
+            statement = statement.where(condition)
+        async with self._session() as session:
+            result = await session.execute(statement.values(**values))
+            await session.commit()
+        return bool(result.rowcount == 1)
 
     async def get(self, job_id: str) -> JobRecord | None:
         """The job with this id, if any."""
@@ -167,14 +254,17 @@ class JobStore:
         """Every job, oldest first."""
         return await self._jobs_where(None)
 
-    async def unfinished(self) -> list[JobRecord]:
-        """Jobs that were scheduled or running when the process stopped, oldest first."""
+    async def claimable(self) -> list[JobRecord]:
+        """Unfinished jobs whose lease has run out (their replica stopped or died), oldest first."""
         statuses = ", ".join(f"'{status}'" for status in UNFINISHED)
-        return await self._jobs_where(f"status IN ({statuses})")
+        expired = "(lease_until IS NULL OR lease_until < :now)"
+        return await self._jobs_where(f"status IN ({statuses}) AND {expired}", {"now": time.time()})
 
-    async def _jobs_where(self, where_sql: str | None) -> list[JobRecord]:
+    async def _jobs_where(self, where_sql: str | None, params: dict[str, Any] | None = None) -> list[JobRecord]:
         await self._ready()
-        rows = await self._store.fetch_all(self._jobs, where_sql=where_sql, order_by=[("created_at", "asc")])
+        rows = await self._store.fetch_all(
+            self._jobs, where_sql=where_sql, where_sql_params=params, order_by=[("created_at", "asc")]
+        )
         return [JobRecord.from_row(row) for row in rows.data]
 
     async def add_generation(self, job_id: str, row_index: int, generation: dict[str, Any]) -> None:

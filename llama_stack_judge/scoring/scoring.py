@@ -59,7 +59,7 @@ from llama_stack_judge.scoring.functions import (
 )
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import taking_options
-from llama_stack_judge.stored import check_readable, from_registry
+from llama_stack_judge.stored import RoutingTableSlot, check_readable, from_registry, read_rows
 
 logger = get_logger(name=__name__, category="scoring")
 
@@ -79,6 +79,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
     """Scores rows with built-in scorers and LLM judges; judges call the stack's inference API."""
 
     __provider_id__: str
+    scoring_function_store = RoutingTableSlot("scoring_function")
 
     def __init__(
         self,
@@ -261,6 +262,8 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         await check_readable(self._datasets, request.dataset_id, where="score_batch")
         if request.save_results_dataset:
             raise JudgeInputError("save_results_dataset is not supported; results are returned in the response")
-        rows = await self._datasetio.iterrows(IterRowsRequest(dataset_id=request.dataset_id, limit=-1))
+        rows = await read_rows(
+            self._datasetio, self._datasets, IterRowsRequest(dataset_id=request.dataset_id, limit=-1)
+        )
         response = await self.score(ScoreRequest(input_rows=rows.data, scoring_functions=request.scoring_functions))
         return ScoreBatchResponse(dataset_id=request.dataset_id, results=response.results)

@@ -16,6 +16,7 @@ from llama_stack_judge.mtbench_eval import register_certification
 from tests.fake_openai import fake_openai
 from tests.integration.test_cli import _run
 from tests.stacks import (
+    SHORT_LEASES,
     Backends,
     bad_request,
     count_rows,
@@ -24,6 +25,7 @@ from tests.stacks import (
     start_server,
     wait_for_job,
     with_endpoint,
+    with_eval_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -248,8 +250,7 @@ def test_a_certification_killed_midway_resumes_and_judges_no_answer_twice(tmp_pa
 
     state = tmp_path / "stack"
     with fake_openai("judge", slow_length_judge) as judge:
-        providers = with_endpoint(judge.url)
-        providers["eval"][0]["config"] = providers["eval"][0].get("config", {}) | {"page_rows": 4}
+        providers = with_eval_config(with_endpoint(judge.url), page_rows=4, **SHORT_LEASES)
         providers["scoring"][0]["config"] |= {"max_concurrency": 2}
         run_yaml = run_config_file(state, providers, backends=storage)
         process, client = start_server(run_yaml)

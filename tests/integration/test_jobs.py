@@ -1,6 +1,5 @@
 """Eval jobs on a served stack: persistence across kill -9, resume without repeated work, multi-turn generation."""
 
-import copy
 import json
 import re
 import signal
@@ -20,17 +19,18 @@ from llama_stack_judge.mtbench_eval import register_mt_bench
 from tests.fake_openai import Fault, fake_openai
 from tests.integration.test_cli import _run
 from tests.stacks import (
+    SHORT_LEASES,
     Backends,
     bad_request,
     not_found,
     register_benchmark,
     run_config_file,
-    selected_providers,
     start_server,
     stop_server,
     stored_values,
     wait_for_job,
     with_endpoint,
+    with_eval_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -48,8 +48,7 @@ CANDIDATE = {
 
 def _stack(tmp_path: Path, backends: Backends = None, **eval_config: Any) -> tuple[Path, Path]:
     """A run config whose scripted models log every call (storage: ``backends``); returns it and the log."""
-    providers = copy.deepcopy(selected_providers())
-    providers["eval"][0]["config"] = providers["eval"][0].get("config", {}) | eval_config
+    providers = with_eval_config(**(SHORT_LEASES | eval_config))
     log = tmp_path / "calls.jsonl"
     providers["inference"][0]["config"]["call_log"] = str(log)
     return run_config_file(tmp_path / "state", providers, backends=backends), log

@@ -10,7 +10,15 @@ import pytest
 from llama_stack_client import BadRequestError
 
 from tests.integration.test_jobs import CANDIDATE
-from tests.stacks import register_benchmark, run_config_file, start_server, stop_server, wait_for_job
+from tests.stacks import (
+    SHORT_LEASES,
+    register_benchmark,
+    run_config_file,
+    start_server,
+    stop_server,
+    wait_for_job,
+    with_eval_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +53,7 @@ def _fill(directory: Path) -> Path:
 
 
 def test_a_full_disk_fails_the_job_clearly_and_a_restart_finishes_it(small_disk: Path, tmp_path: Path) -> None:
-    run_yaml = run_config_file(small_disk)
+    run_yaml = run_config_file(small_disk, with_eval_config(**SHORT_LEASES))
     log = tmp_path / "server.log"  # not on the disk that fills up
     rows = [{"input_query": f"SLOW question {i}", "expected_answer": "slow"} for i in range(8)]
     process, client = start_server(run_yaml, log=log)

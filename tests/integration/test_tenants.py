@@ -17,12 +17,14 @@ from llama_stack_client import AuthenticationError, LlamaStackClient, NotFoundEr
 from tests.auth_server import auth_endpoint
 from tests.integration.test_jobs import CANDIDATE, _kept_generations, _kill_once
 from tests.stacks import (
+    SHORT_LEASES,
     not_found,
     register_benchmark,
     run_config_file,
     start_server,
     stop_server,
     wait_for_job,
+    with_eval_config,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.served]
@@ -41,7 +43,7 @@ ROW = {"input_query": "What is the capital of France?", "generated_answer": "Par
 
 
 def _auth_run_config(state: Path, endpoint: str, access_policy: list[dict[str, Any]] | None = None) -> Path:
-    run_yaml = run_config_file(state)
+    run_yaml = run_config_file(state, with_eval_config(**SHORT_LEASES))
     config = yaml.safe_load(run_yaml.read_text())
     config["server"]["auth"] = {"provider_config": {"type": "custom", "endpoint": endpoint}}
     if access_policy is not None:

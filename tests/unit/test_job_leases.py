@@ -1,0 +1,63 @@
+"""The job store's leases on a real sqlite store: one replica at a time writes a job, and the rules for taking over."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from llama_stack.core.storage.datatypes import SqliteSqlStoreConfig, SqlStoreReference
+from llama_stack.core.storage.sqlstore.sqlstore import register_sqlstore_backends
+
+from llama_stack_judge.eval.store import JobRecord, JobStore, LeaseLostError
+
+
+def _job(job_id: str) -> JobRecord:
+    return JobRecord(job_id, "bench", "ds", ["judge::subset_of"], {}, {})
+
+
+async def _store(tmp_path: Path) -> JobStore:
+    register_sqlstore_backends({"sql_leases": SqliteSqlStoreConfig(db_path=str(tmp_path / "jobs.db"))})
+    return await JobStore.open(SqlStoreReference(backend="sql_leases", table_name="jobs"))
+
+
+def test_only_the_lease_holder_writes_and_a_lapsed_lease_is_taken_over_once(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await _store(tmp_path)
+        job = _job("j1")
+        await store.create(job, "replica-a", lease_s=0.3)
+        assert not await store.claim("j1", "replica-b", lease_s=0.3)  # a live lease is not taken
+        assert await store.claimable() == []
+        job.progress = {"generated": 1}
+        await store.save(job, "replica-a")
+        with pytest.raises(LeaseLostError):
+            await store.save(job, "replica-b")
+        assert await store.renew("j1", "replica-a", lease_s=0.3)
+        await asyncio.sleep(0.4)  # replica-a stops renewing
+        assert [j.job_id for j in await store.claimable()] == ["j1"]
+        claims = await asyncio.gather(*(store.claim("j1", f"replica-{n}", lease_s=5) for n in "bcd"))
+        assert sorted(claims) == [False, False, True]  # exactly one replica takes it over
+        (taker,) = [f"replica-{n}" for n, won in zip("bcd", claims, strict=True) if won]
+        stored = await store.get("j1")
+        assert stored is not None and stored.leased_by == taker and stored.progress == {"generated": 1}
+        assert f"running on replica {taker}" in stored.describe()
+        with pytest.raises(LeaseLostError):  # the replica that lost it can no longer write it
+            await store.save(job, "replica-a")
+        assert not await store.renew("j1", "replica-a", lease_s=5)
+
+    asyncio.run(scenario())
+
+
+def test_a_cancel_from_any_replica_ends_the_lease_and_a_release_frees_a_job_at_once(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await _store(tmp_path)
+        for job_id in ("cancelled", "released"):
+            await store.create(_job(job_id), "replica-a", lease_s=60)
+        assert await store.cancel("cancelled")  # sent through another replica: no lease needed
+        assert not await store.cancel("cancelled")  # it has ended already
+        assert not await store.renew("cancelled", "replica-a", lease_s=60)  # so its holder stops
+        cancelled = await store.get("cancelled")
+        assert cancelled is not None and cancelled.status == "cancelled"
+        await store.release("replica-a")  # replica-a shuts down cleanly
+        assert [j.job_id for j in await store.claimable()] == ["released"]
+        assert await store.claim("released", "replica-b", lease_s=60)
+
+    asyncio.run(scenario())
