@@ -166,3 +166,34 @@ def test_a_live_replica_takes_over_cancels_and_shares_registry_and_cache(
     assert not {f"SLOW orphan question {i}" for i in kept} & set(asked_after)
     assert [g["generated_answer"] for g in result.generations] == ["A slow answer."] * 8
     assert [r["score"] for r in result.scores["judge::subset_of"].score_rows] == [1.0] * 8
+
+
+def test_a_drained_replica_hands_its_job_over_at_once(tmp_path: Path, shared_store: Backends) -> None:
+    run_yaml, log = _stack(
+        tmp_path, shared_store, lease_s=60.0, lease_renewal_s=0.5
+    )  # a lease far longer than a hand-over
+    state = tmp_path / "state"
+    replicas = start_servers(run_yaml, [tmp_path / "a.log", tmp_path / "b.log"])
+    (process_a, a), (_, b) = replicas
+    try:
+        benchmark_id = register_benchmark(a, _rows("drained", 8), ["judge::subset_of"])
+        with pytest.raises(Exception, match="no eval job"):  # B's first eval call starts its lease keeping
+            b.alpha.eval.jobs.status("no-such-job", benchmark_id=benchmark_id)
+        job_id = a.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE).job_id
+        while len(_kept_generations(state, job_id, shared_store)) < 4:
+            time.sleep(0.1)
+        stopped_at = time.monotonic()
+        stop_server(process_a)  # SIGTERM: A releases its lease on the way out
+        kept = {f"SLOW drained question {i}" for i in _kept_generations(state, job_id, shared_store)}
+        while _stored_status(state, shared_store, job_id) != "completed":
+            assert time.monotonic() - stopped_at < 30, "B waited for the lease instead of taking the job over"
+            time.sleep(0.2)
+        result = b.alpha.eval.jobs.retrieve(job_id, benchmark_id=benchmark_id)
+    finally:
+        _stop_all(replicas)
+    assert _resumed_by([tmp_path / "a.log", tmp_path / "b.log"], job_id) == [1]
+    asked = _asked(log)
+    assert len(kept) >= 4 and all(
+        asked[question] == 1 for question in kept
+    )  # rows in flight at the stop are asked again
+    assert [r["score"] for r in result.scores["judge::subset_of"].score_rows] == [1.0] * 8
