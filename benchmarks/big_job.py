@@ -112,7 +112,8 @@ def main() -> None:
     print(f"stack peak RSS: {before['VmHWM'] / 1024:.0f} MB before the job, {after['VmHWM'] / 1024:.0f} MB at its end "
           f"(+{(after['VmHWM'] - before['VmHWM']) / 1024:.0f} MB), {retrieved['VmHWM'] / 1024:.0f} MB after retrieving "
           f"all {len(result.generations)} rows")  # fmt: skip
-    print(f"helpfulness: average {aggregates['average']}, n_scored {aggregates['n_scored']} of {aggregates['n_total']}")
+    average = aggregates["average"]  # the aggregation, with the counts it was made over
+    print(f"helpfulness: average {average['average']}, n_scored {average['n_scored']} of {average['n_total']}")
 
 
 if __name__ == "__main__":

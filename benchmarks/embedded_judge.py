@@ -64,7 +64,7 @@ def sample_rows(per_category: int, models: tuple[str, ...]) -> list[tuple[str, d
 
 def judge_mode(client: Any, rows: list[tuple[str, dict[str, Any]]], mode: str) -> dict[str, Any]:
     """Judge every row with one mode's options; latencies, tokens, outcomes and mean score per model."""
-    options = JudgeOptions(use_cache=False, bootstrap_resamples=0, **MODES[mode])
+    options = JudgeOptions(use_cache=False, bootstrap_resamples=0, details=True, **MODES[mode])
     latencies, scores, outcomes = [], {}, {"scored": 0, "parse_error": 0, "inference_error": 0}
     prompt_tokens = completion_tokens = 0
     for index, (model, row) in enumerate(rows):

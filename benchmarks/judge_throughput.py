@@ -245,7 +245,8 @@ def main() -> None:
             before = server_requests(fast)
             rows = bench_rows(args.rows, "cache")
             timed_score(client, OURS, params("fast/judge", "average"), rows)  # fills the cache
-            seconds, _, cached = timed_score(client, OURS, params("fast/judge", "average"), rows)
+            details = {"extra_headers": JudgeOptions(details=True).headers()}
+            seconds, _, cached = timed_score(client, OURS, params("fast/judge", "average"), rows, **details)
             f["cached_seconds"] = seconds
             f["cached_calls"] = cached.aggregated_results["usage"]["inference_calls"]
             f["cached_server_requests"] = server_requests(fast) - before - args.rows

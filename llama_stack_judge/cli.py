@@ -222,8 +222,12 @@ def _options_json(text: str) -> dict[str, Any]:
 
 
 def judge_options(args: argparse.Namespace, **more: Any) -> JudgeOptions:
-    """The judge options a command asks for: ``--judge-options``, then ``--verdict-weighting``, then ``more``."""
-    return JudgeOptions(**(args.judge_options | weighting_options(args.verdict_weighting) | more))
+    """The judge options a command asks for: ``--judge-options``, then ``--verdict-weighting``, then ``more``.
+
+    With ``details``: the commands show the counts, usage and judge card beside the aggregates.
+    """
+    chosen = args.judge_options | weighting_options(args.verdict_weighting) | more
+    return JudgeOptions(**(chosen | {"details": True}))
 
 
 def add_judge_options(parser: argparse.ArgumentParser) -> None:

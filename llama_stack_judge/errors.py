@@ -31,6 +31,10 @@ class GenerationError(JudgeError):
     """A candidate model could not answer a row, after retries."""
 
 
+class JobPageError(JudgeError):
+    """A page of an eval job could not be judged (on whichever replica worked it)."""
+
+
 def validation_problems(error: ValidationError) -> str:
     """A pydantic validation error as ``field.path: message; …``."""
     return "; ".join(

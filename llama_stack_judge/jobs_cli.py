@@ -69,9 +69,19 @@ def _result(args: argparse.Namespace) -> Any:
     return _client(args).alpha.eval.jobs.retrieve(args.job_id, benchmark_id=args.benchmark_id)
 
 
+def _partial_marker(result: Any) -> dict[str, Any] | None:
+    """A cancelled job's marker: beside the aggregations (with details), else in each of them."""
+    for scores in result.scores.values():
+        aggregated = scores.aggregated_results
+        for place in (aggregated, *(value for value in aggregated.values() if isinstance(value, dict))):
+            if place.get("partial"):
+                return dict(place["partial"])
+    return None
+
+
 def _say_if_partial(result: Any) -> None:
     """A cancelled job's result holds only what it judged: say so."""
-    marker = next((s.aggregated_results.get("partial") for s in result.scores.values()), None)
+    marker = _partial_marker(result)
     if marker:
         print(
             f"partial: the job was {marker['status']}; {marker['rows_judged']} judged rows "

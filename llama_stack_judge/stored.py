@@ -39,17 +39,21 @@ async def check_readable(datasets: Datasets, dataset_id: str, *, where: str) -> 
 async def read_rows(datasetio: DatasetIO, datasets: Datasets, request: IterRowsRequest) -> PaginatedResponse:
     """Rows of a dataset, also of one registered through another replica of the stack since this one started.
 
-    The stack's datasetio providers (``localfs``) hold their datasets in memory, loaded at start and on registration
-    through the same process; the others' registrations reach the registry store but not them (a ``KeyError``). Such a
-    dataset is read from the registry and handed to its provider as a registration would, then read.
+    Such a dataset is in the registry store but not in this replica's memory: the stack's routing knows only its
+    in-memory registry ("not served", a ``ValueError``), and the ``localfs`` datasetio provider only the datasets
+    registered through its own process (a ``KeyError``). Reading the dataset through the registry fills the first;
+    handing it to its provider, as a registration would, the second.
     """
+    try:
+        return await datasetio.iterrows(request)
+    except (KeyError, ValueError):
+        dataset = await datasets.get_dataset(GetDatasetRequest(dataset_id=request.dataset_id))
     try:
         return await datasetio.iterrows(request)
     except KeyError:
         routing_table = getattr(datasetio, "routing_table", None)
         if routing_table is None:
             raise
-        dataset = await datasets.get_dataset(GetDatasetRequest(dataset_id=request.dataset_id))
         provider = await routing_table.get_provider_impl(request.dataset_id)
         await provider.register_dataset(dataset)
         return await datasetio.iterrows(request)

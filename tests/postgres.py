@@ -74,17 +74,21 @@ class Postgres:
         )
         return name
 
-    def backends(self, database: str, inference_store: Path) -> dict[str, dict[str, Any]]:
+    def backends(self, database: str, inference_store: Path | None) -> dict[str, dict[str, Any]]:
         """The ``storage.backends`` of a run config that keeps its registry and our tables in ``database``.
 
-        The stack's inference store stays on sqlite (``inference_store``): on any other backend it writes through
+        With a path, the stack's inference store stays on sqlite there: on any other backend it writes through
         worker tasks that never end, and the library client, which waits for every task after each call, hangs.
+        Served replicas (``None``) keep it in ``database`` too: they would lock each other out of one sqlite file.
         """
         common = {"host": self.host, "port": self.port, "db": database, "user": USER, "password": "unused"}
+        inference = {"type": "sql_postgres", **common}
+        if inference_store is not None:
+            inference = {"type": "sql_sqlite", "db_path": str(inference_store)}
         return {
             "kv_default": {"type": "kv_postgres", **common},
             "sql_default": {"type": "sql_postgres", **common},
-            "sql_inference": {"type": "sql_sqlite", "db_path": str(inference_store)},
+            "sql_inference": inference,
         }
 
 

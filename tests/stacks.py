@@ -16,6 +16,7 @@ import httpx
 import pytest
 from llama_stack_client import APIStatusError, BadRequestError, LlamaStackClient, NotFoundError
 
+from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.embedded.server import free_port
 from llama_stack_judge.stack_config import build_run_config, load_provider_config, select_provider, write_run_config
 
@@ -40,6 +41,9 @@ def run_config_file(
     config = build_run_config(providers or selected_providers(), state_dir=str(state_dir), backends=backends)
     return write_run_config(config, state_dir / "run.yaml")
 
+
+# Judge options that report usage, judges and cards beside the aggregations (which tests read).
+DETAILS = JudgeOptions(details=True).headers()
 
 # Leases short enough that a job of a replica killed with kill -9 is taken over within seconds, not 30 s.
 SHORT_LEASES = {"lease_s": 3.0, "lease_renewal_s": 0.5}

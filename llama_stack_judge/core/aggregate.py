@@ -4,6 +4,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from llama_stack_judge.core.definitions import Aggregation
 from llama_stack_judge.core.mtbench import INCONSISTENT
@@ -159,3 +160,31 @@ def aggregate(
         scores = stats.scores(results)
         aggregated["by_group"] = {name: group_means(keys, scores) for name, keys in groups.items()}
     return aggregated | outcome_counts(results)
+
+
+# What every aggregation's value carries in the Scoring API's shape: the counts it was computed over, per-group means
+# (with group_by) and, for a cancelled job, how much of it was judged.
+_CARRIED = ("n_scored", "n_parse_error", "n_inference_error", "n_total", "by_group", "partial")
+
+
+def as_reported(aggregated: Mapping[str, Any], *, details: bool) -> dict[str, Any]:
+    """Aggregated results as a scoring call returns them.
+
+    The Scoring API's clients (and llama-stack's own tests) expect exactly one entry per aggregation function, so by
+    default each aggregation's value carries the counts instead of standing beside them; ``details`` keeps everything
+    (usage, judges, judge card, plan) at the top level.
+    """
+    if details:
+        return dict(aggregated)
+    carried = {key: aggregated[key] for key in _CARRIED if key in aggregated}
+    plan = aggregated.get(AGGREGATION_KEY)
+    names = plan["functions"] if isinstance(plan, Mapping) else [k for k in aggregated if k in _AGGREGATION_NAMES]
+    return {name: _with(aggregated.get(name), name, carried) for name in names}
+
+
+_AGGREGATION_NAMES = {aggregation.value for aggregation in Aggregation}
+
+
+def _with(value: object, name: str, carried: Mapping[str, Any]) -> dict[str, Any]:
+    own: dict[str, Any] = dict(value) if isinstance(value, Mapping) else {name: value}
+    return own | dict(carried)

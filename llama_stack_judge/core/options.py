@@ -48,6 +48,12 @@ class JudgeOptions(BaseModel):
     group_by: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = Field(
         default=(), max_length=16, description="Row fields to report per-group means by."
     )
+    details: bool = Field(
+        default=False,
+        description="Report the judge calls' usage, the judges, their judge card and the aggregation plan beside the "
+        "aggregations. Off, aggregated results hold exactly one entry per aggregation function, as the Scoring API's "
+        "clients expect; each carries the row counts it was computed over.",
+    )
     bootstrap_resamples: int = Field(default=1000, ge=0, le=100_000, description="0 turns confidence intervals off.")
     seed: int = Field(default=0, ge=0, le=2**63 - 1, description="Seed of the bootstrap, for reproducible intervals.")
 

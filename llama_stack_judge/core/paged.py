@@ -48,21 +48,6 @@ class PagedScores:
         for key, value in (aggregated.get("usage") or {}).items():
             self.usage[key] = self.usage.get(key, 0) + int(value)
 
-    def state(self) -> dict[str, Any]:
-        """What is kept with the job between pages."""
-        return {"plan": self.plan, "judges": self.judges, "judge_card": self.judge_card, "usage": self.usage}
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any] | None) -> "PagedScores":
-        """Continue from a job's kept state."""
-        state = state or {}
-        return cls(
-            plan=state.get("plan"),
-            judges=dict(state.get("judges") or {}),
-            judge_card=state.get("judge_card"),
-            usage=dict(state.get("usage") or {}),
-        )
-
     def aggregated(self, *, bootstrap_resamples: int, seed: int) -> dict[str, Any]:
         """The aggregates over every page, with how they were made and the summed usage."""
         plan = self.plan or DEFAULT_PLAN

@@ -134,7 +134,6 @@ class Certifier:
     ) -> tuple[list[RowOutcome], dict[str, dict[str, Any]]]:
         """One page of a certification job, judged; each row keeps what it is about as its generation."""
         assert job.certification is not None
-        job.progress["phase"] = "judging"
         (function_id,) = job.scoring_functions
         about, result = await self._judge(job.certification, function_id, rows, start, config, options)
         outcomes = [

@@ -32,6 +32,12 @@ class JudgeEvalConfig(BaseModel):
         ge=1,
         description="Rows a job generates and judges at a time: its memory depends on this, not on the dataset's size.",
     )
+    pages_in_flight: int = Field(
+        default=2,
+        ge=1,
+        description="Pages this replica judges at once, of any job (its own or other replicas'): idle replicas help "
+        "with a running job a page at a time.",
+    )
     job_store: SqlStoreReference = Field(
         default_factory=lambda: SqlStoreReference(backend="sql_default", table_name="llama_stack_judge_eval"),
         description="SQL store for jobs, generations and results (table_name is the prefix of its three tables).",

@@ -7,12 +7,13 @@ replica at a time, and a replica takes over a job only once its lease has run ou
 """
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from llama_stack.core.access_control.datatypes import AccessRule, Action
@@ -43,7 +44,7 @@ from llama_stack_api import (
 from llama_stack_api.datasets.models import DatasetPurpose, RegisterDatasetRequest, RowsDataSource
 
 from llama_stack_judge.card_store import SqlCardBook
-from llama_stack_judge.core.aggregate import group_keys
+from llama_stack_judge.core.aggregate import as_reported, group_keys
 from llama_stack_judge.core.chat import ChatRequest
 from llama_stack_judge.core.generation import Conversation, conversations, generation_columns
 from llama_stack_judge.core.options import PROVIDER_DATA_KEY, JudgeOptions
@@ -51,10 +52,18 @@ from llama_stack_judge.core.paged import PagedScores
 from llama_stack_judge.core.rows import check_rows
 from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_with_retries, map_bounded
 from llama_stack_judge.core.text import without_surrogates
-from llama_stack_judge.errors import GenerationError, JobNotFoundError, JudgeInputError, JudgeNotFoundError
+from llama_stack_judge.errors import (
+    GenerationError,
+    JobNotFoundError,
+    JobPageError,
+    JudgeInputError,
+    JudgeNotFoundError,
+)
 from llama_stack_judge.eval.access import JobUser, context_of, may
 from llama_stack_judge.eval.certify import Certifier, certification_spec, judge_params
 from llama_stack_judge.eval.config import JudgeEvalConfig
+from llama_stack_judge.eval.pages import DONE, FAILED, Page
+from llama_stack_judge.eval.rounds import Rounds
 from llama_stack_judge.eval.store import JobRecord, JobStore, LeaseLostError, RowOutcome
 from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
 from llama_stack_judge.refusals import answers_refusals
@@ -129,7 +138,14 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         self._store: JobStore | None = None
         self._certifier = Certifier(self._score_rows)
         self._replica_id = config.replica_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._lease_keeper: asyncio.Task[None] | None = None
+        self._rounds: Rounds | None = None  # the lease keeping, from the first eval call on
+        # Pages this replica works, of its own jobs or of other replicas' (their keys: "<job id>:<page index>").
+        self._working: dict[str, tuple[Page, asyncio.Task[None]]] = {}
+        self._claiming = asyncio.Lock()  # one page claim at a time, or slots could be overfilled
+        self._page_finished = asyncio.Event()  # wakes this replica's coordinators
+        # Why a page of this replica failed, where the store could not record it, by job: its coordinator here fails
+        # the job (a coordinator elsewhere sees the page's lease run out and has it judged again).
+        self._unrecorded_page_errors: dict[str, str] = {}
 
     async def initialize(self) -> None:
         """Open the job store and the card store (their tables are created on first use)."""
@@ -144,25 +160,30 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         Not in ``initialize``: ``llama stack run`` initializes providers in an event loop of its own that ends before
         the server's starts, and tasks started there would never run.
         """
-        if self._lease_keeper is not None:
+        if self._rounds is not None:
             return
-        self._lease_keeper = asyncio.create_task(self._keep_leases(), context=context_of(None))
+        self._rounds = Rounds(self._keep_leases, every_s=self.config.lease_renewal_s)
         await self._claim_expired()
+        await self._fill_page_slots()
 
     async def _keep_leases(self) -> None:
-        """Renew this replica's leases, stop jobs it lost, take over jobs whose lease ran out; for ever."""
-        while True:
-            await asyncio.sleep(self.config.lease_renewal_s)
-            try:
-                await self._renew_leases()
-                await self._claim_expired()
-            except Exception as exc:  # the store is away for a while: try again at the next round
-                logger.warning("Eval job leases not kept this round", error=f"{type(exc).__name__}: {exc}")
+        """One round: renew this replica's leases, stop what it lost, take over jobs and pages whose lease ran out."""
+        try:
+            await self._renew_leases()
+            await self._claim_expired()
+            await self._fill_page_slots()
+        except Exception as exc:  # the store is away for a while: try again at the next round
+            logger.warning("Eval job leases not kept this round", error=f"{type(exc).__name__}: {exc}")
 
     async def _renew_leases(self) -> None:
         for job_id, (_, task) in list(self._running.items()):
             if not await self.store.renew(job_id, self._replica_id, self.config.lease_s):
                 logger.info("Eval job stopped here: cancelled, or taken over by another replica", job_id=job_id)
+                task.cancel()
+        board = await self.store.pages
+        for key, (page, task) in list(self._working.items()):
+            if not await board.renew(page, self._replica_id, self.config.lease_s):
+                logger.info("Eval job page stopped here: the job ended, or another replica took it", page=key)
                 task.cancel()
 
     async def _claim_expired(self) -> None:
@@ -175,11 +196,11 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
 
     async def shutdown(self) -> None:
         """Stop running jobs and give up their leases: they stay unfinished, and a replica or a restart resumes them."""
-        if self._lease_keeper is not None:
-            self._lease_keeper.cancel()
-        for _, task in self._running.values():
+        if self._rounds is not None:
+            self._rounds.stop()
+        for _, task in [*self._running.values(), *self._working.values()]:
             task.cancel()
-        if self._store is not None and self._lease_keeper is not None:
+        if self._store is not None and self._rounds is not None:
             try:
                 await asyncio.wait_for(self._store.release(self._replica_id), timeout=5)
             except Exception as exc:  # they are taken over when their leases run out instead
@@ -254,41 +275,25 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         self._running[job.job_id] = (job, asyncio.create_task(self._run_job(job), context=context))
 
     async def _run_job(self, job: JobRecord) -> None:
+        """Coordinate a job: list its pages, wait while page workers (of any replica) judge them, aggregate once."""
         job.status, job.started_at = JobStatus.in_progress.value, job.started_at or time.time()
         try:
             await self._save(job)
             config = BenchmarkConfig.model_validate(job.benchmark_config)
             options = JudgeOptions.parse(job.options, where=job.job_id)
-            # Each judgment is stored as it is made, so a job resumed after a crash judges only what is missing.
-            durable = options.model_copy(update={"durable": True})
             await check_readable(self._datasets, job.dataset_id, where=f"eval job {job.job_id}")
-            job.progress = {"phase": "running", "rows": config.num_examples, "generated": 0, "judged": 0}
+            job.progress = {"phase": "generating", "rows": config.num_examples, "generated": 0, "judged": 0}
             await self._save(job)
-            kept = job.progress.get("scoring") or {}
-            scores = {fn: PagedScores.from_state(kept.get(fn)) for fn in job.scoring_functions}
-            async for start, rows in self._pages(job, config):
-                groups = _checked_groups(rows, options, where=f"eval job {job.job_id}: rows from {start}")
-                outcomes = await self.store.results(job.job_id, start, start + len(rows))
-                if len(outcomes) < len(rows):  # judged pages of a resumed job are read back, not judged again
-                    judge_page = self._judge_page if job.certification is None else self._certifier.judge_page
-                    outcomes, aggregated = await judge_page(job, start, rows, config, durable)
-                    for fn, paged in scores.items():
-                        paged.add_aggregates(aggregated[fn])
-                    await self.store.add_results(job.job_id, outcomes)
-                for fn, paged in scores.items():
-                    paged.add_rows([outcome.scores[fn] for outcome in outcomes], groups)
-                job.progress |= {"generated": start + len(rows), "judged": start + len(rows)}
-                job.progress["scoring"] = {fn: paged.state() for fn, paged in scores.items()}
-                await self._save(job)
-            aggregated = {
-                fn: paged.aggregated(bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
-                for fn, paged in scores.items()
-            }
+            pages = await self._list_pages(job, config)
+            await self._save(job)
+            await self._fill_page_slots()
+            pages = await self._wait_for_pages(job, len(pages))
+            aggregated = await self._aggregate(job, pages, options)
             if job.certification is not None:
                 outcomes = await self.store.results(job.job_id)
                 await self._certifier.add_card(job, outcomes, aggregated, seed=options.seed)
             # Inside the try: a job whose results dataset cannot be saved fails with the reason, never hangs.
-            results_dataset = await self._save_results(job, config) if job.save_results_dataset else None
+            results_dataset = await self._save_results(job, pages) if job.save_results_dataset else None
         except asyncio.CancelledError:  # job_cancel has recorded the cancel; at shutdown the job resumes later
             self._running.pop(job.job_id, None)
             raise
@@ -300,7 +305,8 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             job.status, job.error = JobStatus.failed.value, f"{type(exc).__name__}: {exc}"
             logger.warning("Eval job failed", job_id=job.job_id, error=job.error)
         else:
-            job.status, job.result = JobStatus.completed.value, {"aggregated_results": aggregated}
+            reported = {fn: as_reported(a, details=_detailed(job, options)) for fn, a in aggregated.items()}
+            job.status, job.result = JobStatus.completed.value, {"aggregated_results": reported}
             job.progress["phase"] = "done"
             if results_dataset is not None:
                 job.progress["results_dataset"] = results_dataset
@@ -321,21 +327,112 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             # (a status of "completed" followed by a result refused as "in_progress").
             self._running.pop(job.job_id, None)
 
-    async def _pages(self, job: JobRecord, config: BenchmarkConfig) -> AsyncIterator[tuple[int, list[DatasetRow]]]:
-        """The job's rows a page at a time, with the index of each page's first row."""
+    async def _list_pages(self, job: JobRecord, config: BenchmarkConfig) -> list[Page]:
+        """Read the dataset once to cut the job into pages, and list them for the page workers.
+
+        A resumed job keeps the pages it listed before, and their states.
+        """
+        pages: list[Page] = []
         limit, start = config.num_examples, 0
         while limit is None or start < limit:
             size = self.config.page_rows if limit is None else min(self.config.page_rows, limit - start)
             request = IterRowsRequest(dataset_id=job.dataset_id, start_index=start, limit=size)
             page = await read_rows(self._datasetio, self._datasets, request)
-            last = not page.has_more or not page.data or (limit is not None and start + len(page.data) >= limit)
-            if last:  # the total is known from the last page on (a one-page job: from the start)
-                job.progress["rows"] = start + len(page.data)
             if page.data:
-                yield start, expand_question_rows(page.data) if job.mt_bench_questions else page.data
-            if last:
-                return
+                pages.append(Page(job.job_id, len(pages), start, len(page.data)))
             start += len(page.data)
+            if not page.has_more or not page.data:
+                break
+        job.progress["rows"] = start
+        board = await self.store.pages
+        await board.add(pages)
+        return await board.of_job(job.job_id)
+
+    async def _wait_for_pages(self, job: JobRecord, count: int) -> list[Page]:
+        """Report progress until every page is judged; a page that failed fails the job with its reason."""
+        board = await self.store.pages
+        while True:
+            self._page_finished.clear()  # before reading: a page finished after the read wakes the wait below
+            pages = await board.of_job(job.job_id)
+            failures = ((page.outcome or {}).get("error", "unknown error") for page in pages if page.status == FAILED)
+            error = self._unrecorded_page_errors.pop(job.job_id, None) or next(failures, None)
+            if error is not None:
+                raise JobPageError(error)
+            generated, judged = await self.store.count(job.job_id)
+            generated = max(generated, judged)  # a certification generates nothing
+            phase = "judging" if generated >= job.progress["rows"] else "generating"
+            done = sum(page.status == DONE for page in pages)
+            job.progress |= {"phase": phase, "generated": generated, "judged": judged, "pages_done": done}
+            await self._save(job)
+            if done == count:
+                return pages
+            # A page of this replica wakes it at once; pages of other replicas are seen at the next look.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._page_finished.wait(), timeout=min(1.0, self.config.lease_renewal_s))
+
+    async def _aggregate(self, job: JobRecord, pages: list[Page], options: JudgeOptions) -> dict[str, Any]:
+        """Each function's aggregates over every page, as one scoring call over all rows would make them."""
+        scores = {fn: PagedScores() for fn in job.scoring_functions}
+        for page in pages:
+            rows = await self._page_rows(job, page)
+            groups = _checked_groups(rows, options, where=f"eval job {job.job_id}: rows from {page.start}")
+            outcomes = await self.store.results(job.job_id, page.start, page.start + page.size)
+            page_aggregates = (page.outcome or {}).get("aggregates") or {}
+            for fn, paged in scores.items():
+                paged.add_aggregates(page_aggregates.get(fn) or {})
+                paged.add_rows([outcome.scores[fn] for outcome in outcomes], groups)
+        return {
+            fn: paged.aggregated(bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
+            for fn, paged in scores.items()
+        }
+
+    async def _page_rows(self, job: JobRecord, page: Page) -> list[DatasetRow]:
+        """The dataset rows of one page (MT-bench question ids expanded)."""
+        request = IterRowsRequest(dataset_id=job.dataset_id, start_index=page.start, limit=page.size)
+        rows = (await read_rows(self._datasetio, self._datasets, request)).data
+        return expand_question_rows(rows) if job.mt_bench_questions else rows
+
+    async def _fill_page_slots(self) -> None:
+        """Take pages of unfinished jobs (this replica's or others') while this replica has room for more."""
+        async with self._claiming:
+            board = await self.store.pages
+            while len(self._working) < self.config.pages_in_flight:
+                page = await board.claim(self._replica_id, self.config.lease_s, skip=set(self._working))
+                if page is None:
+                    return
+                job = await self.store.get(page.job_id)
+                if job is None:
+                    continue
+                task = asyncio.create_task(self._work_page(job, page), context=context_of(job.user))
+                self._working[page.key] = (page, task)
+
+    async def _work_page(self, job: JobRecord, page: Page) -> None:
+        """Judge one claimed page and store its rows; then take the next page, if any."""
+        board = await self.store.pages
+        try:
+            config = BenchmarkConfig.model_validate(job.benchmark_config)
+            # Each judgment is stored as it is made, so a page taken over judges only what is missing.
+            options = JudgeOptions.parse(job.options, where=job.job_id).model_copy(update={"durable": True})
+            rows = await self._page_rows(job, page)
+            _checked_groups(rows, options, where=f"eval job {job.job_id}: rows from {page.start}")
+            judge_page = self._judge_page if job.certification is None else self._certifier.judge_page
+            outcomes, aggregated = await judge_page(job, page.start, rows, config, options)
+            await self.store.add_results(job.job_id, outcomes)
+            await board.finish(page, self._replica_id, {"aggregates": aggregated})
+            self._page_finished.set()
+        except asyncio.CancelledError:  # the job was cancelled, or this replica stops: the page's lease runs out
+            raise
+        except Exception as exc:  # the coordinator fails the job with this reason
+            error = f"rows {page.start} to {page.start + page.size - 1}: {type(exc).__name__}: {exc}"
+            logger.warning("Eval job page failed", job_id=job.job_id, page=page.index, error=error)
+            try:
+                await board.finish(page, self._replica_id, {"error": error}, failed=True)
+            except Exception:  # the store refuses even that (its disk is full, say): tell this replica's coordinator
+                self._unrecorded_page_errors[page.job_id] = error
+            self._page_finished.set()
+        finally:
+            self._working.pop(page.key, None)
+        await self._fill_page_slots()
 
     async def _judge_page(
         self, job: JobRecord, start: int, rows: list[DatasetRow], config: BenchmarkConfig, options: JudgeOptions
@@ -345,17 +442,12 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         ``options`` are the job's, made durable: each judgment is stored the moment it is made.
         """
         done = await self.store.generations(job.job_id, start, start + len(rows))
-        job.progress["phase"] = "generating"
 
         async def keep(index: int, generation: Generation) -> None:
             await self.store.add_generation(job.job_id, start + index, generation)
-            job.progress["generated"] += 1
-            await self._save(job)
 
         local_done = {index - start: generation for index, generation in done.items()}
         generations = await self._generations(rows, config, options, local_done, keep)
-        job.progress["phase"] = "judging"
-        await self._save(job)
         result = await self._score(rows, generations, job.scoring_functions, config, options)
         outcomes = [
             RowOutcome(start + i, generation, {fn: r.score_rows[i] for fn, r in result.scores.items()})
@@ -363,15 +455,16 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         ]
         return outcomes, {fn: r.aggregated_results for fn, r in result.scores.items()}
 
-    async def _save_results(self, job: JobRecord, config: BenchmarkConfig) -> str:
+    async def _save_results(self, job: JobRecord, pages: list[Page]) -> str:
         """Register the job's rows with their generations and scores as a dataset; returns its id.
 
         The dataset API takes every row at once, so this holds them all: only for benchmarks that ask for it.
         """
         dataset_id = f"{job.benchmark_id}-results-{job.job_id[:12]}"
         scored: list[DatasetRow] = []
-        async for start, rows in self._pages(job, config):
-            outcomes = await self.store.results(job.job_id, start, start + len(rows))
+        for page in pages:
+            rows = await self._page_rows(job, page)
+            outcomes = await self.store.results(job.job_id, page.start, page.start + page.size)
             scored.extend(
                 row
                 | outcome.generation
@@ -402,7 +495,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             rows = expand_question_rows(rows)
         _checked_groups(rows, options, where=f"benchmark {benchmark.identifier}")
         generations = await self._generations(rows, config, options)
-        return await self._score(rows, generations, request.scoring_functions, config, options)
+        response = await self._score(rows, generations, request.scoring_functions, config, options)
+        for result in response.scores.values():
+            result.aggregated_results = as_reported(result.aggregated_results, details=options.details)
+        return response
 
     async def _generate(
         self, conversation: Conversation, index: int, candidate: Any, sampling: dict[str, Any]
@@ -466,7 +562,9 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         self, rows: list[DatasetRow], functions: dict[str, Any], options: JudgeOptions
     ) -> dict[str, ScoringResult]:
         """Each function's result on ``rows``, through the stack's scoring API with these options."""
-        with passing_options(options):  # the scoring API's params cannot carry them
+        # Options reach the scoring provider as provider data (the scoring API's params cannot carry them); the
+        # details (plan, usage, judges, card) are what the job's aggregates over all its pages are made from.
+        with passing_options(options.model_copy(update={"details": True})):
             scores = await self._scoring.score(ScoreRequest(input_rows=rows, scoring_functions=functions))
         return scores.results
 
@@ -493,11 +591,13 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             return
         # The replica running it (this one, or another that sees it when it next renews its lease) stops it.
         job.status, job.finished_at = JobStatus.cancelled.value, time.time()
-        running = self._running.get(job.job_id)
-        if running is not None:
-            _, task = running
+        stopping = [task for page, task in self._working.values() if page.job_id == job.job_id]
+        if (running := self._running.get(job.job_id)) is not None:
+            stopping.append(running[1])
+        for task in stopping:
             task.cancel()
-            await asyncio.wait({task}, timeout=5)
+        if stopping:
+            await asyncio.wait(stopping, timeout=5)
         logger.info("Eval job cancelled", job_id=job.job_id)
 
     @answers_refusals
@@ -524,20 +624,30 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         """
         outcomes = await self.store.results(job.job_id)
         options = JudgeOptions.parse(job.options, where=job.job_id)
-        kept = job.progress.get("scoring") or {}
+        answered, _ = await self.store.count(job.job_id)
         partial = {
             "status": job.status,
             "rows_judged": len(outcomes),
-            "rows_answered": len(await self.store.generations(job.job_id)),
+            "rows_answered": answered,
             "rows": job.progress.get("rows"),
         }
+        done = [page for page in await (await self.store.pages).of_job(job.job_id) if page.status == DONE]
+        # Before any page is judged, how a function aggregates is unknown: its (empty) scores are then averaged.
+        page_aggregates = [(page.outcome or {}).get("aggregates") or {} for page in done]
         aggregated = {}
         for fn in job.scoring_functions:
-            paged = PagedScores.from_state(kept.get(fn))
+            paged = PagedScores()
+            for aggregates in page_aggregates:
+                paged.add_aggregates(aggregates.get(fn) or {})
             paged.add_rows([outcome.scores[fn] for outcome in outcomes], {})
             results = paged.aggregated(bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
-            aggregated[fn] = results | {"partial": partial}
+            aggregated[fn] = as_reported(results | {"partial": partial}, details=_detailed(job, options))
         return _response(job, outcomes, aggregated)
+
+
+def _detailed(job: JobRecord, options: JudgeOptions) -> bool:
+    """Whether a job reports details beside its aggregations: when asked, and always for a certification (its card)."""
+    return options.details or job.certification is not None
 
 
 def _response(job: JobRecord, outcomes: list[RowOutcome], aggregated: dict[str, Any]) -> EvaluateResponse:

@@ -16,9 +16,11 @@ from llama_stack.core.storage.datatypes import SqlStoreReference
 from llama_stack.core.storage.sqlstore.sqlalchemy_sqlstore import SqlAlchemySqlStoreImpl
 from llama_stack.core.storage.sqlstore.sqlstore import sqlstore_impl
 from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType
-from sqlalchemy import ColumnElement, Table, or_, update
+from sqlalchemy import ColumnElement, Table, delete, func, or_, select, update
 
 from llama_stack_judge.eval.access import JobUser
+from llama_stack_judge.eval.pages import COLUMNS as PAGE_COLUMNS
+from llama_stack_judge.eval.pages import PageBoard
 from llama_stack_judge.stored import FirstUseGuard
 
 UNFINISHED = ("scheduled", "in_progress")
@@ -146,6 +148,13 @@ class JobStore:
         self._generations = f"{prefix}_generations"
         self._results = f"{prefix}_results"
         self._ready = FirstUseGuard(lambda: store.fetch_all(self._jobs, limit=1))
+        self._pages = PageBoard(store, f"{prefix}_pages", self._jobs, UNFINISHED)
+
+    @property
+    async def pages(self) -> PageBoard:
+        """The pages of the jobs (once the store's tables exist)."""
+        await self._ready()
+        return self._pages
 
     @classmethod
     async def open(cls, reference: SqlStoreReference) -> "JobStore":
@@ -180,6 +189,7 @@ class JobStore:
         }
         await store.create_table(jobs._generations, per_row)
         await store.create_table(jobs._results, per_row | {"scores": ColumnType.JSON})
+        await store.create_table(f"{reference.table_name}_pages", PAGE_COLUMNS)
         return jobs
 
     async def create(self, job: JobRecord, replica_id: str, lease_s: float) -> None:
@@ -206,8 +216,9 @@ class JobStore:
         return await self._update(job_id, _lease(replica_id, lease_s), expired)
 
     async def release(self, replica_id: str) -> None:
-        """Let the unfinished jobs of a replica that stops be taken over at once, without waiting for their leases."""
+        """Let the unfinished jobs (and pages) of a replica that stops be taken over at once, without waiting."""
         await self._ready()
+        await self._pages.release(replica_id)
         statement = (
             update(self._table)
             .where(self._table.c.leased_by == replica_id, self._table.c.status.in_(UNFINISHED))
@@ -282,21 +293,37 @@ class JobStore:
         return {int(row["row_index"]): row["generation"] for row in rows}
 
     async def add_results(self, job_id: str, outcomes: list[RowOutcome]) -> None:
-        """Keep judged rows (one page of a job)."""
+        """Keep judged rows (one page of a job), replacing what a worker that lost the page may have stored."""
+        if not outcomes:
+            return
         await self._ready()
-        await self._store.insert(
-            self._results,
-            [
-                {
-                    "key": f"{job_id}:{outcome.index}",
-                    "job_id": job_id,
-                    "row_index": outcome.index,
-                    "generation": outcome.generation,
-                    "scores": outcome.scores,
-                }
-                for outcome in outcomes
-            ],
-        )
+        table = self._store.metadata.tables[self._results]
+        first, last = outcomes[0].index, outcomes[-1].index
+        rows = [
+            {
+                "key": f"{job_id}:{outcome.index}",
+                "job_id": job_id,
+                "row_index": outcome.index,
+                "generation": outcome.generation,
+                "scores": outcome.scores,
+            }
+            for outcome in outcomes
+        ]
+        async with self._session() as session:  # one transaction
+            await session.execute(delete(table).where(table.c.job_id == job_id, table.c.row_index.between(first, last)))
+            await session.execute(table.insert(), rows)
+            await session.commit()
+
+    async def count(self, job_id: str) -> tuple[int, int]:
+        """How many of a job's rows are answered and how many judged."""
+        await self._ready()
+        counted = []
+        for name in (self._generations, self._results):
+            table = self._store.metadata.tables[name]
+            async with self._session() as session:
+                found = await session.execute(select(func.count()).where(table.c.job_id == job_id))
+            counted.append(int(found.scalar_one()))
+        return counted[0], counted[1]
 
     async def results(self, job_id: str, start: int = 0, end: int | None = None) -> list[RowOutcome]:
         """The judged rows of a job (from ``start`` to ``end``, exclusive), in row order."""

@@ -31,6 +31,7 @@ from llama_stack_judge.core.aggregate import (
     JUDGES_KEY,
     Statistics,
     aggregate,
+    as_reported,
     group_keys,
 )
 from llama_stack_judge.core.builtin import BuiltinScorer
@@ -242,7 +243,10 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             aggregated[JUDGES_KEY] = judges
             if summary := card_summary(await self._cards.find(judges, turns=_turns(rows))):
                 aggregated[JUDGE_CARD_KEY] = summary
-        return ScoringResult(score_rows=[result.as_score_row() for result in results], aggregated_results=aggregated)
+        return ScoringResult(
+            score_rows=[result.as_score_row() for result in results],
+            aggregated_results=as_reported(aggregated, details=options.details),
+        )
 
     @answers_refusals
     async def score(self, request: ScoreRequest) -> ScoreResponse:

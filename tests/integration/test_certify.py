@@ -16,6 +16,7 @@ from llama_stack_judge.mtbench_eval import register_certification
 from tests.fake_openai import fake_openai
 from tests.integration.test_cli import _run
 from tests.stacks import (
+    DETAILS,
     SHORT_LEASES,
     Backends,
     bad_request,
@@ -146,10 +147,16 @@ def test_a_served_stack_certifies_a_judge_files_its_card_and_shows_it_to_later_c
             job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=_candidate("endpoint/judge"))
             assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
             result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)
-            shown = client.scoring.score(input_rows=[pair], scoring_functions={function: _judge("endpoint/judge")})
-            other = client.scoring.score(input_rows=[pair], scoring_functions={function: _judge("endpoint/other")})
+            shown = client.scoring.score(
+                input_rows=[pair], scoring_functions={function: _judge("endpoint/judge")}, extra_headers=DETAILS
+            )
+            other = client.scoring.score(
+                input_rows=[pair], scoring_functions={function: _judge("endpoint/other")}, extra_headers=DETAILS
+            )
         with served_client(run_yaml) as client:  # a restart: the card is read back from the store
-            again = client.scoring.score(input_rows=[pair], scoring_functions={function: _judge("endpoint/judge")})
+            again = client.scoring.score(
+                input_rows=[pair], scoring_functions={function: _judge("endpoint/judge")}, extra_headers=DETAILS
+            )
         answers = [str(data_file("dev") / "answers" / f"{model}.jsonl") for model in ("gpt-4", "llama-13b")]
         shown_by_cli = _run(
             "mt-bench", "pairwise", "--answers", *answers, "--question-ids", "81", "--turns", "1",

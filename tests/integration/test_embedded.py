@@ -19,7 +19,7 @@ import yaml
 from llama_stack_judge.embedded import embedded_providers, embedded_server
 from llama_stack_judge.embedded.models import SMOLLM2_135M
 from llama_stack_judge.stack_config import build_run_config, write_run_config
-from tests.stacks import INTERRUPTIBLE, library_client
+from tests.stacks import DETAILS, INTERRUPTIBLE, library_client
 
 pytestmark = [
     pytest.mark.integration,
@@ -47,7 +47,9 @@ def test_two_rows_judged_through_the_stack_with_a_forced_verdict(tmp_path: Path)
         run_yaml = write_run_config(build_run_config(providers, state_dir=str(tmp_path)), tmp_path / "run.yaml")
         with library_client(run_yaml) as client:
             assert f"embedded/{SMOLLM2_135M.name}" in [m.id for m in client.models.list()]
-            result = client.scoring.score(input_rows=ROWS, scoring_functions={FUNCTION: None}).results[FUNCTION]
+            result = client.scoring.score(
+                input_rows=ROWS, scoring_functions={FUNCTION: None}, extra_headers=DETAILS
+            ).results[FUNCTION]
     assert not server.running
     statuses = [row["status"] for row in result.score_rows]
     assert statuses == ["scored", "scored"], result.score_rows
@@ -113,7 +115,12 @@ def test_expected_verdicts_from_the_real_servers_log_probabilities(tmp_path: Pat
     from llama_stack_judge.core.options import JudgeOptions
 
     options = JudgeOptions(
-        verdict_weighting="expected", structured_output=False, verdict_first=True, max_tokens=8, use_cache=False
+        details=True,
+        verdict_weighting="expected",
+        structured_output=False,
+        verdict_first=True,
+        max_tokens=8,
+        use_cache=False,
     )
     with embedded_server(SMOLLM2_135M.name, log_path=tmp_path / "server.log", logprobs=True) as server:
         providers = embedded_providers(server.base_url, SMOLLM2_135M.name)

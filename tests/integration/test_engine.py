@@ -23,8 +23,10 @@ def fresh_rows(*answers: str) -> list[dict[str, str]]:
 
 
 def score(client: Any, rows: list[dict[str, Any]], params: Any = None, **options: Any) -> Any:
-    extra = {"extra_headers": JudgeOptions(**options).headers()} if options else {}
-    return client.scoring.score(input_rows=rows, scoring_functions={HELPFULNESS: params}, **extra).results[HELPFULNESS]
+    headers = JudgeOptions(**({"details": True} | options)).headers()  # these tests read usage and counts
+    return client.scoring.score(
+        input_rows=rows, scoring_functions={HELPFULNESS: params}, extra_headers=headers
+    ).results[HELPFULNESS]
 
 
 def test_rescoring_is_served_from_the_cache(client: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from llama_stack_judge.core.options import JudgeOptions
-from tests.stacks import bad_request, not_found, register_benchmark, wait_for_job
+from tests.stacks import DETAILS, bad_request, not_found, register_benchmark, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,8 @@ def test_scoring_params_override_per_function(client: Any) -> None:
         benchmark_id, input_rows=QUESTIONS, scoring_functions=FUNCTIONS, benchmark_config=config
     )
     assert "average" not in result.scores["judge::helpfulness-v1"].aggregated_results
-    assert result.scores["judge::helpfulness-v1"].aggregated_results["median"] == {"median": 5.5}
+    counts = {"n_scored": 2, "n_parse_error": 0, "n_inference_error": 0, "n_total": 2}
+    assert result.scores["judge::helpfulness-v1"].aggregated_results == {"median": {"median": 5.5} | counts}
 
 
 def test_judge_options_from_benchmark_metadata_and_request(client: Any) -> None:
@@ -69,14 +70,18 @@ def test_judge_options_from_benchmark_metadata_and_request(client: Any) -> None:
         benchmark_id, input_rows=rows, scoring_functions=FUNCTIONS, benchmark_config=CANDIDATE
     )
     helpfulness = result.scores["judge::helpfulness-v1"].aggregated_results
-    assert set(helpfulness["by_group"]["category"]) == {"geo", "math"}
-    assert helpfulness["usage"]["inference_calls"] == 2 and helpfulness["usage"]["cache_hits"] == 0
+    assert set(helpfulness) == {"average", "median"}  # one entry per aggregation, each with the group means
+    assert set(helpfulness["average"]["by_group"]["category"]) == {"geo", "math"}
+    detailed = client.alpha.eval.evaluate_rows(
+        benchmark_id, input_rows=rows, scoring_functions=FUNCTIONS, benchmark_config=CANDIDATE, extra_headers=DETAILS
+    ).scores["judge::helpfulness-v1"]
+    assert detailed.aggregated_results["usage"]["cache_hits"] == 0  # the benchmark's options: no cache
     overlaid = client.alpha.eval.evaluate_rows(
         benchmark_id,
         input_rows=rows,
         scoring_functions=FUNCTIONS,
         benchmark_config=CANDIDATE,
-        extra_headers=JudgeOptions(use_cache=True, group_by=("category",)).headers(),
+        extra_headers=JudgeOptions(use_cache=True, group_by=("category",), details=True).headers(),
     )
     assert overlaid.scores["judge::helpfulness-v1"].aggregated_results["usage"]["cache_hits"] == 2
     with bad_request("num_samples"):
@@ -112,7 +117,7 @@ def test_cancel_stops_a_long_job(client: Any) -> None:
     partial = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id)  # what it judged: nothing yet
     assert (
         partial.generations == []
-        and partial.scores["judge::subset_of"].aggregated_results["partial"]["rows_judged"] == 0
+        and partial.scores["judge::subset_of"].aggregated_results["average"]["partial"]["rows_judged"] == 0
     )
     client.alpha.eval.jobs.cancel(job.job_id, benchmark_id=benchmark_id)  # twice is harmless
     assert client.alpha.eval.jobs.status(job.job_id, benchmark_id=benchmark_id).status == "cancelled"

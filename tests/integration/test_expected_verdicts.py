@@ -21,7 +21,7 @@ PARIS = {"input_query": "What is the capital of France?", "generated_answer": "P
 
 
 def _score(client: Any, function: str, rows: list[dict[str, Any]], params: Any = None, **options: Any) -> Any:
-    headers = JudgeOptions(**options).headers()
+    headers = JudgeOptions(details=True, **options).headers()  # the tests read usage and judges
     result = client.scoring.score(input_rows=rows, scoring_functions={function: params}, extra_headers=headers)
     return result.results[function]
 

@@ -126,7 +126,7 @@ def test_a_killed_job_resumes_without_repeating_finished_rows(
     assert asked_again | finished_before == set(range(8))  # and every row has its answer
     assert [g["generated_answer"] for g in result.generations] == ["A slow answer."] * 8
     assert [r["score"] for r in result.scores["judge::subset_of"].score_rows] == [1.0] * 8
-    assert result.scores["judge::helpfulness-v1"].aggregated_results["n_total"] == 8
+    assert result.scores["judge::helpfulness-v1"].aggregated_results["average"]["n_total"] == 8
 
 
 def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
@@ -174,15 +174,17 @@ def test_multi_turn_rows_cancel_and_two_jobs(tmp_path: Path) -> None:
         client.alpha.eval.jobs.cancel(jobs[slow], benchmark_id=slow)
         assert wait_for_job(client, slow, jobs[slow], {"cancelled"}, seconds=10) == "cancelled"
         partial = client.alpha.eval.jobs.retrieve(jobs[slow], benchmark_id=slow)  # cancelled while answering
-        marker = partial.scores["judge::subset_of"].aggregated_results["partial"]
+        (aggregation,) = partial.scores["judge::subset_of"].aggregated_results.values()  # before any page: an average
+        marker = aggregation["partial"]
         assert marker["status"] == "cancelled" and marker["rows_judged"] == 0 == len(partial.generations)
         assert 4 <= marker["rows_answered"] < 12
         url = ["--url", str(client.base_url).rstrip("/"), "--benchmark-id", multi]
         assert _run("jobs", "status", jobs[multi], *url).stdout.strip() == "completed"
         assert json.loads(_run("jobs", "result", jobs[multi], *url).stdout) == {
-            "judge::subset_of": {"accuracy": {"accuracy": 1.0, "num_correct": 1.0, "num_total": 1}}
-            | {"n_scored": 1, "n_parse_error": 0, "n_inference_error": 0, "n_total": 1}
-            | {"aggregation": {"functions": ["accuracy"], "failed_score": None}}
+            "judge::subset_of": {
+                "accuracy": {"accuracy": 1.0, "num_correct": 1.0, "num_total": 1}
+                | {"n_scored": 1, "n_parse_error": 0, "n_inference_error": 0, "n_total": 1}
+            }
         }
         exported = tmp_path / "export.jsonl"
         assert _run("jobs", "export", jobs[multi], *url, "--output", str(exported)).returncode == 0
@@ -232,15 +234,15 @@ def test_a_cancelled_job_returns_and_exports_what_it_judged(tmp_path: Path) -> N
         scores = result.scores["judge::subset_of"]
         judged = len(result.generations)
         assert 4 <= judged < 12 and [row["score"] for row in scores.score_rows] == [1.0] * judged
-        aggregated = scores.aggregated_results
+        aggregated = scores.aggregated_results["accuracy"]  # the one aggregation, with its counts and the marker
         assert aggregated["partial"] | {"rows_answered": None} == {
             "status": "cancelled",
             "rows_judged": judged,
             "rows_answered": None,
-            "rows": None,  # the dataset's last page was never read
+            "rows": 12,  # the job listed its pages before judging any
         }
         assert aggregated["partial"]["rows_answered"] >= judged
-        assert aggregated["accuracy"]["num_total"] == judged == aggregated["n_total"]
+        assert aggregated["num_total"] == judged == aggregated["n_total"]
         exported = tmp_path / "partial.jsonl"
         url = ("--url", str(client.base_url).rstrip("/"), "--benchmark-id", benchmark_id)
         done = _run("jobs", "export", job.job_id, *url, "--output", str(exported))
@@ -282,7 +284,7 @@ def test_mt_bench_through_eval(tmp_path: Path) -> None:
         "1": {"average": 5.0, "n": 2, "n_total": 2},
         "2": {"average": 5.0, "n": 2, "n_total": 2},
     }
-    assert set(judged.aggregated_results["by_group"]["category"]) == {"writing", "math"}
+    assert set(judged.aggregated_results["turn_average"]["by_group"]["category"]) == {"writing", "math"}
     judge_calls = _calls(log, "judge")
     (prompt,) = [  # judged once: the shipped benchmark's identical judgment came from the cache
         c["messages"][-1]["content"]
@@ -395,7 +397,11 @@ def test_a_job_judged_in_pages_reports_what_one_call_over_all_rows_would(tmp_pat
         whole = {k: v for k, v in one_call[fn].aggregated_results.items() if k != "usage"}
         assert paged == whole, fn
         assert result.scores[fn].score_rows == one_call[fn].score_rows, fn
-    assert result.scores["judge::helpfulness-v1"].aggregated_results["by_group"]["category"].keys() == {"a", "b", "c"}
+    assert result.scores["judge::helpfulness-v1"].aggregated_results["average"]["by_group"]["category"].keys() == {
+        "a",
+        "b",
+        "c",
+    }
 
 
 def test_a_job_waits_out_a_judge_that_is_gone_for_30_s(tmp_path: Path) -> None:

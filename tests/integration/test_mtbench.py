@@ -121,7 +121,7 @@ def test_pairwise_is_judged_in_both_orders(logged: tuple[Any, Path]) -> None:
         "position_consistency": 0.75,
         "first_position_win_rate": 0.5,  # A in 4 of the 8 verdicts
         "n_pairs_both_orders": 4,
-    }
+    } | {"n_scored": 4, "n_parse_error": 0, "n_inference_error": 0, "n_total": 4}
     assert aggregated["win_rate"]["win_rate"] == 0.5 and aggregated["win_rate"]["ties"] == 2
     first = [c["messages"][-1]["content"] for c in _calls(log)[before:] if f"{tag} q1" in c["messages"][-1]["content"]]
     assert len(first) == 2
@@ -142,8 +142,8 @@ def test_verdicts_from_real_looking_judge_outputs(logged: tuple[Any, Path]) -> N
     assert "outside [1.0, 10.0]" in result.score_rows[3]["error"]
     aggregated = result.aggregated_results
     assert aggregated["average"]["average"] == pytest.approx((8.5 + 4.0 + 2.0) / 3)
-    assert aggregated["by_group"]["turn"]["1"] == {"average": 6.25, "n": 2, "n_total": 4}
-    assert (aggregated["n_scored"], aggregated["n_parse_error"]) == (3, 2)
+    assert aggregated["average"]["by_group"]["turn"]["1"] == {"average": 6.25, "n": 2, "n_total": 4}
+    assert (aggregated["average"]["n_scored"], aggregated["average"]["n_parse_error"]) == (3, 2)
 
 
 def test_failure_policy_minimum_applies_to_the_tasks(logged: tuple[Any, Path]) -> None:
@@ -153,7 +153,7 @@ def test_failure_policy_minimum_applies_to_the_tasks(logged: tuple[Any, Path]) -
     assert _score(client, RATING, rows).aggregated_results["average"]["average"] == 8.0
     minimum = _score(client, RATING, rows, failure_policy="minimum").aggregated_results
     assert minimum["average"]["average"] == pytest.approx((8.0 + 1.0) / 2)
-    assert (minimum["n_scored"], minimum["n_parse_error"]) == (1, 1)
+    assert (minimum["average"]["n_scored"], minimum["average"]["n_parse_error"]) == (1, 1)
     pairs = [
         {"question": f"{tag} p0", "response_a": "GOOD answer", "response_b": "plain", "turn": 1},
         {"question": f"{tag} p1 UNDECIDED", "response_a": "x", "response_b": "y", "turn": 1},

@@ -98,7 +98,9 @@ def test_the_readme_run_yaml_serves_and_its_python_blocks_run(tmp_path: Path, mo
         finally:
             stop_server(process)
     assert namespace["evaluated"].scores["judge::helpfulness-v1"].aggregated_results["average"]["average"] == 9.0
-    assert set(namespace["result"].results["judge::helpfulness-v1"].aggregated_results["by_group"]["category"]) == {
+    assert set(
+        namespace["result"].results["judge::helpfulness-v1"].aggregated_results["average"]["by_group"]["category"]
+    ) == {
         "general",
         "math",
     }

@@ -16,7 +16,15 @@ import pytest
 from llama_stack_judge.cli import endpoint_providers
 from llama_stack_judge.core.options import JudgeOptions
 from tests.fake_openai import FakeServer, Fault, fake_openai
-from tests.stacks import bad_request, library_client, register_benchmark, run_config_file, start_server, stop_server
+from tests.stacks import (
+    DETAILS,
+    bad_request,
+    library_client,
+    register_benchmark,
+    run_config_file,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +92,9 @@ def test_faults_are_retried_or_accounted_and_nothing_is_lost(served: tuple[Any, 
     client, server = served
     tag = uuid.uuid4().hex[:6]
     rows = [{"input_query": "q", "generated_answer": f"{tag} answer {i}"} for i in range(50)]
-    result = client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: PARAMS}).results[FUNCTION]
+    result = client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: PARAMS}, extra_headers=DETAILS).results[
+        FUNCTION
+    ]
     assert len(result.score_rows) == 50
     statuses = [row["status"] for row in result.score_rows]
     assert statuses == ["inference_error" if i == 3 else "scored" for i in range(50)]
@@ -262,7 +272,7 @@ def test_a_reply_cut_off_by_the_token_limit_is_not_scored_from_its_example(hosti
     assert cut["status"] == "parse_error" and cut["score"] is None and cut["finish_reason"] == "length"
     assert cut["error"].startswith("truncated") and cut["judge_feedback"] == TRUNCATED
     assert whole["status"] == "scored" and whole["finish_reason"] == "stop"
-    assert result.aggregated_results["n_parse_error"] == 1
+    assert result.aggregated_results["average"]["n_parse_error"] == 1
 
 
 def test_an_extreme_verdict_is_a_parse_error_and_loses_no_other_row(hostile: tuple[Any, FakeServer]) -> None:
@@ -294,10 +304,10 @@ def test_text_that_is_not_text(hostile: tuple[Any, FakeServer]) -> None:
     assert len(server.log) == asked  # refused before any judge call
     rows = [{"input_query": "q", "generated_answer": f"REPLY-SURROGATE {uuid.uuid4().hex}"}]
     for cached in (False, True):  # the reply is stored and read back as text
-        result = client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: None}).results[FUNCTION]
-        (row,) = result.score_rows
+        result = client.scoring.score(input_rows=rows, scoring_functions={FUNCTION: None}, extra_headers=DETAILS)
+        (row,) = result.results[FUNCTION].score_rows
         assert row["score"] == 6.0 and row["judge_feedback"] == "an odd \ufffd byte. Rating: [[6]]"
-        usage = result.aggregated_results["usage"]
+        usage = result.results[FUNCTION].aggregated_results["usage"]
         assert (usage["cache_hits"], usage["replaced_characters"]) == ((1, 0) if cached else (0, 1))
 
 

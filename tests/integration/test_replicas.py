@@ -15,7 +15,16 @@ import pytest
 
 from tests import postgres
 from tests.integration.test_jobs import CANDIDATE, _calls, _kept_generations, _kill_once, _stack
-from tests.stacks import Backends, register_benchmark, start_server, start_servers, stop_server, stored_values
+from tests.stacks import (
+    DETAILS,
+    Backends,
+    register_benchmark,
+    start_server,
+    start_servers,
+    stop_server,
+    stored_values,
+    wait_for_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +34,16 @@ JOBS_TABLE = "llama_stack_judge_eval_jobs"
 @pytest.fixture
 def shared_store(postgres_cluster: postgres.Postgres, tmp_path: Path) -> Backends:
     """A fresh PostgreSQL database for the registry, jobs and judgments of every replica."""
-    return postgres_cluster.backends(postgres_cluster.database(), tmp_path / "inference_store.db")
+    return postgres_cluster.backends(postgres_cluster.database(), None)
+
+
+def _start_on_a_fresh_store(run_yaml: Path, logs: list[Path]) -> list[tuple[subprocess.Popen[bytes], Any]]:
+    """The first replica alone, then the others at once.
+
+    On a fresh database the first one creates the stack's tables: llama-stack 0.7.3's ``kv_postgres`` creates its
+    table without a lock, and a replica racing another there exits at start (a unique violation in ``pg_type``).
+    """
+    return start_servers(run_yaml, logs[:1]) + start_servers(run_yaml, logs[1:])
 
 
 def _rows(job: str, count: int) -> list[dict[str, Any]]:
@@ -40,6 +58,20 @@ def _asked(log: Path, since: int = 0) -> Counter[str]:
 def _stored_status(state: Path, store: Backends, job_id: str) -> str | None:
     found = stored_values(state, store, f"SELECT status FROM {JOBS_TABLE} WHERE job_id = %s", (job_id,))
     return found[0] if found else None
+
+
+def _until_completed(state: Path, store: Backends, job_id: str, *, seconds: float, why: str) -> None:
+    """Wait until the store records the job completed (read directly: no replica is asked)."""
+    since = time.monotonic()
+    while _stored_status(state, store, job_id) != "completed":
+        assert time.monotonic() - since < seconds, why
+        time.sleep(0.2)
+
+
+def _first_eval_call(client: Any, benchmark_id: str) -> None:
+    """A replica's first eval call (a 404 here): from then on it keeps leases and takes pages."""
+    with pytest.raises(Exception, match="no eval job"):
+        client.alpha.eval.jobs.status("no-such-job", benchmark_id=benchmark_id)
 
 
 def _resumed_by(logs: list[Path], job_id: str) -> list[int]:
@@ -81,10 +113,7 @@ def test_replicas_started_at_once_run_each_unfinished_job_exactly_once(tmp_path:
         with ThreadPoolExecutor(3) as pool:  # each replica's first eval call, together: all three try to take over
             list(pool.map(lambda r: r[1].alpha.eval.jobs.status(jobs["j1"], benchmark_id=benchmarks["j1"]), replicas))
         for name, job_id in jobs.items():
-            deadline = time.monotonic() + 90
-            while _stored_status(state, shared_store, job_id) != "completed":
-                assert time.monotonic() < deadline, f"job {name} did not finish"
-                time.sleep(0.2)
+            _until_completed(state, shared_store, job_id, seconds=90, why=f"job {name} did not finish")
         results = {
             name: replicas[2][1].alpha.eval.jobs.retrieve(job_id, benchmark_id=benchmarks[name])
             for name, job_id in jobs.items()
@@ -109,7 +138,7 @@ def test_a_live_replica_takes_over_cancels_and_shares_registry_and_cache(
     run_yaml, log = _stack(tmp_path, shared_store)
     state = tmp_path / "state"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    replicas = start_servers(run_yaml, logs)
+    replicas = _start_on_a_fresh_store(run_yaml, logs)
     (process_a, a), (_, b) = replicas
     try:
         # A function registered through A is scored through B, and a row judged through A is a cache hit through B.
@@ -129,7 +158,9 @@ def test_a_live_replica_takes_over_cancels_and_shares_registry_and_cache(
         judged_by_b = b.scoring.score(input_rows=[row], scoring_functions={"team::shared": None}).results
         assert judged_by_b["team::shared"].score_rows[0]["score"] == 9.0
         a.scoring.score(input_rows=[row], scoring_functions={"judge::helpfulness-v1": None})
-        again = b.scoring.score(input_rows=[row], scoring_functions={"judge::helpfulness-v1": None})
+        again = b.scoring.score(
+            input_rows=[row], scoring_functions={"judge::helpfulness-v1": None}, extra_headers=DETAILS
+        )
         usage = again.results["judge::helpfulness-v1"].aggregated_results["usage"]
         assert (usage["cache_hits"], usage["inference_calls"]) == (1, 0)
 
@@ -153,10 +184,7 @@ def test_a_live_replica_takes_over_cancels_and_shares_registry_and_cache(
         _kill_once(process_a, lambda: len(_kept_generations(state, job_id, shared_store)) >= 4)
         kept = _kept_generations(state, job_id, shared_store)
         calls_before = len(_calls(log, "candidate"))
-        killed_at = time.monotonic()
-        while _stored_status(state, shared_store, job_id) != "completed":
-            assert time.monotonic() - killed_at < 60, "B did not take the job over"
-            time.sleep(0.2)
+        _until_completed(state, shared_store, job_id, seconds=60, why="B did not take the job over")
         result = b.alpha.eval.jobs.retrieve(job_id, benchmark_id=benchmark_id)
     finally:
         _stop_all(replicas)
@@ -169,25 +197,21 @@ def test_a_live_replica_takes_over_cancels_and_shares_registry_and_cache(
 
 
 def test_a_drained_replica_hands_its_job_over_at_once(tmp_path: Path, shared_store: Backends) -> None:
-    run_yaml, log = _stack(
-        tmp_path, shared_store, lease_s=60.0, lease_renewal_s=0.5
-    )  # a lease far longer than a hand-over
+    # A lease far longer than a hand-over.
+    run_yaml, log = _stack(tmp_path, shared_store, lease_s=60.0, lease_renewal_s=0.5)
     state = tmp_path / "state"
-    replicas = start_servers(run_yaml, [tmp_path / "a.log", tmp_path / "b.log"])
+    replicas = _start_on_a_fresh_store(run_yaml, [tmp_path / "a.log", tmp_path / "b.log"])
     (process_a, a), (_, b) = replicas
     try:
         benchmark_id = register_benchmark(a, _rows("drained", 8), ["judge::subset_of"])
-        with pytest.raises(Exception, match="no eval job"):  # B's first eval call starts its lease keeping
-            b.alpha.eval.jobs.status("no-such-job", benchmark_id=benchmark_id)
+        _first_eval_call(b, benchmark_id)
         job_id = a.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE).job_id
         while len(_kept_generations(state, job_id, shared_store)) < 4:
             time.sleep(0.1)
-        stopped_at = time.monotonic()
         stop_server(process_a)  # SIGTERM: A releases its lease on the way out
         kept = {f"SLOW drained question {i}" for i in _kept_generations(state, job_id, shared_store)}
-        while _stored_status(state, shared_store, job_id) != "completed":
-            assert time.monotonic() - stopped_at < 30, "B waited for the lease instead of taking the job over"
-            time.sleep(0.2)
+        why = "B waited for the lease instead of taking the job over"
+        _until_completed(state, shared_store, job_id, seconds=30, why=why)
         result = b.alpha.eval.jobs.retrieve(job_id, benchmark_id=benchmark_id)
     finally:
         _stop_all(replicas)
@@ -197,3 +221,36 @@ def test_a_drained_replica_hands_its_job_over_at_once(tmp_path: Path, shared_sto
         asked[question] == 1 for question in kept
     )  # rows in flight at the stop are asked again
     assert [r["score"] for r in result.scores["judge::subset_of"].score_rows] == [1.0] * 8
+
+
+def test_two_replicas_share_the_pages_of_a_large_job(tmp_path: Path, shared_store: Backends) -> None:
+    run_yaml, log = _stack(tmp_path, shared_store, page_rows=100)
+    state = tmp_path / "state"
+    rows = [{"input_query": f"Question {i}: What is 2+2?", "expected_answer": "4"} for i in range(2000)]
+    functions = ["judge::subset_of", "judge::helpfulness-v1"]
+    replicas = _start_on_a_fresh_store(run_yaml, [tmp_path / "a.log", tmp_path / "b.log"])
+    (_, a), (process_b, b) = replicas
+    try:
+        benchmark_id = register_benchmark(a, rows, functions)
+        _first_eval_call(b, benchmark_id)
+        shared = a.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE).job_id
+        assert wait_for_job(a, benchmark_id, shared, {"completed", "failed"}, seconds=600) == "completed"
+        on_two = a.alpha.eval.jobs.retrieve(shared, benchmark_id=benchmark_id)
+        asked = _asked(log)
+        judged = Counter(call["messages"][-1]["content"] for call in _calls(log, "judge"))
+        stop_server(process_b)
+        alone = a.alpha.eval.run_eval(benchmark_id, benchmark_config=CANDIDATE).job_id  # the same job on one replica
+        assert wait_for_job(a, benchmark_id, alone, {"completed", "failed"}, seconds=600) == "completed"
+        on_one = a.alpha.eval.jobs.retrieve(alone, benchmark_id=benchmark_id)
+    finally:
+        _stop_all(replicas)
+    workers = stored_values(
+        state, shared_store, "SELECT leased_by FROM llama_stack_judge_eval_pages WHERE job_id = %s", (shared,)
+    )
+    assert len(workers) == 20 and len(set(workers)) == 2, Counter(workers)  # both replicas judged pages
+    assert len(asked) == 2000 and set(asked.values()) == {1}  # every row answered once
+    assert len(judged) == 2000 and set(judged.values()) == {1}  # and judged once
+    assert on_two.generations == on_one.generations
+    for fn in functions:
+        assert on_two.scores[fn].score_rows == on_one.scores[fn].score_rows, fn
+        assert on_two.scores[fn].aggregated_results == on_one.scores[fn].aggregated_results, fn

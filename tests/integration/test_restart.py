@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.stacks import (
+    DETAILS,
     Backends,
     bad_request,
     library_client,
@@ -58,9 +59,11 @@ def test_judgments_are_cached_across_restarts(mode: str, state_dir: Path, storag
     rows = [ROW, {"input_query": "q", "generated_answer": "2+2 is 5"}]
     functions = {"judge::helpfulness-v1": None}
     with stack_client(mode, run_yaml) as client:
-        first = client.scoring.score(input_rows=rows[:1], scoring_functions=functions).results
+        first = client.scoring.score(input_rows=rows[:1], scoring_functions=functions, extra_headers=DETAILS).results
     with stack_client(mode, run_yaml) as client:
-        again = client.scoring.score(input_rows=rows, scoring_functions=functions).results["judge::helpfulness-v1"]
+        again = client.scoring.score(input_rows=rows, scoring_functions=functions, extra_headers=DETAILS).results[
+            "judge::helpfulness-v1"
+        ]
     assert first["judge::helpfulness-v1"].aggregated_results["usage"]["inference_calls"] == 1
     assert again.aggregated_results["usage"]["cache_hits"] == 1
     assert again.aggregated_results["usage"]["inference_calls"] == 1  # only the row judged for the first time

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.stacks import bad_request
+from tests.stacks import DETAILS, bad_request
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,8 @@ def test_subset_of_scores_containment(client: Any) -> None:
     result = client.scoring.score(input_rows=rows, scoring_functions={"judge::subset_of": None}).results
     subset = result["judge::subset_of"]
     assert [row["score"] for row in subset.score_rows] == [1.0, 0.0]
-    assert subset.aggregated_results["accuracy"] == {"accuracy": 0.5, "num_correct": 1.0, "num_total": 2}
+    counts = {"n_scored": 2, "n_parse_error": 0, "n_inference_error": 0, "n_total": 2}
+    assert subset.aggregated_results == {"accuracy": {"accuracy": 0.5, "num_correct": 1.0, "num_total": 2} | counts}
 
 
 def test_judge_scores_are_numbers_with_feedback(client: Any) -> None:
@@ -57,9 +58,9 @@ def test_judge_scores_are_numbers_with_feedback(client: Any) -> None:
     assert [row["score"] for row in judged.score_rows] == [9.0, 2.0]
     assert [row["status"] for row in judged.score_rows] == ["scored", "scored"]
     assert judged.score_rows[0]["judge_feedback"] == "The answer names Paris, which is correct. Rating: [[9]]"
-    assert judged.aggregated_results["average"] == {"average": 5.5, "ci95": [2.0, 9.0]}
-    assert judged.aggregated_results["median"] == {"median": 5.5}
-    assert judged.aggregated_results["n_scored"] == 2
+    counts = {"n_scored": 2, "n_parse_error": 0, "n_inference_error": 0, "n_total": 2}
+    assert judged.aggregated_results["average"] == {"average": 5.5, "ci95": [2.0, 9.0]} | counts
+    assert judged.aggregated_results["median"] == {"median": 5.5} | counts
 
 
 def test_failures_are_counted_not_scored(client: Any) -> None:
@@ -75,9 +76,12 @@ def test_failures_are_counted_not_scored(client: Any) -> None:
     assert statuses == ["scored", "parse_error", "inference_error"]
     assert judged.score_rows[1]["score"] is None and judged.score_rows[1]["judge_feedback"] == "I cannot decide."
     assert "scripted failure" in judged.score_rows[2]["error"]
-    counts = {k: judged.aggregated_results[k] for k in ("n_scored", "n_parse_error", "n_inference_error", "n_total")}
-    assert counts == {"n_scored": 1, "n_parse_error": 1, "n_inference_error": 1, "n_total": 3}
-    assert judged.aggregated_results["average"] == {"average": 9.0, "ci95": None}
+    # One entry per aggregation (the Scoring API's shape), each with the row counts it was made over.
+    counts = {"n_scored": 1, "n_parse_error": 1, "n_inference_error": 1, "n_total": 3}
+    assert judged.aggregated_results == {
+        "average": {"average": 9.0, "ci95": None} | counts,
+        "median": {"median": 9.0} | counts,
+    }
 
 
 def test_choice_judge_maps_labels_to_scores(client: Any) -> None:
@@ -135,7 +139,9 @@ def test_per_call_override_leaves_registered_definition(client: Any) -> None:
         "judge_score_regexes": [r"Rating: \[\[(\d+)\]\]"],
         "aggregation_functions": ["median"],
     }
-    overridden = client.scoring.score(input_rows=[PARIS], scoring_functions={fn_id: override}).results[fn_id]
+    overridden = client.scoring.score(
+        input_rows=[PARIS], scoring_functions={fn_id: override}, extra_headers=DETAILS
+    ).results[fn_id]
     # Without "Answer: " in the prompt no verdict rule matches: the default reply rates 5.
     assert overridden.score_rows[0]["score"] == 5.0
     assert set(overridden.aggregated_results) == {
@@ -144,7 +150,9 @@ def test_per_call_override_leaves_registered_definition(client: Any) -> None:
     assert overridden.aggregated_results["aggregation"] == {"functions": ["median"], "failed_score": None}
     after = client.scoring_functions.retrieve(fn_id)
     assert after.params == before.params
-    again = client.scoring.score(input_rows=[PARIS], scoring_functions={fn_id: None}).results[fn_id]
+    again = client.scoring.score(input_rows=[PARIS], scoring_functions={fn_id: None}, extra_headers=DETAILS).results[
+        fn_id
+    ]
     assert again.score_rows[0]["score"] == 9.0
     # What produced each result is stated: the override is another judge (another content hash), same model.
     judged_by, overridden_by = again.aggregated_results["judges"][fn_id], overridden.aggregated_results["judges"][fn_id]

@@ -17,6 +17,7 @@ from llama_stack_client import AuthenticationError, LlamaStackClient, NotFoundEr
 from tests.auth_server import auth_endpoint
 from tests.integration.test_jobs import CANDIDATE, _kept_generations, _kill_once
 from tests.stacks import (
+    DETAILS,
     SHORT_LEASES,
     not_found,
     register_benchmark,
@@ -160,7 +161,9 @@ def test_the_judgment_cache_tells_no_user_what_another_judged(tenants: Tenants) 
     row = {**ROW, "generated_answer": f"Paris, says alice {uuid.uuid4().hex}"}
 
     def usage(client: LlamaStackClient) -> tuple[int, int]:
-        result = client.scoring.score(input_rows=[row], scoring_functions={"judge::helpfulness-v1": None})
+        result = client.scoring.score(
+            input_rows=[row], scoring_functions={"judge::helpfulness-v1": None}, extra_headers=DETAILS
+        )
         counts = result.results["judge::helpfulness-v1"].aggregated_results["usage"]
         return counts["cache_hits"], counts["inference_calls"]
 

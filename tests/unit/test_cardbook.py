@@ -89,6 +89,8 @@ def test_the_shipped_card_is_the_default_embedded_judges() -> None:
     assert len(pair_judges) == 4
     pairs = book.find(pair_judges, turns=(1,))  # 75 expert-voted pairs of 8 dev questions, both orders each
     assert pairs is not None and pairs["kind"] == "pairwise" and pairs["n_judgments"] == 75
+    both_pairs = book.find(pair_judges, turns=(1, 2))  # and their second turns: 74 more pairs
+    assert both_pairs is not None and both_pairs["n_judgments"] == 149 and card_turns(both_pairs) == [1, 2]
 
 
 def test_a_card_of_the_runs_turns_is_shown_before_a_larger_one_of_other_turns() -> None:

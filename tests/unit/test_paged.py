@@ -25,18 +25,20 @@ def test_pages_aggregate_like_one_call() -> None:
     assert merged["usage"] == {"inference_calls": 24} and merged["aggregation"] == plan
 
 
-def test_a_resumed_job_continues_plan_and_usage() -> None:
-    first = PagedScores()
-    first.add_aggregates({"aggregation": {"functions": ["median"], "failed_score": None}, "usage": {"retries": 2}})
+def test_pages_judged_apart_merge_plan_usage_judges_and_card() -> None:
+    merged_pages = PagedScores()
     card = {"headline": "this judge: ...", "card_id": "c1"}
-    first.add_aggregates({"judges": {"j::x": {"judge_model": "m"}}, "judge_card": card})
-    resumed = PagedScores.from_state(first.state())
-    resumed.add_aggregates({"usage": {"retries": 1}})  # a page whose scoring found no card keeps the one found
-    resumed.add_rows([{"score": 3.0, "status": "scored"}, {"score": 5.0, "status": "scored"}], {})
-    merged = resumed.aggregated(bootstrap_resamples=0, seed=0)
+    plan = {"functions": ["median"], "failed_score": None}
+    for page in (  # each page as its worker's scoring call reported it, in any order
+        {"aggregation": plan, "usage": {"retries": 2}, "judges": {"j::x": {"judge_model": "m"}}, "judge_card": card},
+        {"aggregation": plan, "usage": {"retries": 1}},  # a page whose scoring found no card keeps the one found
+    ):
+        merged_pages.add_aggregates(page)
+    merged_pages.add_rows([{"score": 3.0, "status": "scored"}, {"score": 5.0, "status": "scored"}], {})
+    merged = merged_pages.aggregated(bootstrap_resamples=0, seed=0)
     assert merged["median"] == {"median": 4.0} and merged["judge_card"] == card
     assert merged["judges"] == {"j::x": {"judge_model": "m"}}
-    assert resumed.usage == {"retries": 3}
+    assert merged_pages.usage == {"retries": 3}
 
 
 def test_other_providers_functions_are_averaged_and_counted() -> None:
