@@ -23,7 +23,10 @@ from tests.stacks import REPO, reset_model_listing, start_server, stop_server
 pytestmark = [pytest.mark.integration, pytest.mark.served]
 
 # The README, then the reference pages in reading order: their Python blocks continue the README's session.
-PAGES = [REPO / "README.md", *(REPO / "docs" / name for name in ("usage.md", "eval-jobs.md", "mt-bench.md"))]
+PAGES = [
+    REPO / "README.md",
+    *(REPO / "docs" / name for name in ("usage.md", "eval-jobs.md", "mt-bench.md", "judge-cards.md")),
+]
 OTHER_PAGES = sorted(set((REPO / "docs").glob("*.md")) - set(PAGES))
 BLOCKS = [
     block
