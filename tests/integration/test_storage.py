@@ -40,16 +40,19 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(directory: Path) -> Path:
-    """Write a file until the disk is full; returns it (delete it to free the space)."""
+    """Write a file until the disk is full; returns it (delete it to free the space).
+
+    Unbuffered: a buffered file would fail again when closed, flushing what the full disk refused.
+    """
     filler = directory / "filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * (1 << 16))
-                out.flush()
-        except OSError:
-            pass
-    return filler
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        while True:
+            os.write(descriptor, b"\0" * (1 << 16))
+    except OSError:
+        return filler
+    finally:
+        os.close(descriptor)
 
 
 def test_a_full_disk_fails_the_job_clearly_and_a_restart_finishes_it(small_disk: Path, tmp_path: Path) -> None:
