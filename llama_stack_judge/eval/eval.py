@@ -374,12 +374,11 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         """Each function's aggregates over every page, as one scoring call over all rows would make them."""
         scores = {fn: PagedScores() for fn in job.scoring_functions}
         for page in pages:
-            rows = await self._page_rows(job, page)
-            groups = _checked_groups(rows, options, where=f"eval job {job.job_id}: rows from {page.start}")
+            # The rows are read again only for their group_by values (their worker checked them).
+            groups = group_keys(await self._page_rows(job, page), options.group_by) if options.group_by else {}
             outcomes = await self.store.results(job.job_id, page.start, page.start + page.size)
-            page_aggregates = (page.outcome or {}).get("aggregates") or {}
             for fn, paged in scores.items():
-                paged.add_aggregates(page_aggregates.get(fn) or {})
+                paged.add_aggregates(page.aggregates.get(fn) or {})
                 paged.add_rows([outcome.scores[fn] for outcome in outcomes], groups)
         return {
             fn: paged.aggregated(bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
@@ -632,13 +631,12 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             "rows": job.progress.get("rows"),
         }
         done = [page for page in await (await self.store.pages).of_job(job.job_id) if page.status == DONE]
-        # Before any page is judged, how a function aggregates is unknown: its (empty) scores are then averaged.
-        page_aggregates = [(page.outcome or {}).get("aggregates") or {} for page in done]
         aggregated = {}
         for fn in job.scoring_functions:
             paged = PagedScores()
-            for aggregates in page_aggregates:
-                paged.add_aggregates(aggregates.get(fn) or {})
+            # Before any page is judged, how a function aggregates is unknown: its (empty) scores are then averaged.
+            for page in done:
+                paged.add_aggregates(page.aggregates.get(fn) or {})
             paged.add_rows([outcome.scores[fn] for outcome in outcomes], {})
             results = paged.aggregated(bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
             aggregated[fn] = as_reported(results | {"partial": partial}, details=_detailed(job, options))

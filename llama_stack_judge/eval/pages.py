@@ -15,6 +15,8 @@ from llama_stack.core.storage.sqlstore.sqlalchemy_sqlstore import SqlAlchemySqlS
 from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType
 from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 
+from llama_stack_judge.eval.sql import changed, session
+
 PENDING, CLAIMED, DONE, FAILED = "pending", "claimed", "done", "failed"
 COLUMNS = {
     "key": ColumnDefinition(type=ColumnType.STRING, primary_key=True),
@@ -40,6 +42,11 @@ class Page:
     status: str = PENDING
     leased_by: str | None = None
     outcome: dict[str, Any] | None = None
+
+    @property
+    def aggregates(self) -> dict[str, Any]:
+        """A done page's aggregates, by scoring function (what its scoring calls reported)."""
+        return (self.outcome or {}).get("aggregates") or {}
 
     @property
     def key(self) -> str:
@@ -73,10 +80,6 @@ class PageBoard:
     def _table(self) -> Table:
         return self._store.metadata.tables[self._name]
 
-    def _session(self) -> Any:
-        assert self._store.async_session is not None  # the job store's first use created the engine
-        return self._store.async_session()
-
     def _job_unfinished(self) -> ColumnElement[bool]:
         jobs = self._store.metadata.tables[self._jobs_name]
         return self._table.c.job_id.in_(select(jobs.c.job_id).where(jobs.c.status.in_(self._unfinished)))
@@ -93,15 +96,15 @@ class PageBoard:
                 | {"status": PENDING, "leased_by": None, "lease_until": None, "outcome": None}
                 for p in new
             ]
-            async with self._session() as session:
-                await session.execute(self._table.insert(), rows)
-                await session.commit()
+            async with session(self._store) as transaction:
+                await transaction.execute(self._table.insert(), rows)
+                await transaction.commit()
 
     async def of_job(self, job_id: str) -> list[Page]:
         """A job's pages, in order."""
         table = self._table
-        async with self._session() as session:
-            rows = await session.execute(select(table).where(table.c.job_id == job_id).order_by(table.c.page_index))
+        async with session(self._store) as reading:
+            rows = await reading.execute(select(table).where(table.c.job_id == job_id).order_by(table.c.page_index))
         return [Page.from_row(row._mapping) for row in rows]
 
     async def claim(self, replica_id: str, lease_s: float, *, skip: set[str]) -> Page | None:
@@ -122,8 +125,8 @@ class PageBoard:
             .order_by(jobs.c.created_at, table.c.page_index)
             .limit(len(skip) + 8)
         )
-        async with self._session() as session:
-            candidates = [Page.from_row(row._mapping) for row in await session.execute(oldest_first)]
+        async with session(self._store) as reading:
+            candidates = [Page.from_row(row._mapping) for row in await reading.execute(oldest_first)]
         for page in candidates:
             if page.key in skip:
                 continue
@@ -150,9 +153,7 @@ class PageBoard:
         """Let the pages a stopping replica works be taken over at once."""
         table = self._table
         held = and_(table.c.leased_by == replica_id, table.c.status == CLAIMED)
-        async with self._session() as session:
-            await session.execute(update(table).where(held).values(lease_until=0.0))
-            await session.commit()
+        await changed(self._store, update(table).where(held).values(lease_until=0.0))
 
     def _held(self, replica_id: str) -> ColumnElement[bool]:
         table = self._table
@@ -160,7 +161,4 @@ class PageBoard:
 
     async def _update(self, key: str, values: dict[str, Any], condition: ColumnElement[bool]) -> bool:
         table = self._table
-        async with self._session() as session:
-            result = await session.execute(update(table).where(table.c.key == key, condition).values(**values))
-            await session.commit()
-        return bool(result.rowcount == 1)
+        return await changed(self._store, update(table).where(table.c.key == key, condition).values(**values)) == 1

@@ -16,11 +16,12 @@ from llama_stack.core.storage.datatypes import SqlStoreReference
 from llama_stack.core.storage.sqlstore.sqlalchemy_sqlstore import SqlAlchemySqlStoreImpl
 from llama_stack.core.storage.sqlstore.sqlstore import sqlstore_impl
 from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType
-from sqlalchemy import ColumnElement, Table, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
 
 from llama_stack_judge.eval.access import JobUser
 from llama_stack_judge.eval.pages import COLUMNS as PAGE_COLUMNS
 from llama_stack_judge.eval.pages import PageBoard
+from llama_stack_judge.eval.sql import changed, session
 from llama_stack_judge.stored import FirstUseGuard
 
 UNFINISHED = ("scheduled", "in_progress")
@@ -219,14 +220,9 @@ class JobStore:
         """Let the unfinished jobs (and pages) of a replica that stops be taken over at once, without waiting."""
         await self._ready()
         await self._pages.release(replica_id)
-        statement = (
-            update(self._table)
-            .where(self._table.c.leased_by == replica_id, self._table.c.status.in_(UNFINISHED))
-            .values(lease_until=0.0)
-        )
-        async with self._session() as session:
-            await session.execute(statement)
-            await session.commit()
+        table = self._table
+        held = and_(table.c.leased_by == replica_id, table.c.status.in_(UNFINISHED))
+        await changed(self._store, update(table).where(held).values(lease_until=0.0))
 
     async def cancel(self, job_id: str) -> bool:
         """Mark an unfinished job cancelled, whichever replica runs it; false when it had already ended."""
@@ -235,10 +231,6 @@ class JobStore:
     @property
     def _table(self) -> Table:
         return self._store.metadata.tables[self._jobs]
-
-    def _session(self) -> Any:
-        assert self._store.async_session is not None  # the engine exists once _ready has run
-        return self._store.async_session()
 
     def _held_by(self, replica_id: str) -> ColumnElement[bool]:
         return self._table.c.leased_by == replica_id
@@ -250,10 +242,7 @@ class JobStore:
         statement = update(table).where(table.c.job_id == job_id, table.c.status.in_(UNFINISHED))
         if condition is not None:
             statement = statement.where(condition)
-        async with self._session() as session:
-            result = await session.execute(statement.values(**values))
-            await session.commit()
-        return bool(result.rowcount == 1)
+        return await changed(self._store, statement.values(**values)) == 1
 
     async def get(self, job_id: str) -> JobRecord | None:
         """The job with this id, if any."""
@@ -309,10 +298,12 @@ class JobStore:
             }
             for outcome in outcomes
         ]
-        async with self._session() as session:  # one transaction
-            await session.execute(delete(table).where(table.c.job_id == job_id, table.c.row_index.between(first, last)))
-            await session.execute(table.insert(), rows)
-            await session.commit()
+        async with session(self._store) as transaction:
+            await transaction.execute(
+                delete(table).where(table.c.job_id == job_id, table.c.row_index.between(first, last))
+            )
+            await transaction.execute(table.insert(), rows)
+            await transaction.commit()
 
     async def count(self, job_id: str) -> tuple[int, int]:
         """How many of a job's rows are answered and how many judged."""
@@ -320,8 +311,8 @@ class JobStore:
         counted = []
         for name in (self._generations, self._results):
             table = self._store.metadata.tables[name]
-            async with self._session() as session:
-                found = await session.execute(select(func.count()).where(table.c.job_id == job_id))
+            async with session(self._store) as reading:
+                found = await reading.execute(select(func.count()).where(table.c.job_id == job_id))
             counted.append(int(found.scalar_one()))
         return counted[0], counted[1]
 
