@@ -20,6 +20,7 @@ from llama_stack_client import APIConnectionError, APIStatusError
 from llama_stack_judge import certify_cli, jobs_cli, mtbench_cli
 from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.core.options import JudgeOptions, weighting_options
+from llama_stack_judge.core.panel import MEMBER_SEPARATOR
 from llama_stack_judge.embedded.models import DEFAULT_MODEL, MODELS
 from llama_stack_judge.errors import JudgeError, JudgeInputError
 from llama_stack_judge.outputs import DEFAULT_CLI_STATE, output_dir, output_file
@@ -82,8 +83,9 @@ def _run_config(args: argparse.Namespace, state: Path, resources: contextlib.Exi
         if not (args.inference_url and args.judge_model):
             raise JudgeInputError("--inference-url and --judge-model go together")
         api_key = os.environ.get(args.api_key_env, "none")
-        check_endpoint(args.inference_url, args.judge_model, api_key)
-        providers = endpoint_providers(args.inference_url, args.judge_model, api_key)
+        for model in args.judge_model:
+            check_endpoint(args.inference_url, model, api_key)
+        providers = endpoint_providers(args.inference_url, args.judge_model[0], api_key)
     else:
         providers = _start_embedded_judge(
             args.embedded_model, resources, logprobs=judge_options(args).verdict_weighting == "expected"
@@ -91,6 +93,16 @@ def _run_config(args: argparse.Namespace, state: Path, resources: contextlib.Exi
         # It makes one judgment at a time, seconds each: a call per row keeps a progress bar live.
         rows_per_call = 1
     return write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml"), rows_per_call
+
+
+def judge_model_param(args: argparse.Namespace) -> str | None:
+    """The judge model a command's score calls name: none (the stack's default judge), one, or a panel's members."""
+    models: list[str] = args.judge_model or []
+    if args.stack_config:
+        return MEMBER_SEPARATOR.join(models) or None
+    if args.inference_url and len(models) > 1:
+        return MEMBER_SEPARATOR.join(f"{ENDPOINT_PROVIDER_ID}/{model}" for model in models)
+    return None  # the endpoint's one model is the stack's default judge
 
 
 def check_endpoint(url: str, model: str, api_key: str) -> None:
@@ -170,7 +182,7 @@ def score_command(args: argparse.Namespace) -> int:
     with open_stack(args) as stack:
         response = stack.client.scoring.score(
             input_rows=rows,
-            scoring_functions=dict.fromkeys(args.scoring_fn),
+            scoring_functions=judge_params(stack.client, args.scoring_fn, judge_model_param(args)),
             extra_headers=judge_options(args).headers(),
         )
     if output is not None:
@@ -182,6 +194,17 @@ def score_command(args: argparse.Namespace) -> int:
     return unscored_exit(
         {fn: (result.aggregated_results, result.score_rows) for fn, result in response.results.items()}
     )
+
+
+def judge_params(client: Any, functions: list[str], judge_model: str | None) -> dict[str, Any]:
+    """Each function's params for a score call: the chosen judge model (or panel) for judges, nothing for the rest."""
+    if judge_model is None:
+        return dict.fromkeys(functions)
+    judges = {
+        fn.identifier for fn in client.scoring_functions.list() if getattr(fn.params, "type", None) == "llm_as_judge"
+    }
+    params = {"type": "llm_as_judge", "judge_model": judge_model}
+    return {fn: params if fn in judges else None for fn in functions}
 
 
 def unscored_exit(results: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]) -> int:
@@ -236,7 +259,12 @@ def add_judge_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--stack-config", help="run.yaml of a distribution that enables our providers")
     group.add_argument("--provider-config", help="a provider config (see provider_configs/) to build the stack from")
     group.add_argument("--inference-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-    group.add_argument("--judge-model", help="model name at --inference-url")
+    group.add_argument(
+        "--judge-model",
+        action="append",
+        help="model name at --inference-url (or a model id of --stack-config); repeat it for a judge panel, whose "
+        "rule and escalation judge --judge-options sets (panel_combine, escalate_to, escalate_spread)",
+    )
     group.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var holding the endpoint's key")
     group.add_argument(
         "--embedded-model",

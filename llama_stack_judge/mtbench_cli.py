@@ -177,12 +177,11 @@ def judge_work(
     Ctrl-C stops after keeping what was judged; the same command run again takes the rest (judged rows come back
     from the judgment cache without an inference call).
     """
-    from llama_stack_judge.cli import judge_options
+    from llama_stack_judge.cli import judge_model_param, judge_options
 
     options = judge_options(args, max_concurrency=args.max_concurrency, use_cache=not args.no_cache)
-    params = (
-        {"type": "llm_as_judge", "judge_model": args.judge_model} if args.stack_config and args.judge_model else None
-    )
+    judge_model = judge_model_param(args)
+    params = None if judge_model is None else {"type": "llm_as_judge", "judge_model": judge_model}
     chunk = stack.rows_per_call or (args.max_concurrency or 16) * DEFAULT_CHUNK_PER_SLOT
     judged = Judged([], {}, {}, complete=False)
     try:

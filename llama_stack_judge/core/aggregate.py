@@ -18,6 +18,7 @@ AggregateValue = dict[str, object]
 AGGREGATION_KEY = "aggregation"  # of aggregated results: the aggregations made and what a failed row counted as
 JUDGE_CARD_KEY = "judge_card"  # of aggregated results: the filed card of the judges that made them, if any
 JUDGES_KEY = "judges"  # of aggregated results: each judge's model, definition hash, verdict mode and sampling
+PANEL_KEY = "panel"  # of aggregated results: a judge panel's members, their own aggregates and agreement
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +164,8 @@ def aggregate(
 
 
 # What every aggregation's value carries in the Scoring API's shape: the counts it was computed over, per-group means
-# (with group_by) and, for a cancelled job, how much of it was judged.
-_CARRIED = ("n_scored", "n_parse_error", "n_inference_error", "n_total", "by_group", "partial")
+# (with group_by), a panel's members and agreement and, for a cancelled job, how much of it was judged.
+_CARRIED = ("n_scored", "n_parse_error", "n_inference_error", "n_total", "by_group", PANEL_KEY, "partial")
 
 
 def as_reported(aggregated: Mapping[str, Any], *, details: bool) -> dict[str, Any]:

@@ -6,6 +6,7 @@ equals any tie), "without ties" skips comparisons where either side is a tie. Vo
 themselves: every pair of votes from different judges on the same key.
 """
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
@@ -52,6 +53,24 @@ def cohen_kappa(pairs: Sequence[tuple[str, str]]) -> float | None:
     observed = sum(1 for x, y in pairs if x == y) / n
     first, second = Counter(x for x, _ in pairs), Counter(y for _, y in pairs)
     expected = sum(first[c] * second[c] for c in first | second) / (n * n)
+    return None if expected == 1 else (observed - expected) / (1 - expected)
+
+
+def fleiss_kappa(table: Sequence[Sequence[int]]) -> float | None:
+    """Fleiss' kappa: agreement of several raters beyond chance.
+
+    ``table[i][j]`` is how many raters put item ``i`` in category ``j``; every item has the same number of raters (at
+    least two). ``None`` when it is undefined (no items, or every rating in one category).
+    """
+    if not table:
+        return None
+    raters = sum(table[0])
+    if raters < 2 or any(sum(row) != raters for row in table):
+        raise ValueError("Fleiss' kappa needs the same number (at least two) of ratings of every item")
+    items = len(table)
+    observed = math.fsum((sum(n * n for n in row) - raters) / (raters * (raters - 1)) for row in table) / items
+    shares = [sum(row[j] for row in table) / (items * raters) for j in range(len(table[0]))]
+    expected = math.fsum(p * p for p in shares)
     return None if expected == 1 else (observed - expected) / (1 - expected)
 
 

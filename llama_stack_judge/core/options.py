@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llama_stack_judge.core.definitions import MAX_JUDGE_TOKENS, FailurePolicy, JudgeDefinition
+from llama_stack_judge.core.panel import Combine
 from llama_stack_judge.errors import JudgeInputError, validation_problems
 
 PROVIDER_DATA_KEY = "judge_options"
@@ -53,6 +54,23 @@ class JudgeOptions(BaseModel):
         description="Report the judge calls' usage, the judges, their judge card and the aggregation plan beside the "
         "aggregations. Off, aggregated results hold exactly one entry per aggregation function, as the Scoring API's "
         "clients expect; each carries the row counts it was computed over.",
+    )
+    panel_combine: Combine | None = Field(
+        default=None,
+        description="How a panel's verdicts on a row become one (a panel: several judge models separated by commas): "
+        "mean or median of ratings, majority of choices (a tie when none has one). Default: mean for ratings, "
+        "majority for choices.",
+    )
+    escalate_to: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A stronger judge model that judges only the rows a panel disagrees on; its verdict is the row's.",
+    )
+    escalate_spread: float = Field(
+        default=2.0,
+        ge=0,
+        description="A rating panel disagrees when its highest and lowest scores differ by more than this; a choice "
+        "panel when its verdicts differ.",
     )
     bootstrap_resamples: int = Field(default=1000, ge=0, le=100_000, description="0 turns confidence intervals off.")
     seed: int = Field(default=0, ge=0, le=2**63 - 1, description="Seed of the bootstrap, for reproducible intervals.")

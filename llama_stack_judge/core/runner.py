@@ -19,6 +19,7 @@ from llama_stack_judge.core.chat import (
     TransientChatError,
 )
 from llama_stack_judge.core.definitions import JudgeDefinition
+from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.logprobs import (
     EXPECTED_TOP_LOGPROBS,
     NoDistributionError,
@@ -266,7 +267,7 @@ class Judge:
     no_logprobs: set[str] = field(default_factory=set)  # models that refused to return log probabilities
     # Calls in flight across every batch that shares this semaphore (a provider's callers), on top of each batch's
     # own ``settings.max_concurrency``.
-    slots: asyncio.Semaphore | None = None
+    slots: CallLimit | None = None
     cache_scope: str = ""  # whose cache entries these are ("" for entries everyone shares)
 
     async def _lookup(self, keys: list[str], batch: _Batch) -> dict[str, ChatReply]:
@@ -323,7 +324,7 @@ class Judge:
             batch.usage.cache_hits += 1
             return cached, 0
         try:
-            async with self.slots or contextlib.nullcontext():
+            async with self.slots.slot() if self.slots is not None else contextlib.nullcontext():
                 reply, attempts = await call_with_retries(self.chat, request, self.settings)
         except CallFailedError as failed:
             batch.usage.record(None, failed.attempts)

@@ -6,7 +6,7 @@ from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llama_stack_judge.card_store import card_store_reference
-from llama_stack_judge.scoring.config import call_spacing_field
+from llama_stack_judge.scoring.config import adaptive_concurrency_field, call_spacing_field
 
 
 class JudgeEvalConfig(BaseModel):
@@ -24,6 +24,7 @@ class JudgeEvalConfig(BaseModel):
         "attempt, even past max_retries, so a judge that is away for a while does not fail the work.",
     )
     call_spacing_s: float = call_spacing_field()
+    adaptive_concurrency: bool = adaptive_concurrency_field()
     default_max_tokens: int = Field(
         default=1024, ge=1, description="max_tokens when the candidate's sampling params give none."
     )

@@ -47,6 +47,7 @@ from llama_stack_judge.card_store import SqlCardBook
 from llama_stack_judge.core.aggregate import as_reported, group_keys
 from llama_stack_judge.core.chat import ChatRequest
 from llama_stack_judge.core.generation import Conversation, conversations, generation_columns
+from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import PROVIDER_DATA_KEY, JudgeOptions
 from llama_stack_judge.core.paged import PagedScores
 from llama_stack_judge.core.rows import check_rows
@@ -130,7 +131,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         self._datasets = datasets_api
         self._settings = RunSettings.of(config)
         # One limit for every job of this process: two jobs share the candidate's capacity instead of doubling it.
-        self._generation_slots = asyncio.Semaphore(config.max_concurrency)
+        self._generation_slots = CallLimit(config.max_concurrency, adaptive=config.adaptive_concurrency)
         # This process's running jobs: their live records (fresher than the store's) and tasks.
         self._running: dict[str, tuple[JobRecord, asyncio.Task[None]]] = {}
         # Jobs whose end the store refused to record: their record here is the truth until the process ends.
@@ -508,7 +509,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             messages = conversation.with_answers(answers)
             request = ChatRequest(model=candidate.model, messages=messages, **sampling)
             try:
-                async with self._generation_slots:
+                async with self._generation_slots.slot():
                     reply, _ = await call_with_retries(self._chat, request, self._settings)
             except CallFailedError as failed:
                 raise GenerationError(

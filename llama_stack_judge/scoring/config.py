@@ -20,6 +20,16 @@ def call_spacing_field() -> Any:
     )
 
 
+def adaptive_concurrency_field() -> Any:
+    """The ``adaptive_concurrency`` field of the scoring and eval provider configs."""
+    return Field(
+        default=True,
+        description="Keep fewer than max_concurrency calls in flight when the extra ones would only wait on this "
+        "process (a model that answers in a few ms): the limit follows measured latency, between 1 and "
+        "max_concurrency. Against a model whose latency does not grow with the load it stays at max_concurrency.",
+    )
+
+
 class JudgeScoringConfig(BaseModel):
     """Where judge definitions come from and how judge calls are made.
 
@@ -48,6 +58,7 @@ class JudgeScoringConfig(BaseModel):
         "attempt, even past max_retries, so a judge that is away for a while does not fail the work.",
     )
     call_spacing_s: float = call_spacing_field()
+    adaptive_concurrency: bool = adaptive_concurrency_field()
     max_rows: int = Field(default=50_000, ge=1, description="Rows one score call may carry; more is a 400.")
     max_text_chars: int = Field(
         default=200_000, ge=1, description="Longest text one cell may hold, in characters; longer is a 400."

@@ -1,7 +1,7 @@
 """JudgeScoringImpl: the Scoring provider, a thin adapter between llama-stack and the judge core."""
 
-import asyncio
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llama_stack.core.datatypes import ScoringFnWithOwner
@@ -29,15 +29,18 @@ from llama_stack_judge.core.aggregate import (
     AGGREGATION_KEY,
     JUDGE_CARD_KEY,
     JUDGES_KEY,
+    PANEL_KEY,
     Statistics,
     aggregate,
     as_reported,
     group_keys,
 )
 from llama_stack_judge.core.builtin import BuiltinScorer
-from llama_stack_judge.core.definitions import FailurePolicy, JudgeDefinition
+from llama_stack_judge.core.definitions import ChoiceVerdict, FailurePolicy, JudgeDefinition
+from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import RowResult
+from llama_stack_judge.core.panel import Combine, JudgeWith, Panel, PanelResults, judge_with_panel, panel_members
 from llama_stack_judge.core.rows import Row, check_rows
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
 from llama_stack_judge.core.tasks import AssessmentTask
@@ -76,6 +79,26 @@ def _turns(rows: list[Row]) -> list[int] | None:
     return sorted(found) or None
 
 
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """Rows' results, the judge models that made them, and the panel's own results when they were a panel."""
+
+    results: list[RowResult]
+    models: tuple[str, ...]
+    panel: PanelResults | None = None
+
+    def provenance(self, definition: JudgeDefinition) -> dict[str, Any]:
+        """What made the judgments: the definition's provenance with its model, or with each member's."""
+        if self.panel is None:
+            return definition.provenance(self.models[0])
+        panel = self.panel.panel
+        return {
+            "panel": {model: definition.provenance(model) for model in self.models},
+            "combine": panel.combine.value,
+            "escalate_to": None if panel.escalate_to is None else definition.provenance(panel.escalate_to),
+        }
+
+
 class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
     """Scores rows with built-in scorers and LLM judges; judges call the stack's inference API."""
 
@@ -98,7 +121,8 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         self._judge = Judge(
             StackChat(inference_api, spacing_s=config.call_spacing_s),
             RunSettings.of(config),
-            slots=asyncio.Semaphore(config.max_concurrency),  # one limit for all callers of this provider
+            # One limit for all callers of this provider.
+            slots=CallLimit(config.max_concurrency, adaptive=config.adaptive_concurrency),
         )
         self.registry = ScoringFunctionRegistry(config.definition_dirs)
         # Judges registered through the API, compiled once; the stack's registry is their source of truth.
@@ -124,8 +148,8 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
     async def register_scoring_function(self, scoring_fn: ScoringFn) -> None:
         """Validate and compile a judge registered through the API; invalid ones are refused with a 400."""
         definition = self.registry.definition_from_registration(scoring_fn)
-        if definition.judge_model:
-            await self._judge_model(definition.judge_model, where=definition.identifier)
+        for member in panel_members(definition.judge_model) if definition.judge_model else ():
+            await self._judge_model(member, where=definition.identifier)
         self._registered[scoring_fn.identifier] = (scoring_fn, definition)
         logger.info("Registered judge", identifier=scoring_fn.identifier)
 
@@ -201,6 +225,32 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             judge = replace(judge, cache_scope=f"user:{user.principal}")
         return judge
 
+    async def _judged(
+        self,
+        named_model: str,
+        rows: Sequence[Row],
+        judge_with: JudgeWith,
+        options: JudgeOptions,
+        *,
+        where: str,
+        choices: bool,
+    ) -> "Judged":
+        """Rows judged by the model ``named_model`` names (the provider's default if none), or by the panel it names."""
+        members = panel_members(named_model) if named_model else ("",)
+        if len(members) == 1:
+            model = await self._judge_model(members[0], where=where)
+            return Judged(await judge_with(model, rows), (model,))
+        models = tuple([await self._judge_model(member, where=where) for member in members])
+        escalate_to = await self._judge_model(options.escalate_to, where=where) if options.escalate_to else None
+        panel = Panel(
+            models,
+            options.panel_combine or (Combine.majority if choices else Combine.mean),
+            escalate_to=escalate_to,
+            escalate_spread=options.escalate_spread,
+        )
+        judged = await judge_with_panel(panel, rows, judge_with)
+        return Judged(judged.combined, models, judged)
+
     async def score_function(
         self, identifier: str, params: object, rows: list[Row], options: JudgeOptions
     ) -> ScoringResult:
@@ -209,9 +259,10 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         where = f"scoring function {identifier}"
         check_rows(rows, user=where, max_rows=self.config.max_rows, max_text_chars=self.config.max_text_chars)
         groups = group_keys(rows, options.group_by)
-        usage: Usage | None = None
+        usage = Usage()  # of the judge calls, if any
         failed_score: float | None = None  # failures are left out unless the judge's policy says otherwise
         judges: dict[str, Any] = {}  # what produced the judgments, by judge id
+        judged: Judged | None = None
         results: list[RowResult]
         if isinstance(scorer, BuiltinScorer):
             builtin = apply_builtin_params(scorer, params, where=where)
@@ -219,29 +270,45 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             aggregations = builtin.aggregation_functions
         elif isinstance(scorer, AssessmentTask):
             task = scorer.adjusted(judge_model=task_judge_model(params, where=where), options=options)
-            model = await self._judge_model(task.judge_model, where=where)
-            usage = Usage()
-            results = await task.score_rows(rows, self._judge_for(options), judge_model=model, usage=usage)
+            judge = self._judge_for(options)
+
+            async def task_with(model: str, some: Sequence[Row]) -> list[RowResult]:
+                return await task.score_rows(some, judge, judge_model=model, usage=usage)
+
+            judged = await self._judged(
+                task.judge_model, rows, task_with, options, where=where, choices=task.kind == "pair"
+            )
+            results = judged.results
             aggregations = task.aggregation_functions
             failed_score = task.failed_score
-            judges = {d.identifier: d.provenance(model) for d in task.judges.values()}
+            judges = {d.identifier: judged.provenance(d) for d in task.judges.values()}
         else:
             definition = options.apply(apply_params(scorer, params, where=where))
-            model = await self._judge_model(definition.judge_model, where=where)
-            usage = Usage()
-            results = await self._judge_for(options).judge_rows(definition, rows, judge_model=model, usage=usage)
+            judge = self._judge_for(options)
+
+            async def definition_with(model: str, some: Sequence[Row]) -> list[RowResult]:
+                return await judge.judge_rows(definition, some, judge_model=model, usage=usage)
+
+            choices = isinstance(definition.verdict, ChoiceVerdict)
+            judged = await self._judged(
+                definition.judge_model, rows, definition_with, options, where=where, choices=choices
+            )
+            results = judged.results
             aggregations = definition.aggregation_functions
             if definition.failure_policy is FailurePolicy.minimum:
                 failed_score = definition.minimum_score
-            judges = {definition.identifier: definition.provenance(model)}
+            judges = {definition.identifier: judged.provenance(definition)}
         stats = Statistics(failed_score, bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
         aggregated = aggregate(results, aggregations, stats, groups=groups)
+        if judged is not None and judged.panel is not None:
+            aggregated[PANEL_KEY] = judged.panel.report(aggregations, stats)
         # How the aggregates were made, so that a caller scoring in pages (eval jobs) can make them over all pages.
         aggregated[AGGREGATION_KEY] = {"functions": [a.value for a in aggregations], "failed_score": failed_score}
-        if usage is not None:
+        if judged is not None:
             aggregated["usage"] = usage.as_dict()
             aggregated[JUDGES_KEY] = judges
-            if summary := card_summary(await self._cards.find(judges, turns=_turns(rows))):
+            # Cards certify one judge model each; a panel's members are reported one by one instead.
+            if judged.panel is None and (summary := card_summary(await self._cards.find(judges, turns=_turns(rows)))):
                 aggregated[JUDGE_CARD_KEY] = summary
         return ScoringResult(
             score_rows=[result.as_score_row() for result in results],

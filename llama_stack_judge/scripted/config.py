@@ -12,6 +12,9 @@ class ScriptedRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     match: str = Field(description="Regex searched in the request's messages joined by newlines.")
+    models: list[str] | None = Field(
+        default=None, description="Models this rule answers for (default: all), e.g. to script a panel's dissenter."
+    )
     reply: str | None = Field(
         default=None, description="The assistant text to answer with; \\1 or \\g<name> insert groups of the match."
     )

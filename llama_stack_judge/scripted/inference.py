@@ -129,7 +129,14 @@ class ScriptedInferenceImpl(InferenceProvider, ModelsProtocolPrivate):
         if params.response_format is not None and allowed is not None and model not in allowed:
             raise ValueError(f"model {model!r} does not support response_format")
         conversation = "\n".join(_text_of(message.content) for message in params.messages)
-        found = next(((match, rule) for pattern, rule in self._rules if (match := pattern.search(conversation))), None)
+        found = next(
+            (
+                (match, rule)
+                for pattern, rule in self._rules
+                if (rule.models is None or model in rule.models) and (match := pattern.search(conversation))
+            ),
+            None,
+        )
         match, rule = found if found is not None else (None, None)
         await self._log(params.model, params.messages, rule, params.response_format)
         delay = self.config.delay_s + (rule.delay_s if rule is not None else 0.0)

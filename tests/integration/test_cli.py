@@ -184,3 +184,39 @@ def test_judge_options_on_the_command_line_reach_the_judge_or_are_refused_first(
                        "--judge-options", '{"verdict_frist": true}')  # fmt: skip
         assert refused.returncode == 2 and "verdict_frist" in refused.stderr and "Traceback" not in refused.stderr
         assert len(server.log) == calls  # refused before any judge call
+
+
+def test_a_repeated_judge_model_is_a_panel(tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    with fake_openai(["lenient", "strict"], lambda messages: "Rating: [[6]]") as server:
+        done = _run(
+            "score",
+            "--rows",
+            str(_rows_file(tmp_path)),
+            "--scoring-fn",
+            "judge::helpfulness-v1",
+            "--scoring-fn",
+            "judge::subset_of",
+            "--inference-url",
+            server.url,
+            "--judge-model",
+            "lenient",
+            "--judge-model",
+            "strict",
+            "--judge-options",
+            '{"panel_combine": "median"}',
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--output",
+            str(output),
+        )
+        asked = sorted(request["model"] for request in server.log)
+    assert done.returncode == 0, done.stderr
+    assert asked == ["lenient", "lenient", "strict", "strict"]  # both members judged both rows
+    results = _results(output)
+    panel = results[0]["results"]["judge::helpfulness-v1"]["panel"]
+    assert [(member["judge_model"], member["score"]) for member in panel] == [
+        ("endpoint/lenient", 6),
+        ("endpoint/strict", 6),
+    ]
+    assert [r["results"]["judge::subset_of"]["score"] for r in results] == [1.0, 0.0]  # not a judge: no panel

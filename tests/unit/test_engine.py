@@ -12,6 +12,7 @@ from llama_stack_judge.core.aggregate import Statistics, aggregate, group_keys
 from llama_stack_judge.core.cache import CacheWriter, MemoryCache, cache_key
 from llama_stack_judge.core.chat import ChatReply, ChatRequest
 from llama_stack_judge.core.definitions import Aggregation, JudgeDefinition, validate_definition
+from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import PROVIDER_DATA_HEADER, JudgeOptions
 from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.rows import check_rows
@@ -316,7 +317,7 @@ async def test_a_shared_limit_holds_across_concurrent_batches() -> None:
         in_flight -= 1
         return ChatReply(text="Rating: [[5]]")
 
-    shared = asyncio.Semaphore(3)
+    shared = CallLimit(3, adaptive=False)
     callers = [Judge(slow, FAST, slots=shared) for _ in range(4)]  # each batch alone would allow 4
     rows = [{"answer": str(n)} for n in range(12)]
     results = await asyncio.gather(*(j.judge_rows(judge_definition(), rows, judge_model="m") for j in callers))

@@ -1,0 +1,123 @@
+"""An in-flight limit on model calls that keeps no more calls in flight than this process can work on.
+
+Every call costs the process that makes it a few ms of CPU (the stack's routing, HTTP, its inference store). Against
+a model that answers at once, the process itself is the bottleneck: a fixed limit of 16 keeps 16 calls in flight
+that only wait on its event loop, and on this project's machine they cost more CPU per call than one at a time does
+(measured in docs/benchmarks.md). Against a model that takes its time, the process idles and every call in flight
+is one more the model works on.
+
+So the limit looks at each window of time (``window_s``) it had calls in: when the process used less than ``busy``
+of a core, calls wait on the model, and the limit grows by one, up to its ceiling. When the process was busy, it is
+the bottleneck, and the limit moves towards fewer calls unless more were measurably faster: a step up is kept only
+if throughput grew by more than ``gain``, a step down is reversed only if it fell by more than that. Steps up add one
+call, steps down halve it. At either bound it holds, and while the process is busy it tries one call the
+other way every ``probe_every`` windows, so it notices when that pays.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+IDLE_GAP_S = 0.05  # no call in flight for longer than this: the process was idle, not busy between two calls
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One measured window of a call limit.
+
+    Holds the limit during it, the step taken after it, the calls it finished per second, and whether the process
+    was busy (the bottleneck) during it.
+    """
+
+    limit: int
+    step: int
+    throughput: float
+    busy: bool = True
+
+
+def next_step(busy: bool, throughput: float, previous: Window | None, *, gain: float) -> int:
+    """The direction the limit takes after a window: +1 (more calls) or -1 (fewer)."""
+    if not busy:
+        return +1  # calls wait on the model, not on this process
+    if previous is None or not previous.busy:
+        return -1  # newly the bottleneck: try fewer
+    change = throughput / previous.throughput - 1 if previous.throughput > 0 else 0.0
+    if previous.step > 0:
+        return +1 if change > gain else -1
+    if previous.step < 0:
+        return -1 if change > -gain else +1
+    return -1 if previous.limit == 1 else +1  # held at a bound: stay there
+
+
+@dataclass
+class CallLimit:
+    """At most ``limit`` calls at once; with ``adaptive`` on, the limit moves between 1 and ``ceiling``."""
+
+    ceiling: int
+    adaptive: bool = True
+    window_s: float = 1.0
+    busy: float = 0.9  # share of one core: at or above it, this process is the bottleneck
+    gain: float = 0.05
+    probe_every: int = 8  # windows held at the floor before trying one call more
+    cpu_clock: Callable[[], float] = time.process_time  # every thread of this process
+    limit: int = field(init=False)
+    in_flight: int = field(init=False, default=0)
+    history: list[Window] = field(init=False, default_factory=list)  # the last windows, newest last
+    _started: tuple[float, float] | None = field(init=False, default=None)  # (wall, cpu) at the window's start
+    _finished: int = field(init=False, default=0)
+    _held: int = field(init=False, default=0)
+    _last_done: float = field(init=False, default=0.0)
+    _changed: asyncio.Condition = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.ceiling < 1:
+            raise ValueError(f"the ceiling of a call limit must be >= 1, got {self.ceiling}")
+        self.limit = self.ceiling
+        self._changed = asyncio.Condition()
+
+    def _finish_call(self) -> None:
+        """Count a finished call; at a window's end, move the limit."""
+        if not self.adaptive:
+            return
+        now, cpu = time.monotonic(), self.cpu_clock()
+        if self._started is None:
+            self._started, self._finished = (now, cpu), 0
+            return
+        self._finished += 1
+        wall = now - self._started[0]
+        if wall < self.window_s:
+            return
+        busy = (cpu - self._started[1]) / wall >= self.busy
+        throughput = self._finished / wall
+        step = next_step(busy, throughput, self.history[-1] if self.history else None, gain=self.gain)
+        # Up one call at a time, down by half: a process that is the bottleneck is relieved within a few windows.
+        new_limit = self.limit + 1 if step > 0 else self.limit // 2
+        if not 1 <= new_limit <= self.ceiling:  # held at a bound; while busy, now and then try one the other way
+            self._held += int(busy)
+            probe = self._held >= self.probe_every and self.ceiling > 1
+            new_limit = self.limit - step if probe else self.limit
+        if new_limit != self.limit:
+            self._held = 0
+        self.history = [*self.history[-9:], Window(self.limit, new_limit - self.limit, throughput, busy)]
+        self.limit = new_limit
+        self._started, self._finished = (now, cpu), 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one place for the body (a call with its retries)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight < self.limit)
+            if self.in_flight == 0 and time.monotonic() - self._last_done > IDLE_GAP_S:
+                self._started = None  # the process was idle (between batches): that time is no window's
+            self.in_flight += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.in_flight -= 1
+                self._finish_call()
+                self._last_done = time.monotonic()
+                if (room := self.limit - self.in_flight) > 0:
+                    self._changed.notify(room)
