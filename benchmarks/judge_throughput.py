@@ -4,8 +4,10 @@ Two fake OpenAI-compatible judges run in their own processes (one with ``--laten
 with none); one in-process stack has both scoring providers and reaches the judges through ``remote::openai``.
 The same rows and template are scored with ``client.scoring.score`` by each provider, then the script prints
 rows/s, the ratios and the targets of issue #4, the core's own cost per row (in-process judge, no HTTP), and a
-cache-hit re-run. Our figures are the median of ``--repeats`` batches; a second stack measures ours with the
-starts of its calls not spaced (``call_spacing_s: 0``), to show what the spacing is worth.
+cache-hit re-run. Our figures are the median of ``--repeats`` batches. Before the zero-latency batches, ours are
+scored a few times so that the adaptive in-flight limit settles (each batch's rate and limit are printed). Two more
+stacks measure ours with the starts of its calls not spaced (``call_spacing_s: 0``) and, at zero latency, with the
+in-flight limit fixed (``adaptive_concurrency: false``), to show what each is worth.
 
 Run: ``LLAMA_STACK_LOG_FORMAT=json .venv/bin/python benchmarks/judge_throughput.py [--rows 200]``
 """
@@ -80,12 +82,12 @@ def server_requests(url: str) -> int:
     return int(httpx.get(url.removesuffix("/v1") + "/stats").json()["requests"])
 
 
-def run_config(state: Path, urls: dict[str, str], concurrency: int, spacing: float | None = None) -> Path:
+def run_config(state: Path, urls: dict[str, str], concurrency: int, **ours_config: Any) -> Path:
     """A stack with our scoring provider and the built-in one, judging through remote::openai.
 
-    ``spacing`` sets our provider's ``call_spacing_s`` (None: its default).
+    ``ours_config`` is laid over our provider's config (e.g. ``call_spacing_s``).
     """
-    ours = {"max_concurrency": concurrency, "max_retries": 0} | ({} if spacing is None else {"call_spacing_s": spacing})
+    ours = {"max_concurrency": concurrency, "max_retries": 0} | ours_config
     providers: dict[str, list[dict[str, Any]]] = {
         "inference": [
             {"provider_id": name, "provider_type": "remote::openai", "config": {"base_url": url, "api_key": "none"}}
@@ -179,13 +181,13 @@ def core_cost_per_row(rows: int) -> float:
 
 
 @contextlib.contextmanager
-def open_stack(state: Path, urls: dict[str, str], concurrency: int, spacing: float | None = None) -> Iterator[Any]:
+def open_stack(state: Path, urls: dict[str, str], concurrency: int, **ours_config: Any) -> Iterator[Any]:
     """A library client of a new stack (its config dump kept off stdout), with the benchmark judge registered."""
     from llama_stack.core.library_client import LlamaStackAsLibraryClient
 
     state.mkdir(parents=True, exist_ok=True)
     with contextlib.redirect_stdout(sys.stderr):
-        client = LlamaStackAsLibraryClient(str(run_config(state, urls, concurrency, spacing)))
+        client = LlamaStackAsLibraryClient(str(run_config(state, urls, concurrency, **ours_config)))
     with client:
         client.scoring_functions.register(
             scoring_fn_id=OURS,
@@ -294,10 +296,19 @@ def main() -> None:
             f["cached_server_requests"] = server_requests(fast) - before - args.rows
         # A provider id of its own: llama-stack 0.7.3 keeps the provider ids it has listed models of on a class, so a
         # second stack in this process would list no models for "slow".
-        with open_stack(Path(tmp) / "unspaced", {"unspaced": slow}, args.concurrency, spacing=0.0) as client:
+        with open_stack(Path(tmp) / "unspaced", {"unspaced": slow}, args.concurrency, call_spacing_s=0.0) as client:
             timed_score(client, OURS, params("unspaced/judge", "average"), warm, **FRESH)
             unspaced, _ = repeated_batches(client, "unspaced/judge", args.rows, "unspaced", args.repeats)
             f["unspaced_latency"], f["unspaced_latency_all"] = unspaced.median_rate, unspaced.rates
+        # The zero-latency figure with the limit fixed at max_concurrency, as before the limit adapted; the built-in
+        # again in turn with it, since this machine's speed drifts between minutes.
+        with open_stack(Path(tmp) / "fixed", {"fixed": fast}, args.concurrency, adaptive_concurrency=False) as client:
+            timed_score(client, OURS, params("fixed/judge", "average"), warm, **FRESH)
+            fixed, builtin = repeated_batches(
+                client, "fixed/judge", args.rows, "fixed", args.repeats, with_builtin=True
+            )
+            f["fixed_zero"], f["fixed_zero_all"] = fixed.median_rate, fixed.rates
+            f["fixed_builtin_zero"] = builtin.median_rate if builtin else float("nan")
         f["bare_latency"] = bare_client_rate(slow, args.rows, args.concurrency)
     f["core_ms_per_row"] = core_cost_per_row(max(2000, args.rows)) * 1000
     report(f, args)
@@ -330,6 +341,9 @@ def report(f: dict[str, Any], args: argparse.Namespace) -> None:
         f" ratio {f['ours_zero'] / f['builtin_zero']:.2f}x (no slower than the built-in:"
         f" {'met' if f['ours_zero'] >= f['builtin_zero'] else 'MISSED'})",
         f"  our adaptive in-flight limit after these batches: {f['limit_zero']:.1f}",
+        f"  ours with the limit fixed at {args.concurrency} (adaptive_concurrency false): {f['fixed_zero']:.1f} rows/s"
+        f" ({rates(f['fixed_zero_all'])}), built-in in turn with it {f['fixed_builtin_zero']:.1f} rows/s,"
+        f" ratio {f['fixed_zero'] / f['fixed_builtin_zero']:.2f}x",
         f"  CPU per row in the stack process: ours {f['ours_zero_cpu_ms']:.1f} ms,"
         f" built-in {f['builtin_zero_cpu_ms']:.1f} ms; built-in CPU / wall time:"
         f" {f['builtin_zero_cpu_ms'] * f['builtin_zero'] / 1000:.2f} (1.00 = the stack's core is saturated)",

@@ -24,8 +24,17 @@ def card_key(judges: Mapping[str, Mapping[str, Any]]) -> str:
     and leaves fields out while they keep the value they had before they existed: a key stays valid when the
     package learns a new option.
     """
-    pairs = sorted(f"{p['judge_model']} {p['content_hash']}" for p in judges.values())
+    pairs = sorted(_judged_by(p) for p in judges.values())
     return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
+
+
+def _judged_by(provenance: Mapping[str, Any]) -> str:
+    """A judge's model and definition hash; a panel's, its rule's and its escalation judge's, all of its members'."""
+    if "panel" not in provenance:
+        return f"{provenance['judge_model']} {provenance['content_hash']}"
+    members = sorted(_judged_by(member) for member in provenance["panel"].values())
+    escalation = provenance.get("escalate_to")
+    return f"panel {provenance.get('combine')} {members} escalating to {escalation and _judged_by(escalation)}"
 
 
 # Cards measured for the package's own default judge, so a fresh install shows how good it is. A shipped card is

@@ -4,7 +4,7 @@ import base64
 import html
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +314,19 @@ def _judgment_rows(kind: str, judgments: Sequence[dict[str, Any]]) -> tuple[str,
     return f"<table><tr>{head}</tr>{''.join(index)}</table>", "".join(texts)
 
 
+def _single_judges(judges: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Each judge by name; a panel's members (and escalation judge) each on their own, named by their role."""
+    shown: list[tuple[str, Mapping[str, Any]]] = []
+    for name, judge in sorted(judges.items()):
+        if "panel" not in judge:
+            shown.append((name, judge))
+            continue
+        shown += [(f"{name}, {judge['combine']} panel member", member) for member in judge["panel"].values()]
+        if judge.get("escalate_to"):
+            shown.append((f"{name}, escalation judge", judge["escalate_to"]))
+    return shown
+
+
 def _run_section(run: dict[str, Any] | None) -> str:
     """What produced the run: command, date, versions, judges and input files (with their hashes)."""
     if not run:
@@ -335,7 +348,7 @@ def _run_section(run: dict[str, Any] | None) -> str:
         f"<td><code>{html.escape(j['content_hash'][:16])}</code></td>"
         f"<td>{html.escape(j['verdict_mode'])}, {html.escape(j.get('verdict_weighting', 'sampled'))}</td>"
         f"<td>{html.escape(', '.join(f'{k} {v}' for k, v in j['sampling'].items() if v is not None))}</td></tr>"
-        for name, j in sorted(run["judges"].items())
+        for name, j in _single_judges(run["judges"])
     )
     judge_table = (
         "<table id=judges><tr><th>judge</th><th>model</th><th>definition sha256</th><th>verdict</th>"

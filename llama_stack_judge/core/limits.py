@@ -7,7 +7,8 @@ that only wait on its event loop, and on this project's machine they cost more C
 is one more the model works on.
 
 So the limit looks at each window of time (``window_s``) it had calls in: when the process used less than ``busy``
-of a core, calls wait on the model, and the limit grows by one, up to its ceiling. When the process was busy, it is
+of a core, calls wait on the model, and the limit grows by one, up to its ceiling (at once when it used less than
+``idle``: a model that slowed down gets all of the calls again in one window). When the process was busy, it is
 the bottleneck, and the limit moves towards fewer calls unless more were measurably faster: a step up is kept only
 if throughput grew by more than ``gain``, a step down is reversed only if it fell by more than that. Steps up add one
 call, steps down halve it. At either bound it holds, and while the process is busy it tries one call the
@@ -59,6 +60,7 @@ class CallLimit:
     adaptive: bool = True
     window_s: float = 1.0
     busy: float = 0.9  # share of one core: at or above it, this process is the bottleneck
+    idle: float = 0.5  # below it, calls wait on the model: the limit goes back to its ceiling at once
     gain: float = 0.05
     probe_every: int = 8  # windows held at the floor before trying one call more
     cpu_clock: Callable[[], float] = time.process_time  # every thread of this process
@@ -89,11 +91,13 @@ class CallLimit:
         wall = now - self._started[0]
         if wall < self.window_s:
             return
-        busy = (cpu - self._started[1]) / wall >= self.busy
+        used = (cpu - self._started[1]) / wall  # of one core, by every thread of this process
+        busy = used >= self.busy
         throughput = self._finished / wall
         step = next_step(busy, throughput, self.history[-1] if self.history else None, gain=self.gain)
-        # Up one call at a time, down by half: a process that is the bottleneck is relieved within a few windows.
-        new_limit = self.limit + 1 if step > 0 else self.limit // 2
+        # Up one call at a time, down by half: a process that is the bottleneck is relieved within a few windows. A
+        # process that was mostly idle waited on the model: all of the ceiling at once.
+        new_limit = self.ceiling if used < self.idle else self.limit + 1 if step > 0 else self.limit // 2
         if not 1 <= new_limit <= self.ceiling:  # held at a bound; while busy, now and then try one the other way
             self._held += int(busy)
             probe = self._held >= self.probe_every and self.ceiling > 1

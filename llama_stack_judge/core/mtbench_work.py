@@ -98,12 +98,35 @@ def single_judgment(about: Mapping[str, Any], scored: Mapping[str, Any]) -> dict
             "verdict_in_response": bool(scored.get("verdict_in_input")),
         }
         | _weighting(scored)
+        | _panel(scored, ("score", "verdict", "status"))
     )
 
 
+def _panel(scored: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """A panel's members as a judgments.jsonl line shows them: each one's model and ``fields``."""
+    if "panel" not in scored:
+        return {}
+    return {"panel": [{"judge_model": m.get("judge_model")} | {f: m.get(f) for f in fields} for m in scored["panel"]]}
+
+
+def _panel_orders(members: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A panel's verdict in each order: its members' majority there ("C", a tie, when none has one)."""
+    orders = []
+    for index in (0, 1):
+        verdicts = [m["orders"][index].get("verdict") for m in members if len(m.get("orders") or []) == 2]
+        top = max(set(verdicts), key=verdicts.count) if verdicts else None
+        majority = top if top is not None and verdicts.count(top) * 2 > len(verdicts) else "C"
+        orders.append({"verdict": majority, "judge_feedback": None})
+    return orders[0], orders[1]
+
+
 def pairwise_judgment(about: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[str, Any]:
-    """A judgments.jsonl line of a pairwise judgment, with both orders' verdicts and outputs."""
-    ab, ba = scored["orders"]
+    """A judgments.jsonl line of a pairwise judgment, with both orders' verdicts and outputs.
+
+    A panel's line holds each member's winner; its own verdict in each order is its members' majority there, and its
+    winner the scoring row's (the members' majority winner).
+    """
+    ab, ba = scored["orders"] if "orders" in scored else _panel_orders(scored["panel"])
     return (
         dict(about)
         | {
@@ -118,4 +141,5 @@ def pairwise_judgment(about: Mapping[str, Any], scored: Mapping[str, Any]) -> di
             "verdict_in_response": bool(scored.get("verdict_in_input")),
         }
         | _weighting(scored)
+        | _panel(scored, ("winner", "status"))
     )

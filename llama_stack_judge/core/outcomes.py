@@ -141,6 +141,15 @@ def compact_result(row: Mapping[str, object]) -> RowResult:
     )
 
 
+def failure_outcome(failed: Sequence[RowResult], *, every: bool = False) -> Outcome:
+    """What a row whose judgments all failed ended as.
+
+    An inference error when any (``every``: all) of them got no reply, otherwise a parse error.
+    """
+    got_none = [result.outcome is Outcome.inference_error for result in failed]
+    return Outcome.inference_error if (all(got_none) if every else any(got_none)) else Outcome.parse_error
+
+
 def combine_samples(samples: Sequence[RowResult]) -> RowResult:
     """One row judged several times: the median of its scored samples, with every sample kept.
 
@@ -152,11 +161,7 @@ def combine_samples(samples: Sequence[RowResult]) -> RowResult:
     attempts = sum(s.attempts for s in samples)
     scored = [s for s in samples if s.outcome is Outcome.scored and s.score is not None]
     if not scored:
-        outcome = (
-            Outcome.inference_error
-            if all(s.outcome is Outcome.inference_error for s in samples)
-            else Outcome.parse_error
-        )
+        outcome = failure_outcome(samples, every=True)
         errors = Counter(s.error for s in samples if s.error)
         error = "; ".join(f"{e} (x{n})" if n > 1 else e for e, n in errors.items())
         return RowResult(outcome, error=error or None, attempts=attempts, samples=tuple(samples))

@@ -17,7 +17,7 @@ from typing import Any
 from llama_stack_judge.core.aggregate import Statistics, aggregate
 from llama_stack_judge.core.agreement import cohen_kappa, fleiss_kappa
 from llama_stack_judge.core.definitions import Aggregation
-from llama_stack_judge.core.outcomes import Outcome, RowResult
+from llama_stack_judge.core.outcomes import Outcome, RowResult, failure_outcome
 from llama_stack_judge.core.stats import mean, median
 from llama_stack_judge.errors import JudgeInputError
 
@@ -80,11 +80,7 @@ class Panel:
         attempts = sum(vote.attempts for vote in votes)
         scored = [vote for vote in votes if vote.outcome is Outcome.scored and vote.score is not None]
         if not scored:
-            outcome = (
-                Outcome.inference_error
-                if any(vote.outcome is Outcome.inference_error for vote in votes)
-                else Outcome.parse_error
-            )
+            outcome = failure_outcome(votes)
             error = "; ".join(f"{model}: {vote.error}" for model, vote in zip(self.members, votes, strict=True))
             return RowResult(
                 outcome, error=f"no panel member judged the row ({error})", attempts=attempts, details=details
@@ -97,6 +93,8 @@ class Panel:
             verdict = f"{score:g}"
         if "turns" in details:
             details["turns"] = _combined_turns(votes, self.combine)
+        if self.choices and all("winner" in (vote.details or {}) for vote in votes):
+            details["winner"] = verdict  # a pairwise task's rows: the panel's winner
         return RowResult(Outcome.scored, score=score, verdict=verdict, attempts=attempts, details=details)
 
     def disagrees(self, votes: Sequence[RowResult]) -> bool:
@@ -183,6 +181,8 @@ def _escalated(panel_result: RowResult, strong: RowResult, model: str) -> RowRes
     details = dict(panel_result.details or {}) | {"escalated_to": {"judge_model": model} | strong.as_score_row()}
     if strong.outcome is not Outcome.scored:
         return replace(panel_result, details=details, attempts=panel_result.attempts + strong.attempts)
+    if "winner" in details:
+        details["winner"] = strong.verdict
     return replace(
         strong, attempts=panel_result.attempts + strong.attempts, details=details | _shared_details([strong])
     )

@@ -21,7 +21,7 @@ from llama_stack_judge.core.mtbench import (
     winner_probabilities,
 )
 from llama_stack_judge.core.options import JudgeOptions
-from llama_stack_judge.core.outcomes import Outcome, RowResult
+from llama_stack_judge.core.outcomes import Outcome, RowResult, failure_outcome
 from llama_stack_judge.core.rows import Row
 from llama_stack_judge.core.runner import Judge, Usage, flag_verdict_like, render_request
 from llama_stack_judge.core.stats import mean
@@ -126,9 +126,7 @@ def combine_turns(turns: Sequence[RowResult]) -> RowResult:
         return RowResult(
             Outcome.scored, score=mean([r.score or 0.0 for r in turns]), attempts=attempts, details=details
         )
-    outcome = (
-        Outcome.inference_error if any(r.outcome is Outcome.inference_error for r in failed) else Outcome.parse_error
-    )
+    outcome = failure_outcome(failed)
     error = "; ".join(f"turn {(r.details or {}).get('turn')}: {r.error}" for r in failed)
     return RowResult(outcome, error=error, attempts=attempts, details=details)
 
@@ -165,9 +163,7 @@ def combine_pair(name: str, turn: int, ab: RowResult, ba: RowResult) -> RowResul
             details=details | {"winner": winner},
         )
     failed = [(label, r) for label, r in (("A/B", ab), ("B/A", ba)) if r.outcome is not Outcome.scored]
-    outcome = (
-        Outcome.inference_error if any(r.outcome is Outcome.inference_error for _, r in failed) else Outcome.parse_error
-    )
+    outcome = failure_outcome([r for _, r in failed])
     error = "; ".join(f"{label} order: {r.error}" for label, r in failed)
     return RowResult(
         outcome, judge_output=ab.judge_output, error=error, attempts=attempts, details=details | {"winner": None}

@@ -37,6 +37,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+BOTH_FUNCTIONS = ("--scoring-fn", "judge::helpfulness-v1", "--scoring-fn", "judge::subset_of")
+
+
 def _results(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -48,10 +51,7 @@ def test_score_with_a_stack_config(tmp_path: Path) -> None:
         "score",
         "--rows",
         str(_rows_file(tmp_path)),
-        "--scoring-fn",
-        "judge::helpfulness-v1",
-        "--scoring-fn",
-        "judge::subset_of",
+        *BOTH_FUNCTIONS,
         "--stack-config",
         str(run_yaml),
         "--output",
@@ -193,10 +193,7 @@ def test_a_repeated_judge_model_is_a_panel(tmp_path: Path) -> None:
             "score",
             "--rows",
             str(_rows_file(tmp_path)),
-            "--scoring-fn",
-            "judge::helpfulness-v1",
-            "--scoring-fn",
-            "judge::subset_of",
+            *BOTH_FUNCTIONS,
             "--inference-url",
             server.url,
             "--judge-model",

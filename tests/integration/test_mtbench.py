@@ -210,6 +210,30 @@ def _fake_judge(messages: list[dict[str, Any]]) -> str:
     return "Rating: [[8]]" if "good" in _last_answer(text, "") else "Rating: [[3]]"
 
 
+def test_mt_bench_pairwise_with_a_judge_panel(tmp_path: Path) -> None:
+    alpha = _answers(tmp_path, "alpha", {81: ["good poem"]})
+    beta = _answers(tmp_path, "beta", {81: ["meh poem"]})
+    with fake_openai(["judge", "second"], _fake_judge) as server:
+        done = _run(
+            "mt-bench", "pairwise", "--answers", str(alpha), str(beta), "--question-ids", "81", "--turns", "1",
+            "--inference-url", server.url, "--judge-model", "judge", "--judge-model", "second",
+            "--state-dir", str(tmp_path / "state"), "--output", str(tmp_path / "out"),
+        )  # fmt: skip
+        asked = sorted(request["model"] for request in server.log)
+    assert done.returncode == 0, done.stderr
+    assert asked == ["judge", "judge", "second", "second"]  # each member judged the pair in both orders
+    (judgment,) = [json.loads(line) for line in (tmp_path / "out" / "judgments.jsonl").read_text().splitlines()]
+    assert judgment["winner"] == "model_a" and (judgment["verdict_ab"], judgment["verdict_ba"]) == ("A", "B")
+    assert [(m["judge_model"], m["winner"]) for m in judgment["panel"]] == [
+        ("endpoint/judge", "model_a"),
+        ("endpoint/second", "model_a"),
+    ]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["leaderboard"]["models"][0]["model"] == "alpha"  # both members preferred its answer
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "majority panel member</td><td>endpoint/second" in report
+
+
 def test_mt_bench_command_end_to_end(tmp_path: Path) -> None:
     ids = [81, 111]  # writing, and math (reference-guided)
     alpha = _answers(tmp_path, "alpha", {81: ["good poem", "good rewrite"], 111: ["good math", "bad math"]})

@@ -8,6 +8,7 @@ import pytest
 from llama_stack_judge.core.aggregate import Statistics
 from llama_stack_judge.core.agreement import fleiss_kappa
 from llama_stack_judge.core.definitions import Aggregation
+from llama_stack_judge.core.mtbench_work import pairwise_judgment
 from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.panel import Combine, Panel, judge_with_panel, panel_members
 from llama_stack_judge.errors import JudgeInputError
@@ -151,3 +152,30 @@ def test_the_report_gives_each_member_and_the_panels_agreement() -> None:
         fleiss_kappa([[3, 0], [2, 1], [0, 3]]), abs=1e-4
     )
     assert [r.verdict for r in results.combined] == ["A", "A", "B", "tie"]
+
+
+def test_a_pairwise_panels_judgment_line_keeps_each_members_winner() -> None:
+    def member(model: str, ab: str, ba: str, winner: str) -> dict[str, object]:
+        orders = [{"order": "AB", "verdict": ab}, {"order": "BA", "verdict": ba}]
+        return {"judge_model": model, "winner": winner, "status": "scored", "orders": orders}
+
+    scored = {
+        "status": "scored",
+        "verdict": "model_a",
+        "winner": "model_a",
+        "panel": [
+            member("a", "A", "B", "model_a"),
+            member("b", "A", "A", "inconsistent"),
+            member("c", "A", "B", "model_a"),
+        ],
+    }
+    line = pairwise_judgment({"question_id": 81, "model_a": "x", "model_b": "y", "turn": 1}, scored)
+    assert line["winner"] == "model_a"
+    assert (line["verdict_ab"], line["verdict_ba"]) == ("A", "B")  # each order's majority
+    assert [(m["judge_model"], m["winner"]) for m in line["panel"]] == [
+        ("a", "model_a"),
+        ("b", "inconsistent"),
+        ("c", "model_a"),
+    ]
+    split = scored | {"panel": [member("a", "A", "B", "model_a"), member("b", "B", "A", "model_b")]}
+    assert pairwise_judgment({}, split)["verdict_ab"] == "C"  # no majority in that order: a tie
