@@ -10,9 +10,9 @@ So the limit looks at each window of time (``window_s``) it had calls in: when t
 of a core, calls wait on the model, and the limit grows by one, up to its ceiling (at once when it used less than
 ``idle``: a model that slowed down gets all of the calls again in one window). When the process was busy, it is
 the bottleneck, and the limit moves towards fewer calls unless more were measurably faster: a step up is kept only
-if throughput grew by more than ``gain``, a step down is reversed only if it fell by more than that. Steps up add one
-call, steps down halve it. At either bound it holds, and while the process is busy it tries one call the
-other way every ``probe_every`` windows, so it notices when that pays.
+if throughput grew by more than ``gain`` (else it is undone), a step down is reversed only if it fell by more than
+that (else the limit halves again). Steps up add one call; a step up undone is held. While held and busy, every
+``probe_every`` windows it tries one call fewer (one more at the floor), so it notices when that pays.
 """
 
 import asyncio
@@ -20,36 +20,47 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 IDLE_GAP_S = 0.05  # no call in flight for longer than this: the process was idle, not busy between two calls
+
+
+class Step(IntEnum):
+    """How the limit moves after a window."""
+
+    DOWN = -2  # fewer calls: half as many, or one fewer as a probe; continued while nothing is lost
+    UNDO = -1  # one call more gained nothing: back by one, then hold
+    HOLD = 0  # stay (after an undo, or at a bound) until the next probe
+    GROW = +1  # one call more; continued while it pays
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
     """One measured window of a call limit.
 
-    Holds the limit during it, the step taken after it, the calls it finished per second, and whether the process
-    was busy (the bottleneck) during it.
+    Holds the limit during it, the move made after it (and by how much the limit changed), the calls it finished per
+    second, and whether the process was busy (the bottleneck) during it.
     """
 
     limit: int
+    move: Step
     step: int
     throughput: float
     busy: bool = True
 
 
-def next_step(busy: bool, throughput: float, previous: Window | None, *, gain: float) -> int:
-    """The direction the limit takes after a window: +1 (more calls) or -1 (fewer)."""
+def next_step(busy: bool, throughput: float, previous: Window | None, *, gain: float) -> Step:
+    """How the limit moves after a window, from whether the process was busy and what the last move did."""
     if not busy:
-        return +1  # calls wait on the model, not on this process
+        return Step.GROW  # calls wait on the model, not on this process
     if previous is None or not previous.busy:
-        return -1  # newly the bottleneck: try fewer
+        return Step.DOWN  # newly the bottleneck: try fewer
     change = throughput / previous.throughput - 1 if previous.throughput > 0 else 0.0
-    if previous.step > 0:
-        return +1 if change > gain else -1
-    if previous.step < 0:
-        return -1 if change > -gain else +1
-    return -1 if previous.limit == 1 else +1  # held at a bound: stay there
+    if previous.move is Step.GROW and previous.step:
+        return Step.GROW if change > gain else Step.UNDO
+    if previous.move is Step.DOWN and previous.step:
+        return Step.DOWN if change > -gain else Step.GROW
+    return Step.HOLD
 
 
 @dataclass
@@ -91,22 +102,34 @@ class CallLimit:
         wall = now - self._started[0]
         if wall < self.window_s:
             return
-        used = (cpu - self._started[1]) / wall  # of one core, by every thread of this process
+        # Of one core, by every thread of this process; and calls finished per second.
+        self.window_ended((cpu - self._started[1]) / wall, self._finished / wall)
+        self._started, self._finished = (now, cpu), 0
+
+    def window_ended(self, used: float, throughput: float) -> None:
+        """Move the limit after a window.
+
+        ``used``: the share of one core the process used in it; ``throughput``: the calls it finished per second.
+        """
         busy = used >= self.busy
-        throughput = self._finished / wall
-        step = next_step(busy, throughput, self.history[-1] if self.history else None, gain=self.gain)
-        # Up one call at a time, down by half: a process that is the bottleneck is relieved within a few windows. A
-        # process that was mostly idle waited on the model: all of the ceiling at once.
-        new_limit = self.ceiling if used < self.idle else self.limit + 1 if step > 0 else self.limit // 2
-        if not 1 <= new_limit <= self.ceiling:  # held at a bound; while busy, now and then try one the other way
+        move = next_step(busy, throughput, self.history[-1] if self.history else None, gain=self.gain)
+        if used < self.idle:  # a mostly idle process waited on the model: all of the ceiling at once
+            move, new_limit = Step.GROW, self.ceiling
+        else:  # up one call at a time, down by half: a process that is the bottleneck is relieved in a few windows
+            targets = {Step.GROW: self.limit + 1, Step.UNDO: self.limit - 1, Step.DOWN: self.limit // 2}
+            new_limit = targets.get(move, self.limit)
+        if not 1 <= new_limit <= self.ceiling or move is Step.HOLD:
+            # Held; while busy, now and then a probe: one call more at the floor, else one fewer (a step up gained
+            # nothing here, so whether fewer cost anything is what there is to learn).
             self._held += int(busy)
-            probe = self._held >= self.probe_every and self.ceiling > 1
-            new_limit = self.limit - step if probe else self.limit
+            move, new_limit = Step.HOLD, self.limit
+            if self._held >= self.probe_every and self.ceiling > 1:
+                move = Step.GROW if self.limit == 1 else Step.DOWN
+                new_limit = self.limit + (1 if move is Step.GROW else -1)
         if new_limit != self.limit:
             self._held = 0
-        self.history = [*self.history[-9:], Window(self.limit, new_limit - self.limit, throughput, busy)]
+        self.history = [*self.history[-9:], Window(self.limit, move, new_limit - self.limit, throughput, busy)]
         self.limit = new_limit
-        self._started, self._finished = (now, cpu), 0
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

@@ -13,7 +13,6 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from llama_stack.core.access_control.datatypes import AccessRule, Action
@@ -36,7 +35,6 @@ from llama_stack_api import (
     JobStatus,
     JobStatusRequest,
     RunEvalRequest,
-    SamplingParams,
     ScoreRequest,
     Scoring,
     ScoringResult,
@@ -45,22 +43,17 @@ from llama_stack_api.datasets.models import DatasetPurpose, RegisterDatasetReque
 
 from llama_stack_judge.card_store import SqlCardBook
 from llama_stack_judge.core.aggregate import as_reported, group_keys
-from llama_stack_judge.core.chat import ChatRequest
-from llama_stack_judge.core.generation import Conversation, conversations, generation_columns
-from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import PROVIDER_DATA_KEY, JudgeOptions
 from llama_stack_judge.core.paged import PagedScores
 from llama_stack_judge.core.rows import check_rows
-from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_with_retries, map_bounded
-from llama_stack_judge.core.text import without_surrogates
 from llama_stack_judge.errors import (
-    GenerationError,
     JobNotFoundError,
     JobPageError,
     JudgeInputError,
     JudgeNotFoundError,
 )
 from llama_stack_judge.eval.access import JobUser, context_of, may
+from llama_stack_judge.eval.candidate import Candidate, Generation
 from llama_stack_judge.eval.certify import Certifier, certification_spec, judge_params
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.pages import DONE, FAILED, Page
@@ -68,7 +61,6 @@ from llama_stack_judge.eval.rounds import Rounds
 from llama_stack_judge.eval.store import JobRecord, JobStore, LeaseLostError, RowOutcome
 from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
 from llama_stack_judge.refusals import answers_refusals
-from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import passing_options, request_options
 from llama_stack_judge.stored import RoutingTableSlot, check_readable, from_registry, read_rows
 
@@ -76,16 +68,7 @@ logger = get_logger(name=__name__, category="eval")
 
 _SAVED = ("score", "status")  # the columns of each function in a saved results dataset
 _FINISHED = {JobStatus.completed.value, JobStatus.failed.value, JobStatus.cancelled.value}
-Generation = dict[str, Any]
 DatasetRow = dict[str, Any]
-
-
-def _sampling(params: SamplingParams, default_max_tokens: int) -> dict[str, float | int | None]:
-    strategy = params.strategy
-    kind = getattr(strategy, "type", "greedy")
-    temperature = 0.0 if kind == "greedy" else getattr(strategy, "temperature", None)
-    top_p = getattr(strategy, "top_p", None) if kind == "top_p" else None
-    return {"temperature": temperature, "top_p": top_p, "max_tokens": params.max_tokens or default_max_tokens}
 
 
 def _benchmark_options(benchmark: Benchmark) -> dict[str, Any] | None:
@@ -125,13 +108,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         datasets_api: Datasets,
     ) -> None:
         self.config = config
-        self._chat = StackChat(inference_api, spacing_s=config.call_spacing_s)
         self._scoring = scoring_api
         self._datasetio = datasetio_api
         self._datasets = datasets_api
-        self._settings = RunSettings.of(config)
-        # One limit for every job of this process: two jobs share the candidate's capacity instead of doubling it.
-        self._generation_slots = CallLimit(config.max_concurrency, adaptive=config.adaptive_concurrency)
+        self._candidate = Candidate(inference_api, config)
         # This process's running jobs: their live records (fresher than the store's) and tasks.
         self._running: dict[str, tuple[JobRecord, asyncio.Task[None]]] = {}
         # Jobs whose end the store refused to record: their record here is the truth until the process ends.
@@ -447,7 +427,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             await self.store.add_generation(job.job_id, start + index, generation)
 
         local_done = {index - start: generation for index, generation in done.items()}
-        generations = await self._generations(rows, config, options, local_done, keep)
+        generations = await self._candidate.answers(rows, config, options, local_done, keep)
         result = await self._score(rows, generations, job.scoring_functions, config, options)
         outcomes = [
             RowOutcome(start + i, generation, {fn: r.score_rows[i] for fn, r in result.scores.items()})
@@ -494,56 +474,11 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         if (benchmark.metadata or {}).get(QUESTIONS_FLAG):
             rows = expand_question_rows(rows)
         _checked_groups(rows, options, where=f"benchmark {benchmark.identifier}")
-        generations = await self._generations(rows, config, options)
+        generations = await self._candidate.answers(rows, config, options)
         response = await self._score(rows, generations, request.scoring_functions, config, options)
         for result in response.scores.values():
             result.aggregated_results = as_reported(result.aggregated_results, details=options.details)
         return response
-
-    async def _generate(
-        self, conversation: Conversation, index: int, candidate: Any, sampling: dict[str, Any]
-    ) -> list[str]:
-        """The candidate's answers to every turn of one row, each turn asked with the earlier answers."""
-        answers: list[str] = []
-        for _ in range(conversation.turns):
-            messages = conversation.with_answers(answers)
-            request = ChatRequest(model=candidate.model, messages=messages, **sampling)
-            try:
-                async with self._generation_slots.slot():
-                    reply, _ = await call_with_retries(self._chat, request, self._settings)
-            except CallFailedError as failed:
-                raise GenerationError(
-                    f"row {index} turn {len(answers) + 1}: generation with {candidate.model} failed after "
-                    f"{failed.attempts} attempt(s): {failed.reason}"
-                ) from None
-            answers.append(without_surrogates(reply.text))  # judged and stored as text, whatever the model sent
-        return answers
-
-    async def _generations(
-        self,
-        rows: list[dict[str, object]],
-        config: BenchmarkConfig,
-        options: JudgeOptions,
-        done: dict[int, Generation] | None = None,
-        keep: Callable[[int, Generation], Awaitable[None]] | None = None,
-    ) -> list[Generation]:
-        """Every row's answers, concurrently; rows in ``done`` are not asked again, new ones go to ``keep``."""
-        candidate = config.eval_candidate
-        system = candidate.system_message.content if candidate.system_message is not None else None
-        plans = conversations(rows, system_message=system if isinstance(system, str) else None)
-        sampling = _sampling(candidate.sampling_params, self.config.default_max_tokens)
-        done = done or {}
-
-        async def generate(index: int) -> Generation:
-            if index in done:
-                return done[index]
-            generation = generation_columns(await self._generate(plans[index], index, candidate, sampling))
-            if keep is not None:
-                await keep(index, generation)
-            return generation
-
-        concurrency = options.max_concurrency or self._settings.max_concurrency
-        return await map_bounded(list(range(len(rows))), generate, concurrency)
 
     async def _score(
         self,
