@@ -182,6 +182,19 @@ def _refused(http_error: type[APIStatusError], status: int, fragments: tuple[str
     return _Check()
 
 
+def register_judge(client: Any, fn_id: str, params: dict[str, Any], **extra: Any) -> str:
+    """Register an llm_as_judge function with our scoring provider (``params``: its llm_as_judge fields); its id."""
+    client.scoring_functions.register(
+        scoring_fn_id=fn_id,
+        description=extra.pop("description", "a test judge"),
+        return_type={"type": "number"},
+        provider_id="judge",
+        params={"type": "llm_as_judge", **params},
+        **extra,
+    )
+    return fn_id
+
+
 def register_benchmark(client: Any, rows: list[dict[str, Any]], functions: list[str], **metadata: Any) -> str:
     """Register ``rows`` as a new dataset and a benchmark over it on our eval provider; returns the benchmark id."""
     dataset_id = f"ds-{uuid.uuid4().hex[:8]}"

@@ -56,9 +56,9 @@ def next_step(busy: bool, throughput: float, previous: Window | None, *, gain: f
     if previous is None or not previous.busy:
         return Step.DOWN  # newly the bottleneck: try fewer
     change = throughput / previous.throughput - 1 if previous.throughput > 0 else 0.0
-    if previous.move is Step.GROW and previous.step:
+    if previous.move is Step.GROW:
         return Step.GROW if change > gain else Step.UNDO
-    if previous.move is Step.DOWN and previous.step:
+    if previous.move is Step.DOWN:
         return Step.DOWN if change > -gain else Step.GROW
     return Step.HOLD
 
@@ -95,6 +95,7 @@ class CallLimit:
         if not self.adaptive:
             return
         now, cpu = time.monotonic(), self.cpu_clock()
+        self._last_done = now
         if self._started is None:
             self._started, self._finished = (now, cpu), 0
             return
@@ -114,7 +115,7 @@ class CallLimit:
         busy = used >= self.busy
         move = next_step(busy, throughput, self.history[-1] if self.history else None, gain=self.gain)
         if used < self.idle:  # a mostly idle process waited on the model: all of the ceiling at once
-            move, new_limit = Step.GROW, self.ceiling
+            move, new_limit = (Step.GROW if self.limit < self.ceiling else Step.HOLD), self.ceiling
         else:  # up one call at a time, down by half: a process that is the bottleneck is relieved in a few windows
             targets = {Step.GROW: self.limit + 1, Step.UNDO: self.limit - 1, Step.DOWN: self.limit // 2}
             new_limit = targets.get(move, self.limit)
@@ -145,6 +146,5 @@ class CallLimit:
             async with self._changed:
                 self.in_flight -= 1
                 self._finish_call()
-                self._last_done = time.monotonic()
                 if (room := self.limit - self.in_flight) > 0:
                     self._changed.notify(room)

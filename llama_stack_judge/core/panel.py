@@ -78,7 +78,7 @@ class Panel:
         }
         details |= _shared_details(votes)
         attempts = sum(vote.attempts for vote in votes)
-        scored = [vote for vote in votes if vote.outcome is Outcome.scored and vote.score is not None]
+        scored = _voted(votes)
         if not scored:
             outcome = failure_outcome(votes)
             error = "; ".join(f"{model}: {vote.error}" for model, vote in zip(self.members, votes, strict=True))
@@ -99,13 +99,22 @@ class Panel:
 
     def disagrees(self, votes: Sequence[RowResult]) -> bool:
         """Whether the members disagree on a row (fewer than two verdicts count as disagreement: none confirmed)."""
-        scored = [vote for vote in votes if vote.outcome is Outcome.scored and vote.score is not None]
+        scored = _voted(votes)
         if len(scored) < 2:
             return True
         if self.choices:
             return len({_label(vote) for vote in scored}) > 1
         scores = [vote.score for vote in scored if vote.score is not None]
         return max(scores) - min(scores) > self.escalate_spread
+
+
+def _gave_verdict(vote: RowResult) -> bool:
+    return vote.outcome is Outcome.scored and vote.score is not None
+
+
+def _voted(votes: Sequence[RowResult]) -> list[RowResult]:
+    """The votes that gave a verdict."""
+    return [vote for vote in votes if _gave_verdict(vote)]
 
 
 def _label(vote: RowResult) -> str:
@@ -200,10 +209,7 @@ class PanelResults:
 
     def agreement(self) -> dict[str, object]:
         """Pairwise Cohen's kappa of the members, Fleiss' kappa of all, and how often all agreed."""
-        labels = [
-            [_label(vote) if vote.outcome is Outcome.scored and vote.score is not None else None for vote in results]
-            for results in self.by_member
-        ]
+        labels = [[_label(vote) if _gave_verdict(vote) else None for vote in results] for results in self.by_member]
         pairwise: dict[str, float | None] = {}
         for (i, first), (j, second) in combinations(enumerate(labels), 2):
             pairs = [(x, y) for x, y in zip(first, second, strict=True) if x is not None and y is not None]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from llama_stack_judge.core.options import JudgeOptions
-from tests.stacks import bad_request
+from tests.stacks import bad_request, register_judge
 
 pytestmark = pytest.mark.integration
 
@@ -23,15 +23,8 @@ PANEL = "scripted/judge, scripted/judge-plain, scripted/candidate"
 
 
 def register_panel(client: Any, judge_model: str) -> str:
-    fn_id = f"test::panel-{uuid.uuid4().hex[:8]}"
-    client.scoring_functions.register(
-        scoring_fn_id=fn_id,
-        description="a panel of three scripted judges",
-        return_type={"type": "number"},
-        provider_id="judge",
-        params={"type": "llm_as_judge", "judge_model": judge_model, "prompt_template": TEMPLATE},
-    )
-    return fn_id
+    params = {"judge_model": judge_model, "prompt_template": TEMPLATE}
+    return register_judge(client, f"test::panel-{uuid.uuid4().hex[:8]}", params, description="a judge panel")
 
 
 def score(client: Any, fn_id: str, **options: Any) -> Any:

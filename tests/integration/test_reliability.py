@@ -21,6 +21,7 @@ from tests.stacks import (
     bad_request,
     library_client,
     register_benchmark,
+    register_judge,
     run_config_file,
     start_server,
     stop_server,
@@ -221,15 +222,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Fak
 
 
 def _register(client: Any, patterns: list[str]) -> str:
-    identifier = f"team::t-{uuid.uuid4().hex[:8]}"
-    client.scoring_functions.register(
-        scoring_fn_id=identifier,
-        description="test judge",
-        return_type={"type": "number"},
-        provider_id="judge",
-        params={**PARAMS, "judge_score_regexes": patterns},
-    )
-    return identifier
+    return register_judge(client, f"team::t-{uuid.uuid4().hex[:8]}", {**PARAMS, "judge_score_regexes": patterns})
 
 
 def _base_url(client: Any) -> str:

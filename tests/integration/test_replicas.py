@@ -19,6 +19,7 @@ from tests.stacks import (
     DETAILS,
     Backends,
     register_benchmark,
+    register_judge,
     start_server,
     start_servers,
     stop_server,
@@ -147,13 +148,7 @@ def test_a_live_replica_takes_over_cancels_and_shares_registry_and_cache(
             "judge_model": "scripted/judge",
             "prompt_template": "Answer: {generated_answer}",
         }
-        a.scoring_functions.register(
-            scoring_fn_id="team::shared",
-            description="",
-            return_type={"type": "number"},
-            provider_id="judge",
-            params=params,
-        )
+        register_judge(a, "team::shared", params, description="")
         row = {"input_query": "What is the capital of France?", "generated_answer": "Paris", "expected_answer": "Paris"}
         judged_by_b = b.scoring.score(input_rows=[row], scoring_functions={"team::shared": None}).results
         assert judged_by_b["team::shared"].score_rows[0]["score"] == 9.0

@@ -12,6 +12,7 @@ from tests.stacks import (
     Backends,
     bad_request,
     library_client,
+    register_judge,
     run_config_file,
     selected_providers,
     stack_client,
@@ -38,13 +39,7 @@ def test_registered_judge_survives_restart(mode: str, state_dir: Path, storage: 
     run_yaml = run_config_file(state_dir, backends=storage)
     params = {"type": "llm_as_judge", "judge_model": "scripted/judge", "prompt_template": "Answer: {generated_answer}"}
     with stack_client(mode, run_yaml) as client:
-        client.scoring_functions.register(
-            scoring_fn_id="team::kept",
-            description="kept",
-            return_type={"type": "number"},
-            provider_id="judge",
-            params=params,
-        )
+        register_judge(client, "team::kept", params, description="kept")
     with stack_client(mode, run_yaml) as client:
         assert client.scoring_functions.retrieve("team::kept").params.prompt_template == params["prompt_template"]
         judged = client.scoring.score(input_rows=[ROW], scoring_functions={"team::kept": None}).results["team::kept"]

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.stacks import DETAILS, bad_request
+from tests.stacks import DETAILS, bad_request, register_judge
 
 pytestmark = pytest.mark.integration
 
@@ -15,17 +15,6 @@ WRONG = {"input_query": "What is 2+2?", "generated_answer": "2+2 is 5", "expecte
 
 def _unique(name: str) -> str:
     return f"test::{name}-{uuid.uuid4().hex[:8]}"
-
-
-def _register(client: Any, fn_id: str, params: dict[str, Any], **extra: Any) -> None:
-    client.scoring_functions.register(
-        scoring_fn_id=fn_id,
-        description=extra.pop("description", "a test judge"),
-        return_type={"type": "number"},
-        provider_id="judge",
-        params={"type": "llm_as_judge", **params},
-        **extra,
-    )
 
 
 def test_lists_builtin_and_shipped_functions(client: Any) -> None:
@@ -101,7 +90,7 @@ def test_choice_judge_maps_labels_to_scores(client: Any) -> None:
 
 def test_register_score_unregister(client: Any) -> None:
     fn_id = _unique("strict")
-    _register(
+    register_judge(
         client,
         fn_id,
         {
@@ -122,7 +111,7 @@ def test_register_score_unregister(client: Any) -> None:
 
 def test_register_on_a_shipped_base_keeps_its_range(client: Any) -> None:
     fn_id = _unique("based")
-    _register(client, fn_id, {"judge_model": "scripted/judge"}, provider_scoring_fn_id="judge::helpfulness-v1")
+    register_judge(client, fn_id, {"judge_model": "scripted/judge"}, provider_scoring_fn_id="judge::helpfulness-v1")
     judged = client.scoring.score(input_rows=[PARIS], scoring_functions={fn_id: None}).results[fn_id]
     assert judged.score_rows[0]["score"] == 9.0
     assert set(judged.aggregated_results) >= {"average", "median"}  # the base's aggregations
@@ -197,7 +186,9 @@ def test_unknown_judge_model_is_a_clear_error(client: Any) -> None:
     with bad_request("nowhere/model"):
         client.scoring.score(input_rows=[PARIS], scoring_functions={"judge::helpfulness-v1": override})
     with bad_request("nowhere/model"):
-        _register(client, _unique("ghost"), {"judge_model": "nowhere/model", "prompt_template": "{generated_answer}"})
+        register_judge(
+            client, _unique("ghost"), {"judge_model": "nowhere/model", "prompt_template": "{generated_answer}"}
+        )
 
 
 @pytest.mark.parametrize(
@@ -214,11 +205,13 @@ def test_unknown_judge_model_is_a_clear_error(client: Any) -> None:
 def test_invalid_registrations_are_refused(client: Any, params: dict[str, Any], fragment: str) -> None:
     fn_id = _unique("invalid")
     with bad_request(fragment):
-        _register(client, fn_id, {"judge_model": "scripted/judge", **params})
+        register_judge(client, fn_id, {"judge_model": "scripted/judge", **params})
     assert fn_id not in {fn.identifier for fn in client.scoring_functions.list()}
 
 
 def test_shipped_id_cannot_be_taken(client: Any) -> None:
     with bad_request("judge::helpfulness-v1"):
-        _register(client, "judge::helpfulness-v1", {"judge_model": "scripted/judge", "prompt_template": "{x} [[10]]"})
+        register_judge(
+            client, "judge::helpfulness-v1", {"judge_model": "scripted/judge", "prompt_template": "{x} [[10]]"}
+        )
     assert client.scoring_functions.retrieve("judge::helpfulness-v1").description.startswith("Rates how helpful")
