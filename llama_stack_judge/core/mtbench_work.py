@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_stack_judge.core.mtbench import NEED_REFERENCE, Question, load_turn_answers
+from llama_stack_judge.core.panel import majority_of
 from llama_stack_judge.errors import JudgeInputError
 
 Answers = Mapping[str, Mapping[int, tuple[str, ...]]]  # answer turns by model and question id
@@ -114,9 +115,7 @@ def _panel_orders(members: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any],
     orders = []
     for index in (0, 1):
         verdicts = [m["orders"][index].get("verdict") for m in members if len(m.get("orders") or []) == 2]
-        top = max(set(verdicts), key=verdicts.count) if verdicts else None
-        majority = top if top is not None and verdicts.count(top) * 2 > len(verdicts) else "C"
-        orders.append({"verdict": majority, "judge_feedback": None})
+        orders.append({"verdict": majority_of(verdicts, "C"), "judge_feedback": None})
     return orders[0], orders[1]
 
 

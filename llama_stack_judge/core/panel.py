@@ -122,15 +122,16 @@ def _label(vote: RowResult) -> str:
     return vote.verdict if vote.verdict is not None else f"{vote.score:g}"
 
 
+def majority_of[T, D](labels: Sequence[T], default: D) -> T | D:
+    """The label more than half of ``labels`` share, else ``default``."""
+    return next((label for label in dict.fromkeys(labels) if labels.count(label) * 2 > len(labels)), default)
+
+
 def _majority(scored: Sequence[RowResult]) -> tuple[str, float]:
     """The verdict more than half of the votes share and its score; else a tie, scored as the votes' mean."""
-    labels = [_label(vote) for vote in scored]
-    for label in dict.fromkeys(labels):
-        if labels.count(label) * 2 > len(labels):
-            return label, mean(
-                [vote.score for vote in scored if _label(vote) == label and vote.score is not None]
-            ) or 0.0
-    return NO_MAJORITY, mean([vote.score for vote in scored if vote.score is not None]) or 0.0
+    label = majority_of([_label(vote) for vote in scored], None)
+    voters = scored if label is None else [vote for vote in scored if _label(vote) == label]
+    return label or NO_MAJORITY, mean([vote.score for vote in voters if vote.score is not None]) or 0.0
 
 
 def _shared_details(votes: Sequence[RowResult]) -> dict[str, object]:
