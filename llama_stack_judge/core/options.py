@@ -57,14 +57,16 @@ class JudgeOptions(BaseModel):
     )
     panel_combine: Combine | None = Field(
         default=None,
-        description="How a panel's verdicts on a row become one (a panel: several judge models separated by commas): "
+        description="How a panel's verdicts on a row become one (a panel: several judge models, or definitions "
+        "with theirs, separated by commas): "
         "mean or median of ratings, majority of choices (a tie when none has one). Default: mean for ratings, "
         "majority for choices.",
     )
     escalate_to: str | None = Field(
         default=None,
         min_length=1,
-        description="A stronger judge model that judges only the rows a panel disagrees on; its verdict is the row's.",
+        description="A stronger judge model (for a panel of definitions: '<function>@<model>') that judges only the "
+        "rows a panel disagrees on; its verdict is the row's.",
     )
     escalate_spread: float = Field(
         default=2.0,

@@ -4,6 +4,9 @@ A panel is named where one judge model is (a definition's ``judge_model``, a cal
 ``--judge-model``): several model ids separated by commas. Rating verdicts are combined by their mean or median,
 choice verdicts (pairwise winners among them) by majority, with a tie when no verdict has one. With escalation, a
 stronger judge model judges only the rows on which the panel disagrees, and its verdict is the row's.
+
+Members are named by label: judge model ids here, ``function@model`` for a panel of definitions
+(``definition_panel``); this module only needs a way to judge rows with each.
 """
 
 import asyncio

@@ -14,19 +14,22 @@ from llama_stack_api import (
 )
 
 from llama_stack_judge.core.builtin import BuiltinScorer, builtin_scorers
+from llama_stack_judge.core.definition_panel import DefinitionPanel
 from llama_stack_judge.core.definitions import (
     Aggregation,
     JudgeDefinition,
     load_definitions,
     validate_definition,
 )
+from llama_stack_judge.core.panel import MEMBER_SEPARATOR
 from llama_stack_judge.core.tasks import AssessmentTask, build_tasks
 from llama_stack_judge.errors import JudgeDefinitionError
 
 PREFIX = "judge"
 SHIPPED_MARK = "llama_stack_judge.shipped"
 
-Scorer = JudgeDefinition | BuiltinScorer | AssessmentTask
+Shipped = JudgeDefinition | BuiltinScorer | AssessmentTask
+Scorer = Shipped | DefinitionPanel  # panels of definitions are registered through the API only
 _STACK_AGGREGATIONS = {a.value for a in AggregationFunctionType}
 
 
@@ -38,7 +41,7 @@ def _aggregations(names: list[AggregationFunctionType], *, where: str) -> tuple[
     return tuple(Aggregation(getattr(n, "value", n)) for n in names)
 
 
-def to_scoring_fn(scorer: Scorer, provider_id: str) -> ScoringFn:
+def to_scoring_fn(scorer: Shipped, provider_id: str) -> ScoringFn:
     """The ScoringFn this provider advertises for a built-in or shipped scorer."""
     # Our own aggregations (win_rate, position_bias) are not in the stack's enum: they travel in the metadata.
     aggregations = [AggregationFunctionType(a.value) for a in scorer.aggregation_functions if a in _STACK_AGGREGATIONS]
@@ -119,6 +122,21 @@ def task_judge_model(params: object, *, where: str) -> str | None:
     return judge_params.judge_model or None
 
 
+def panel_params(panel: DefinitionPanel, params: object, *, where: str) -> DefinitionPanel:
+    """A panel of definitions with a per-call aggregation override; its members are fixed at registration."""
+    judge_params = _judge_params(params, where=where)
+    if judge_params is None:
+        return panel
+    if judge_params.judge_model or judge_params.prompt_template is not None or judge_params.judge_score_regexes:
+        raise JudgeDefinitionError(
+            f"{where}: a panel of definitions judges with the members it was registered with; only "
+            "aggregation_functions can be set per call (register another panel for other members)"
+        )
+    if not judge_params.aggregation_functions:
+        return panel
+    return replace(panel, aggregation_functions=_aggregations(judge_params.aggregation_functions, where=where))
+
+
 def apply_builtin_params(scorer: BuiltinScorer, params: object, *, where: str) -> BuiltinScorer:
     """A built-in with a per-call aggregation override."""
     if params is None:
@@ -138,7 +156,7 @@ class ScoringFunctionRegistry:
     """Built-in scorers and the definitions shipped with the package or found in configured directories."""
 
     def __init__(self, definition_dirs: list[str]) -> None:
-        self._scorers: dict[str, Scorer] = {s.identifier: s for s in builtin_scorers(PREFIX)}
+        self._scorers: dict[str, Shipped] = {s.identifier: s for s in builtin_scorers(PREFIX)}
         for directory in [SHIPPED_DEFINITIONS, *map(Path, definition_dirs)]:
             for definition in load_definitions(directory, prefix=PREFIX):
                 if definition.identifier in self._scorers:
@@ -150,19 +168,21 @@ class ScoringFunctionRegistry:
         for task in build_tasks(judges, prefix=PREFIX):
             self._scorers[task.identifier] = task
 
-    def shipped(self) -> list[Scorer]:
+    def shipped(self) -> list[Shipped]:
         """Every built-in and shipped scorer."""
         return list(self._scorers.values())
 
-    def get(self, identifier: str) -> Scorer | None:
+    def get(self, identifier: str) -> Shipped | None:
         """The shipped scorer with this id, if any."""
         return self._scorers.get(identifier)
 
-    def definition_from_registration(self, fn: ScoringFn) -> JudgeDefinition:
+    def definition_from_registration(self, fn: ScoringFn) -> JudgeDefinition | DefinitionPanel:
         """Build the judge a client registered at run time.
 
         ``provider_scoring_fn_id`` may name a shipped judge to start from (its system prompt, verdict range and
-        sampling are kept); the llm_as_judge params are laid over it.
+        sampling are kept); the llm_as_judge params are laid over it. Without a prompt template, a ``judge_model``
+        naming several scoring functions makes a panel of definitions (its members are checked by the provider,
+        which knows the functions registered through the API).
 
         Raises:
             JudgeDefinitionError: for an id that collides with a shipped one, an unknown base, or invalid params.
@@ -182,10 +202,16 @@ class ScoringFunctionRegistry:
                 base.with_changes(identifier=fn.identifier, description=fn.description or ""), fn.params, where=where
             )
         params = _judge_params(fn.params, where=where)
+        if params is not None and params.prompt_template is None and MEMBER_SEPARATOR in params.judge_model:
+            if params.judge_score_regexes:
+                raise JudgeDefinitionError(f"{where}: a panel of definitions reads verdicts with its members' patterns")
+            aggregations = _aggregations(params.aggregation_functions, where=where)
+            return DefinitionPanel.named(fn.identifier, fn.description or "", params.judge_model, aggregations)
         if params is None or params.prompt_template is None:
             raise JudgeDefinitionError(
-                f"{where}: needs llm_as_judge params with a prompt_template (or a shipped judge as "
-                "provider_scoring_fn_id)"
+                f"{where}: needs llm_as_judge params with a prompt_template, a shipped judge as "
+                "provider_scoring_fn_id, or a judge_model naming a panel of scoring functions "
+                "('<function>@<model>, <function>@<model>')"
             )
         data: dict[str, Any] = {
             "identifier": fn.identifier,

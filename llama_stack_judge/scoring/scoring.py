@@ -1,6 +1,6 @@
 """JudgeScoringImpl: the Scoring provider, a thin adapter between llama-stack and the judge core."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,6 +36,13 @@ from llama_stack_judge.core.aggregate import (
     group_keys,
 )
 from llama_stack_judge.core.builtin import BuiltinScorer
+from llama_stack_judge.core.definition_panel import (
+    DefinitionPanel,
+    PanelMember,
+    check_one_scale,
+    member_label,
+    shared_failed_score,
+)
 from llama_stack_judge.core.definitions import ChoiceVerdict, FailurePolicy, JudgeDefinition
 from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import JudgeOptions
@@ -53,11 +60,13 @@ from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.scoring.cache import SqlReplyCache
 from llama_stack_judge.scoring.config import JudgeScoringConfig
 from llama_stack_judge.scoring.functions import (
+    PREFIX,
     SHIPPED_MARK,
     Scorer,
     ScoringFunctionRegistry,
     apply_builtin_params,
     apply_params,
+    panel_params,
     task_judge_model,
     to_scoring_fn,
 )
@@ -79,24 +88,47 @@ def _turns(rows: list[Row]) -> list[int] | None:
     return sorted(found) or None
 
 
+Provenance = Callable[[str], dict[str, Any]]  # a judge model's (or panel member's) provenance, by its name
+
+
 @dataclass(frozen=True, slots=True)
 class Judged:
-    """Rows' results, the judge models that made them, and the panel's own results when they were a panel."""
+    """Rows' results, the judge models (or panel members) that made them, and the panel's own results if a panel."""
 
     results: list[RowResult]
     models: tuple[str, ...]
     panel: PanelResults | None = None
 
-    def provenance(self, definition: JudgeDefinition) -> dict[str, Any]:
-        """What made the judgments: the definition's provenance with its model, or with each member's."""
+    def provenance(self, of: Provenance) -> dict[str, Any]:
+        """What made the judgments: the judge's provenance, or each member's and the panel's rule."""
         if self.panel is None:
-            return definition.provenance(self.models[0])
+            return of(self.models[0])
         panel = self.panel.panel
         return {
-            "panel": {model: definition.provenance(model) for model in self.models},
+            "panel": {model: of(model) for model in self.models},
             "combine": panel.combine.value,
-            "escalate_to": None if panel.escalate_to is None else definition.provenance(panel.escalate_to),
+            "escalate_to": None if panel.escalate_to is None else of(panel.escalate_to),
         }
+
+
+async def _by_panel(
+    members: tuple[str, ...],
+    rows: Sequence[Row],
+    judge_with: JudgeWith,
+    options: JudgeOptions,
+    *,
+    escalate_to: str | None,
+    choices: bool,
+) -> Judged:
+    """Rows judged by a panel of these members (judge models, or definitions with theirs), as this call asks."""
+    panel = Panel(
+        members,
+        options.panel_combine or (Combine.majority if choices else Combine.mean),
+        escalate_to=escalate_to,
+        escalate_spread=options.escalate_spread,
+    )
+    judged = await judge_with_panel(panel, rows, judge_with)
+    return Judged(judged.combined, members, judged)
 
 
 class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
@@ -126,7 +158,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         )
         self.registry = ScoringFunctionRegistry(config.definition_dirs)
         # Judges registered through the API, compiled once; the stack's registry is their source of truth.
-        self._registered: dict[str, tuple[ScoringFn, JudgeDefinition]] = {}
+        self._registered: dict[str, tuple[ScoringFn, JudgeDefinition | DefinitionPanel]] = {}
         self._cards = SqlCardBook(None)  # the shipped cards, until initialize opens the card store
 
     async def initialize(self) -> None:
@@ -148,8 +180,12 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
     async def register_scoring_function(self, scoring_fn: ScoringFn) -> None:
         """Validate and compile a judge registered through the API; invalid ones are refused with a 400."""
         definition = self.registry.definition_from_registration(scoring_fn)
-        for member in panel_members(definition.judge_model) if definition.judge_model else ():
-            await self._judge_model(member, where=definition.identifier)
+        if isinstance(definition, DefinitionPanel):
+            where = f"scoring function {definition.identifier}"
+            await self._member_definitions(definition.members, JudgeOptions(), where=where)
+        else:
+            for member in panel_members(definition.judge_model) if definition.judge_model else ():
+                await self._judge_model(member, where=definition.identifier)
         self._registered[scoring_fn.identifier] = (scoring_fn, definition)
         logger.info("Registered judge", identifier=scoring_fn.identifier)
 
@@ -234,7 +270,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         *,
         where: str,
         choices: bool,
-    ) -> "Judged":
+    ) -> Judged:
         """Rows judged by the model ``named_model`` names (the provider's default if none), or by the panel it names."""
         members = panel_members(named_model) if named_model else ("",)
         if len(members) == 1:
@@ -242,14 +278,75 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             return Judged(await judge_with(model, rows), (model,))
         models = tuple([await self._judge_model(member, where=where) for member in members])
         escalate_to = await self._judge_model(options.escalate_to, where=where) if options.escalate_to else None
-        panel = Panel(
-            models,
-            options.panel_combine or (Combine.majority if choices else Combine.mean),
-            escalate_to=escalate_to,
-            escalate_spread=options.escalate_spread,
+        return await _by_panel(models, rows, judge_with, options, escalate_to=escalate_to, choices=choices)
+
+    async def _member_definitions(
+        self, members: Sequence[PanelMember], options: JudgeOptions, *, where: str
+    ) -> dict[str, JudgeDefinition]:
+        """Each panel member's definition with its judge model and this call's options, by the member's label.
+
+        Raises:
+            JudgeDefinitionError: for a member that is not one of this provider's judge definitions, one whose
+                model is a panel, a member named twice, or members whose verdicts are on different scales.
+            JudgeInputError: for a judge model the stack does not serve.
+        """
+        definitions: dict[str, JudgeDefinition] = {}
+        for member in members:
+            at = f"{where}, panel member {member.function}"
+            definition = await self._member_definition(member.function, where=at)
+            named = member.model or definition.judge_model
+            if named and len(panel_members(named)) > 1:
+                raise JudgeDefinitionError(f"{at}: its judge model {named!r} is a panel; name one with '@<model>'")
+            judged_by = definition.with_changes(judge_model=await self._judge_model(named, where=at))
+            label = member_label(judged_by)
+            if label in definitions:
+                raise JudgeDefinitionError(f"{where}: panel member {label} is named twice")
+            definitions[label] = options.apply(judged_by)
+        check_one_scale(definitions, where=where)
+        return definitions
+
+    async def _member_definition(self, function: str, *, where: str) -> JudgeDefinition:
+        """The judge definition a panel member names: shipped (its 'judge::' prefix optional) or registered."""
+        shipped = next((i for i in (function, f"{PREFIX}::{function}") if self.registry.get(i) is not None), None)
+        if shipped is None:
+            try:
+                stored = await self._stored_function(function)
+            except UnknownScoringFunctionError:
+                raise JudgeDefinitionError(f"{where}: no such scoring function on this provider") from None
+            if stored.provider_id != self.__provider_id__:
+                raise JudgeDefinitionError(f"{where}: is served by provider {stored.provider_id!r}, not by this one")
+        scorer = await self._resolve(shipped or function)
+        if not isinstance(scorer, JudgeDefinition):
+            raise JudgeDefinitionError(
+                f"{where}: is not an LLM judge definition; a panel of definitions combines judge definitions "
+                "(a task or one definition takes a panel of models as its judge_model)"
+            )
+        return scorer
+
+    async def _judged_by_definitions(
+        self, panel: DefinitionPanel, rows: Sequence[Row], judge: Judge, options: JudgeOptions, usage: Usage
+    ) -> tuple[Judged, dict[str, JudgeDefinition]]:
+        """Rows judged by a panel of definitions (and its escalation member); the members' definitions by label."""
+        where = f"scoring function {panel.identifier}"
+        definitions = await self._member_definitions(panel.members, options, where=where)
+        every = dict(definitions)  # and the escalation member's, if any
+        escalate_to = None
+        if options.escalate_to:
+            escalation = PanelMember.parse(options.escalate_to, where=f"{where}, escalate_to")
+            strong = await self._member_definitions([escalation], options, where=f"{where}, escalate_to")
+            escalate_to = next(iter(strong))
+            every |= strong
+            check_one_scale(every, where=where)
+
+        async def member_with(label: str, some: Sequence[Row]) -> list[RowResult]:
+            definition = every[label]
+            return await judge.judge_rows(definition, some, judge_model=definition.judge_model, usage=usage)
+
+        choices = isinstance(next(iter(definitions.values())).verdict, ChoiceVerdict)
+        judged = await _by_panel(
+            tuple(definitions), rows, member_with, options, escalate_to=escalate_to, choices=choices
         )
-        judged = await judge_with_panel(panel, rows, judge_with)
-        return Judged(judged.combined, models, judged)
+        return judged, every
 
     async def score_function(
         self, identifier: str, params: object, rows: list[Row], options: JudgeOptions
@@ -281,7 +378,17 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             results = judged.results
             aggregations = task.aggregation_functions
             failed_score = task.failed_score
-            judges = {d.identifier: judged.provenance(d) for d in task.judges.values()}
+            judges = {d.identifier: judged.provenance(d.provenance) for d in task.judges.values()}
+        elif isinstance(scorer, DefinitionPanel):
+            panel = panel_params(scorer, params, where=where)
+            judged, members = await self._judged_by_definitions(panel, rows, self._judge_for(options), options, usage)
+            results = judged.results
+            first = next(iter(members.values()))
+            aggregations = panel.aggregation_functions or first.aggregation_functions
+            failed_score = shared_failed_score({label: members[label] for label in judged.models})
+            judges = {
+                panel.identifier: judged.provenance(lambda label: members[label].provenance(members[label].judge_model))
+            }
         else:
             definition = options.apply(apply_params(scorer, params, where=where))
             judge = self._judge_for(options)
@@ -297,7 +404,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             aggregations = definition.aggregation_functions
             if definition.failure_policy is FailurePolicy.minimum:
                 failed_score = definition.minimum_score
-            judges = {definition.identifier: judged.provenance(definition)}
+            judges = {definition.identifier: judged.provenance(definition.provenance)}
         stats = Statistics(failed_score, bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
         aggregated = aggregate(results, aggregations, stats, groups=groups)
         if judged is not None and judged.panel is not None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from llama_stack_judge.core.options import JudgeOptions
-from tests.stacks import bad_request, register_judge
+from tests.stacks import bad_request, register_benchmark, register_judge, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +82,98 @@ def test_escalation_asks_the_stronger_judge_only_where_the_panel_disagrees(clien
 def test_a_panel_member_the_stack_does_not_serve_is_refused_by_name(client: Any) -> None:
     with bad_request("nowhere/model"):
         register_panel(client, "scripted/judge, nowhere/model")
+
+
+# A panel of definitions: the shipped helpfulness judge through two models, and a registered variant of it with a
+# template the scripted judge has no rule for (it rates every answer 5). Ratings: 9/5/2, 9/1/2 and 5/5/5.
+STRICT = "Strict review.\nQuestion: {input_query}\nResponse: {generated_answer}\nRate it 1-10 as [[n]]."
+
+
+def register_definition_panel(client: Any, strict_id: str, *extra_members: str) -> str:
+    members = [
+        "judge::helpfulness-v1@scripted/judge",
+        "helpfulness-v1@scripted/judge-plain",
+        f"{strict_id}@scripted/judge",
+    ]
+    params = {"judge_model": ", ".join([*members, *extra_members])}
+    return register_judge(
+        client, f"test::definitions-{uuid.uuid4().hex[:8]}", params, description="a panel of definitions"
+    )
+
+
+def register_strict(client: Any) -> str:
+    return register_judge(
+        client,
+        f"test::strict-{uuid.uuid4().hex[:8]}",
+        {"judge_model": "", "prompt_template": STRICT},
+        provider_scoring_fn_id="judge::helpfulness-v1",  # keeps its 1-10 scale
+    )
+
+
+def test_a_panel_of_definitions_judges_each_row_with_every_definition_and_its_model(client: Any) -> None:
+    strict_id = register_strict(client)
+    fn_id = register_definition_panel(client, strict_id)
+    result = score(client, fn_id, details=True)
+    assert [row["score"] for row in result.score_rows] == pytest.approx([23 / 3, 11 / 3, 3])
+    labels = [
+        "judge::helpfulness-v1@scripted/judge",
+        "judge::helpfulness-v1@scripted/judge-plain",
+        f"{strict_id}@scripted/judge",
+    ]
+    first_row = result.score_rows[0]["panel"]
+    assert [(m["judge_model"], m["score"]) for m in first_row] == [(labels[0], 9), (labels[1], 9), (labels[2], 5)]
+    panel = result.aggregated_results["panel"]
+    assert panel["members"] == labels
+    assert panel["by_member"][labels[2]]["average"]["average"] == pytest.approx(5)
+    # The strict definition rates every answer 5: no agreement beyond chance with the helpfulness judge.
+    assert panel["agreement"]["cohen_kappa"][f"{labels[0]} | {labels[2]}"] == pytest.approx(0)
+    assert {"average", "median", "panel", "judges"} <= set(result.aggregated_results)  # the helpfulness judge's
+    provenance = result.aggregated_results["judges"][fn_id]["panel"]
+    assert list(provenance) == labels
+    assert provenance[labels[0]]["content_hash"] != provenance[labels[2]]["content_hash"]
+    # Escalation names a definition and its model too; the rows spread by 4 (9/9/5, 5/1/5) go to it, not 2/2/5.
+    escalated = score(client, fn_id, details=True, escalate_to=f"{strict_id}@scripted/candidate", escalate_spread=3)
+    assert [("escalated_to" in row) for row in escalated.score_rows] == [True, True, False]
+    assert [row["score"] for row in escalated.score_rows] == pytest.approx([5, 5, 3])  # the candidate rates 5
+    assert escalated.aggregated_results["panel"]["escalation"]["judge_model"] == f"{strict_id}@scripted/candidate"
+    with bad_request("only aggregation_functions can be set per call"):
+        client.scoring.score(
+            input_rows=ROWS, scoring_functions={fn_id: {"type": "llm_as_judge", "judge_model": "scripted/judge"}}
+        )
+    for registered in (fn_id, strict_id):
+        client.scoring_functions.unregister(registered)
+
+
+@pytest.mark.parametrize(
+    ("member", "refusal"),
+    [
+        ("judge::correctness-v1@scripted/judge", "different scales"),  # choices among ratings
+        ("test::unknown@scripted/judge", "no such scoring function"),
+        ("judge::helpfulness-v1@nowhere/model", "nowhere/model"),
+        ("response_assessment.rating@scripted/judge", "not an LLM judge definition"),
+    ],
+)
+def test_a_panel_of_definitions_is_refused_at_registration_naming_the_bad_member(
+    client: Any, member: str, refusal: str
+) -> None:
+    strict_id = register_strict(client)
+    with bad_request(refusal):
+        register_definition_panel(client, strict_id, member)
+    client.scoring_functions.unregister(strict_id)
+
+
+def test_an_eval_job_scores_with_a_panel_of_definitions(client: Any) -> None:
+    strict_id = register_strict(client)
+    fn_id = register_judge(
+        client, f"test::definitions-{uuid.uuid4().hex[:8]}", {"judge_model": f"helpfulness-v1, {strict_id}"}
+    )
+    questions = [{"input_query": "What is the capital of France?"}, {"input_query": "What is 2+2?"}]
+    benchmark_id = register_benchmark(client, questions, [fn_id])
+    candidate = {"type": "model", "model": "scripted/candidate", "sampling_params": {"max_tokens": 64}}
+    job = client.alpha.eval.run_eval(benchmark_id, benchmark_config={"eval_candidate": candidate, "scoring_params": {}})
+    assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
+    rows = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id).scores[fn_id].score_rows
+    # Both members judge with the provider's default judge model: helpfulness 9 and 2, the strict variant 5 and 5.
+    assert [[m["score"] for m in row["panel"]] for row in rows] == [[9, 5], [2, 5]]
+    assert [row["score"] for row in rows] == [7, 3.5]
+    assert rows[0]["panel"][1]["judge_model"] == f"{strict_id}@scripted/judge"

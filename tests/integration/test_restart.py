@@ -38,12 +38,23 @@ def _with_definition_dir(directory: Path) -> dict[str, list[dict[str, Any]]]:
 def test_registered_judge_survives_restart(mode: str, state_dir: Path, storage: Backends) -> None:
     run_yaml = run_config_file(state_dir, backends=storage)
     params = {"type": "llm_as_judge", "judge_model": "scripted/judge", "prompt_template": "Answer: {generated_answer}"}
+    # And a panel of definitions with it as a member: the stack hands neither back, both are rebuilt on use.
+    panel = {"type": "llm_as_judge", "judge_model": "team::kept, team::kept@scripted/candidate"}
     with stack_client(mode, run_yaml) as client:
         register_judge(client, "team::kept", params, description="kept")
+        register_judge(client, "team::panel", panel, description="a panel of definitions")
     with stack_client(mode, run_yaml) as client:
         assert client.scoring_functions.retrieve("team::kept").params.prompt_template == params["prompt_template"]
-        judged = client.scoring.score(input_rows=[ROW], scoring_functions={"team::kept": None}).results["team::kept"]
-        assert judged.score_rows[0]["score"] == 9.0
+        judged = client.scoring.score(
+            input_rows=[ROW], scoring_functions={"team::kept": None, "team::panel": None}
+        ).results
+        assert judged["team::kept"].score_rows[0]["score"] == 9.0
+        members = judged["team::panel"].score_rows[0]["panel"]
+        assert [(m["judge_model"], m["score"]) for m in members] == [
+            ("team::kept@scripted/judge", 9),
+            ("team::kept@scripted/candidate", 9),
+        ]
+        client.scoring_functions.unregister("team::panel")
         client.scoring_functions.unregister("team::kept")
     with stack_client(mode, run_yaml) as client:
         assert "team::kept" not in {fn.identifier for fn in client.scoring_functions.list()}
