@@ -1,7 +1,7 @@
 """JudgeScoringImpl: the Scoring provider, a thin adapter between llama-stack and the judge core."""
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from llama_stack.core.datatypes import ScoringFnWithOwner
@@ -38,16 +38,13 @@ from llama_stack_judge.core.aggregate import (
 from llama_stack_judge.core.builtin import BuiltinScorer
 from llama_stack_judge.core.definition_panel import (
     DefinitionPanel,
-    PanelMember,
-    check_one_scale,
-    member_label,
     shared_failed_score,
 )
 from llama_stack_judge.core.definitions import ChoiceVerdict, FailurePolicy, JudgeDefinition
 from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import RowResult
-from llama_stack_judge.core.panel import Combine, JudgeWith, Panel, PanelResults, judge_with_panel, panel_members
+from llama_stack_judge.core.panel import panel_members
 from llama_stack_judge.core.rows import Row, check_rows
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
 from llama_stack_judge.core.tasks import AssessmentTask
@@ -72,6 +69,7 @@ from llama_stack_judge.scoring.functions import (
 )
 from llama_stack_judge.scoring.inference import StackChat
 from llama_stack_judge.scoring.options import taking_options
+from llama_stack_judge.scoring.panels import Judged, judged_by_definitions, judged_by_models, member_definitions
 from llama_stack_judge.stored import RoutingTableSlot, check_readable, from_registry, read_rows
 
 logger = get_logger(name=__name__, category="scoring")
@@ -86,49 +84,6 @@ def _turns(rows: list[Row]) -> list[int] | None:
             return None
         found.add(turn)
     return sorted(found) or None
-
-
-Provenance = Callable[[str], dict[str, Any]]  # a judge model's (or panel member's) provenance, by its name
-
-
-@dataclass(frozen=True, slots=True)
-class Judged:
-    """Rows' results, the judge models (or panel members) that made them, and the panel's own results if a panel."""
-
-    results: list[RowResult]
-    models: tuple[str, ...]
-    panel: PanelResults | None = None
-
-    def provenance(self, of: Provenance) -> dict[str, Any]:
-        """What made the judgments: the judge's provenance, or each member's and the panel's rule."""
-        if self.panel is None:
-            return of(self.models[0])
-        panel = self.panel.panel
-        return {
-            "panel": {model: of(model) for model in self.models},
-            "combine": panel.combine.value,
-            "escalate_to": None if panel.escalate_to is None else of(panel.escalate_to),
-        }
-
-
-async def _by_panel(
-    members: tuple[str, ...],
-    rows: Sequence[Row],
-    judge_with: JudgeWith,
-    options: JudgeOptions,
-    *,
-    escalate_to: str | None,
-    choices: bool,
-) -> Judged:
-    """Rows judged by a panel of these members (judge models, or definitions with theirs), as this call asks."""
-    panel = Panel(
-        members,
-        options.panel_combine or (Combine.majority if choices else Combine.mean),
-        escalate_to=escalate_to,
-        escalate_spread=options.escalate_spread,
-    )
-    judged = await judge_with_panel(panel, rows, judge_with)
-    return Judged(judged.combined, members, judged)
 
 
 class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
@@ -182,10 +137,10 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         definition = self.registry.definition_from_registration(scoring_fn)
         if isinstance(definition, DefinitionPanel):
             where = f"scoring function {definition.identifier}"
-            await self._member_definitions(definition.members, JudgeOptions(), where=where)
+            await member_definitions(self, definition.members, JudgeOptions(), where=where)
         else:
             for member in panel_members(definition.judge_model) if definition.judge_model else ():
-                await self._judge_model(member, where=definition.identifier)
+                await self.served_judge_model(member, where=definition.identifier)
         self._registered[scoring_fn.identifier] = (scoring_fn, definition)
         logger.info("Registered judge", identifier=scoring_fn.identifier)
 
@@ -234,7 +189,8 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         )
         return stored
 
-    async def _judge_model(self, named: str, *, where: str) -> str:
+    async def served_judge_model(self, named: str, *, where: str) -> str:
+        """The model ``named`` names ('' for the provider's default), checked to be served by the stack."""
         model = named or self.config.default_judge_model
         if not model:
             raise JudgeDefinitionError(
@@ -261,51 +217,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             judge = replace(judge, cache_scope=f"user:{user.principal}")
         return judge
 
-    async def _judged(
-        self,
-        named_model: str,
-        rows: Sequence[Row],
-        judge_with: JudgeWith,
-        options: JudgeOptions,
-        *,
-        where: str,
-        choices: bool,
-    ) -> Judged:
-        """Rows judged by the model ``named_model`` names (the provider's default if none), or by the panel it names."""
-        members = panel_members(named_model) if named_model else ("",)
-        if len(members) == 1:
-            model = await self._judge_model(members[0], where=where)
-            return Judged(await judge_with(model, rows), (model,))
-        models = tuple([await self._judge_model(member, where=where) for member in members])
-        escalate_to = await self._judge_model(options.escalate_to, where=where) if options.escalate_to else None
-        return await _by_panel(models, rows, judge_with, options, escalate_to=escalate_to, choices=choices)
-
-    async def _member_definitions(
-        self, members: Sequence[PanelMember], options: JudgeOptions, *, where: str
-    ) -> dict[str, JudgeDefinition]:
-        """Each panel member's definition with its judge model and this call's options, by the member's label.
-
-        Raises:
-            JudgeDefinitionError: for a member that is not one of this provider's judge definitions, one whose
-                model is a panel, a member named twice, or members whose verdicts are on different scales.
-            JudgeInputError: for a judge model the stack does not serve.
-        """
-        definitions: dict[str, JudgeDefinition] = {}
-        for member in members:
-            at = f"{where}, panel member {member.function}"
-            definition = await self._member_definition(member.function, where=at)
-            named = member.model or definition.judge_model
-            if named and len(panel_members(named)) > 1:
-                raise JudgeDefinitionError(f"{at}: its judge model {named!r} is a panel; name one with '@<model>'")
-            judged_by = definition.with_changes(judge_model=await self._judge_model(named, where=at))
-            label = member_label(judged_by)
-            if label in definitions:
-                raise JudgeDefinitionError(f"{where}: panel member {label} is named twice")
-            definitions[label] = options.apply(judged_by)
-        check_one_scale(definitions, where=where)
-        return definitions
-
-    async def _member_definition(self, function: str, *, where: str) -> JudgeDefinition:
+    async def judge_definition(self, function: str, *, where: str) -> JudgeDefinition:
         """The judge definition a panel member names: shipped (its 'judge::' prefix optional) or registered."""
         shipped = next((i for i in (function, f"{PREFIX}::{function}") if self.registry.get(i) is not None), None)
         if shipped is None:
@@ -322,31 +234,6 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
                 "(a task or one definition takes a panel of models as its judge_model)"
             )
         return scorer
-
-    async def _judged_by_definitions(
-        self, panel: DefinitionPanel, rows: Sequence[Row], judge: Judge, options: JudgeOptions, usage: Usage
-    ) -> tuple[Judged, dict[str, JudgeDefinition]]:
-        """Rows judged by a panel of definitions (and its escalation member); the members' definitions by label."""
-        where = f"scoring function {panel.identifier}"
-        definitions = await self._member_definitions(panel.members, options, where=where)
-        every = dict(definitions)  # and the escalation member's, if any
-        escalate_to = None
-        if options.escalate_to:
-            escalation = PanelMember.parse(options.escalate_to, where=f"{where}, escalate_to")
-            strong = await self._member_definitions([escalation], options, where=f"{where}, escalate_to")
-            escalate_to = next(iter(strong))
-            every |= strong
-            check_one_scale(every, where=where)
-
-        async def member_with(label: str, some: Sequence[Row]) -> list[RowResult]:
-            definition = every[label]
-            return await judge.judge_rows(definition, some, judge_model=definition.judge_model, usage=usage)
-
-        choices = isinstance(next(iter(definitions.values())).verdict, ChoiceVerdict)
-        judged = await _by_panel(
-            tuple(definitions), rows, member_with, options, escalate_to=escalate_to, choices=choices
-        )
-        return judged, every
 
     async def score_function(
         self, identifier: str, params: object, rows: list[Row], options: JudgeOptions
@@ -372,8 +259,8 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             async def task_with(model: str, some: Sequence[Row]) -> list[RowResult]:
                 return await task.score_rows(some, judge, judge_model=model, usage=usage)
 
-            judged = await self._judged(
-                task.judge_model, rows, task_with, options, where=where, choices=task.kind == "pair"
+            judged = await judged_by_models(
+                self, task.judge_model, rows, task_with, options, where=where, choices=task.kind == "pair"
             )
             results = judged.results
             aggregations = task.aggregation_functions
@@ -381,7 +268,7 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             judges = {d.identifier: judged.provenance(d.provenance) for d in task.judges.values()}
         elif isinstance(scorer, DefinitionPanel):
             panel = panel_params(scorer, params, where=where)
-            judged, members = await self._judged_by_definitions(panel, rows, self._judge_for(options), options, usage)
+            judged, members = await judged_by_definitions(self, panel, rows, self._judge_for(options), options, usage)
             results = judged.results
             first = next(iter(members.values()))
             aggregations = panel.aggregation_functions or first.aggregation_functions
@@ -397,8 +284,8 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
                 return await judge.judge_rows(definition, some, judge_model=model, usage=usage)
 
             choices = isinstance(definition.verdict, ChoiceVerdict)
-            judged = await self._judged(
-                definition.judge_model, rows, definition_with, options, where=where, choices=choices
+            judged = await judged_by_models(
+                self, definition.judge_model, rows, definition_with, options, where=where, choices=choices
             )
             results = judged.results
             aggregations = definition.aggregation_functions
