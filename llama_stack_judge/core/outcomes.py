@@ -97,8 +97,9 @@ class RowResult:
         return row
 
 
-# Detail fields the aggregations read (pairwise orders and winner, per-turn judgments); texts are left behind.
-_AGGREGATED_DETAILS = ("orders", "winner", "turns", "turn")
+# Detail fields the aggregations read (pairwise orders and winner, per-turn judgments, a panel's members' judgments
+# and escalation); texts are left behind.
+_AGGREGATED_DETAILS = ("orders", "winner", "turns", "turn", "panel", "escalated_to")
 _TEXT_FIELDS = ("judge_feedback", "error")
 
 

@@ -9,9 +9,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llama_stack_judge.core.aggregate import AGGREGATION_KEY, JUDGE_CARD_KEY, JUDGES_KEY, Statistics, aggregate
+from llama_stack_judge.core.aggregate import (
+    AGGREGATION_KEY,
+    JUDGE_CARD_KEY,
+    JUDGES_KEY,
+    PANEL_KEY,
+    Statistics,
+    aggregate,
+)
 from llama_stack_judge.core.definitions import Aggregation
 from llama_stack_judge.core.outcomes import RowResult, compact_result
+from llama_stack_judge.core.panel import Panel, panel_results_from_rows
 
 # A function of another provider does not say how it aggregates: its scores are averaged and counted.
 DEFAULT_PLAN: dict[str, Any] = {"functions": [Aggregation.average.value], "failed_score": None}
@@ -31,6 +39,7 @@ class PagedScores:
     usage: dict[str, int] = field(default_factory=dict)
     results: list[RowResult] = field(default_factory=list)
     groups: dict[str, list[object]] = field(default_factory=dict)
+    escalation_calls: int = 0  # a panel's escalation judge's calls, summed over pages
 
     def add_rows(self, score_rows: Sequence[Mapping[str, Any]], groups: Mapping[str, Sequence[object]]) -> None:
         """One page's score rows and its rows' ``group_by`` values."""
@@ -47,6 +56,8 @@ class PagedScores:
         self.judge_card = aggregated.get(JUDGE_CARD_KEY) or self.judge_card
         for key, value in (aggregated.get("usage") or {}).items():
             self.usage[key] = self.usage.get(key, 0) + int(value)
+        escalation = (aggregated.get(PANEL_KEY) or {}).get("escalation") or {}
+        self.escalation_calls += int(escalation.get("calls") or 0)
 
     def aggregated(self, *, bootstrap_resamples: int, seed: int) -> dict[str, Any]:
         """The aggregates over every page, with how they were made and the summed usage."""
@@ -54,6 +65,10 @@ class PagedScores:
         functions = [Aggregation(name) for name in plan.get("functions", [])]
         stats = Statistics(plan.get("failed_score"), bootstrap_resamples=bootstrap_resamples, seed=seed)
         merged = aggregate(self.results, functions, stats, groups=self.groups) | {AGGREGATION_KEY: plan}
+        if PANEL_KEY in plan:
+            panel = panel_results_from_rows(Panel.from_settings(plan[PANEL_KEY]), self.results, self.escalation_calls)
+            if panel is not None:
+                merged[PANEL_KEY] = panel.report(functions, stats)
         return (
             merged
             | ({"usage": self.usage} if self.usage else {})

@@ -20,7 +20,7 @@ from typing import Any
 from llama_stack_judge.core.aggregate import Statistics, aggregate
 from llama_stack_judge.core.agreement import cohen_kappa, fleiss_kappa
 from llama_stack_judge.core.definitions import Aggregation
-from llama_stack_judge.core.outcomes import Outcome, RowResult, failure_outcome
+from llama_stack_judge.core.outcomes import Outcome, RowResult, compact_result, failure_outcome
 from llama_stack_judge.core.stats import mean, median
 from llama_stack_judge.errors import JudgeInputError
 
@@ -66,6 +66,25 @@ class Panel:
             raise JudgeInputError(f"a panel needs at least two judge models, got {list(self.members)}")
         if self.escalate_to is not None and self.escalate_to in self.members:
             raise JudgeInputError(f"the escalation judge {self.escalate_to!r} is already a member of the panel")
+
+    def settings(self) -> dict[str, object]:
+        """The panel as plain data, for whoever aggregates its rows later (an eval job, over its pages)."""
+        return {
+            "members": list(self.members),
+            "combine": self.combine.value,
+            "escalate_to": self.escalate_to,
+            "escalate_spread": self.escalate_spread,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> "Panel":
+        """The panel ``settings`` describe."""
+        return cls(
+            tuple(settings["members"]),
+            Combine(settings["combine"]),
+            escalate_to=settings.get("escalate_to"),
+            escalate_spread=float(settings.get("escalate_spread", 2.0)),
+        )
 
     @property
     def choices(self) -> bool:
@@ -262,6 +281,24 @@ class PanelResults:
         if (escalation := self.escalation()) is not None:
             report["escalation"] = escalation
         return report
+
+
+def panel_results_from_rows(
+    panel: Panel, combined: Sequence[RowResult], escalation_calls: int = 0
+) -> PanelResults | None:
+    """A panel's results rebuilt from its combined rows, which keep every member's judgment (``None`` if one lost it).
+
+    An eval job scores in pages; its panel report is made once over all of them from the stored rows.
+    """
+    by_member: list[list[RowResult]] = [[] for _ in panel.members]
+    for result in combined:
+        votes = (result.details or {}).get("panel")
+        if not isinstance(votes, list) or len(votes) != len(panel.members):
+            return None
+        for member, vote in zip(by_member, votes, strict=True):
+            member.append(compact_result(vote))
+    escalated = [index for index, result in enumerate(combined) if "escalated_to" in (result.details or {})]
+    return PanelResults(panel, list(combined), by_member, escalated, escalation_calls)
 
 
 def _rounded(value: float | None) -> float | None:

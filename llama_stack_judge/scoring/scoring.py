@@ -297,7 +297,10 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         if judged is not None and judged.panel is not None:
             aggregated[PANEL_KEY] = judged.panel.report(aggregations, stats)
         # How the aggregates were made, so that a caller scoring in pages (eval jobs) can make them over all pages.
-        aggregated[AGGREGATION_KEY] = {"functions": [a.value for a in aggregations], "failed_score": failed_score}
+        plan: dict[str, object] = {"functions": [a.value for a in aggregations], "failed_score": failed_score}
+        if judged is not None and judged.panel is not None:
+            plan[PANEL_KEY] = judged.panel.panel.settings()  # an eval job reports the panel over all its pages
+        aggregated[AGGREGATION_KEY] = plan
         if judged is not None:
             aggregated["usage"] = usage.as_dict()
             aggregated[JUDGES_KEY] = judges

@@ -4,12 +4,21 @@ The scripted judges agree on every answer but one: judge-plain rates answers mar
 """
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llama_stack_judge.core.options import JudgeOptions
-from tests.stacks import bad_request, register_benchmark, register_judge, wait_for_job
+from tests.stacks import (
+    bad_request,
+    library_client,
+    register_benchmark,
+    register_judge,
+    run_config_file,
+    wait_for_job,
+    with_eval_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -177,3 +186,30 @@ def test_an_eval_job_scores_with_a_panel_of_definitions(client: Any) -> None:
     assert [[m["score"] for m in row["panel"]] for row in rows] == [[9, 5], [2, 5]]
     assert [row["score"] for row in rows] == [7, 3.5]
     assert rows[0]["panel"][1]["judge_model"] == f"{strict_id}@scripted/judge"
+
+
+def test_an_eval_job_in_pages_reports_its_panel_over_every_page(tmp_path: Path) -> None:
+    """Pages of 2 rows: the panel report (members' aggregates, agreement, escalation) is made over all 5 rows."""
+    with library_client(run_config_file(tmp_path / "state", with_eval_config(page_rows=2))) as client:
+        fn_id = register_panel(client, "scripted/judge, scripted/judge-plain")
+        questions = [
+            {"input_query": "What is the capital of France?"},  # candidate: "...Paris." -> 9 and 9
+            {"input_query": "What is 2+2?"},  # "2+2 is 5." -> 2 and 2
+            {"input_query": "DISSENT one"},  # "Fine..." -> 5, judge-plain 1
+            {"input_query": "DISSENT two"},
+            {"input_query": "Anything else"},  # 5 and 5
+        ]
+        benchmark_id = register_benchmark(client, questions, [fn_id])
+        candidate = {"type": "model", "model": "scripted/candidate", "sampling_params": {"max_tokens": 64}}
+        config = {"eval_candidate": candidate, "scoring_params": {}}
+        options = JudgeOptions(details=True, escalate_to="scripted/candidate", bootstrap_resamples=0)
+        job = client.alpha.eval.run_eval(benchmark_id, benchmark_config=config, extra_headers=options.headers())
+        assert wait_for_job(client, benchmark_id, job.job_id, {"completed", "failed"}) == "completed"
+        result = client.alpha.eval.jobs.retrieve(job.job_id, benchmark_id=benchmark_id).scores[fn_id]
+    assert [row["score"] for row in result.score_rows] == [9, 2, 5, 5, 5]  # the DISSENT rows: the candidate's 5
+    panel = result.aggregated_results["panel"]
+    assert panel["by_member"]["scripted/judge-plain"]["average"]["average"] == pytest.approx((9 + 2 + 1 + 1 + 5) / 5)
+    assert panel["agreement"]["n_rows_all_members"] == 5
+    assert panel["agreement"]["unanimous"] == pytest.approx(3 / 5)
+    escalation = panel["escalation"]
+    assert (escalation["rows"], escalation["calls"], escalation["calls_saved"]) == (2, 2, 3)

@@ -9,8 +9,8 @@ from llama_stack_judge.core.aggregate import Statistics
 from llama_stack_judge.core.agreement import fleiss_kappa
 from llama_stack_judge.core.definitions import Aggregation
 from llama_stack_judge.core.mtbench_work import pairwise_judgment
-from llama_stack_judge.core.outcomes import Outcome, RowResult
-from llama_stack_judge.core.panel import Combine, Panel, judge_with_panel, panel_members
+from llama_stack_judge.core.outcomes import Outcome, RowResult, compact_result
+from llama_stack_judge.core.panel import Combine, Panel, judge_with_panel, panel_members, panel_results_from_rows
 from llama_stack_judge.errors import JudgeInputError
 
 
@@ -119,6 +119,24 @@ def test_escalation_asks_the_strong_judge_only_where_the_panel_disagrees() -> No
         "rows_not_escalated": 2,
         "spread": 2,
     }
+
+
+def test_the_report_rebuilt_from_stored_rows_is_the_report_made_at_judging() -> None:
+    """An eval job keeps only score rows (texts left out) and reports its panel over all its pages from them."""
+    verdicts = {
+        "a": [rated(7), rated(2), rated(5), FAILED],
+        "b": [rated(8), rated(9), rated(6), rated(5)],
+        "strong": [rated(1), rated(3), rated(1), rated(4)],
+    }
+    panel = Panel(("a", "b"), Combine.median, escalate_to="strong", escalate_spread=2)
+    results = asyncio.run(judge_with_panel(panel, [0, 1, 2, 3], scripted(verdicts, [])))
+    stored = [compact_result(row.as_score_row()) for row in results.combined]
+    rebuilt = panel_results_from_rows(Panel.from_settings(panel.settings()), stored, results.escalation_calls)
+    assert rebuilt is not None
+    functions, stats = (Aggregation.average, Aggregation.median), Statistics(bootstrap_resamples=0)
+    assert rebuilt.report(functions, stats) == results.report(functions, stats)
+    # A row that lost its members' judgments cannot be reported on honestly.
+    assert panel_results_from_rows(panel, [*stored[:3], compact_result({"score": 5.0})]) is None
 
 
 def test_a_failed_escalation_keeps_the_panels_verdict_and_says_so() -> None:
