@@ -21,10 +21,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from judge_throughput import wait_until_up
 from llama_stack_client import BadRequestError, LlamaStackClient
 
 from llama_stack_judge.embedded.server import free_port
+from llama_stack_judge.health import wait_until_healthy
 from llama_stack_judge.stack_config import build_run_config, load_provider_config, write_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def served(page_rows: int, state: Path) -> Iterator[tuple[subprocess.Popen[bytes
             env=env,
         )
     try:
-        wait_until_up(f"http://127.0.0.1:{port}/v1/health", server, "llama stack run", seconds=120)
+        wait_until_healthy(f"http://127.0.0.1:{port}/v1/health", server, what="llama stack run", within_s=120)
         yield server, f"http://127.0.0.1:{port}"
     finally:
         server.terminate()

@@ -34,6 +34,7 @@ from llama_stack_judge.core.definitions import validate_definition
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.runner import Judge, RunSettings
 from llama_stack_judge.embedded.server import free_port
+from llama_stack_judge.health import wait_until_healthy
 from llama_stack_judge.scoring.config import JudgeScoringConfig
 from llama_stack_judge.stack_config import build_run_config
 
@@ -47,20 +48,6 @@ OURS, BUILTIN = "bench::ours", "llm-as-judge::base"
 FRESH = {"extra_headers": JudgeOptions(use_cache=False).headers()}  # our provider judges afresh, as the built-in does
 
 
-def wait_until_up(url: str, process: "subprocess.Popen[bytes]", what: str, seconds: float = 60) -> None:
-    """Return once ``url`` answers 200; raise if ``process`` exits or ``seconds`` pass first."""
-    deadline = time.monotonic() + seconds
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start within {seconds} s")
-        time.sleep(0.1)
-
-
 @contextlib.contextmanager
 def fake_judge(latency_s: float) -> Iterator[str]:
     """A fake judge server in a subprocess; yields its base URL (…/v1)."""
@@ -70,7 +57,7 @@ def fake_judge(latency_s: float) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(f"{base}/stats", server, "the fake judge")
+        wait_until_healthy(f"{base}/stats", server, what="the fake judge", within_s=60)
         yield f"{base}/v1"
     finally:
         server.terminate()

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import httpx
 import yaml
-from judge_throughput import fake_judge, free_port, wait_until_up
+from judge_throughput import fake_judge, free_port
 from llama_stack_client import LlamaStackClient
 
 from llama_stack_judge.cli import endpoint_providers
+from llama_stack_judge.health import wait_until_healthy
 from llama_stack_judge.stack_config import build_run_config
 
 TEMPLATE = "Question: {input_query}\nAnswer: {generated_answer}\nRate 1-10 as Rating: [[n]]."
@@ -59,7 +60,7 @@ def served_stack(judge_url: str, limit: int, state: Path, spacing: float | None 
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(f"{url}/v1/health", server, f"llama stack run (log: {state / 'server.log'})")
+        wait_until_healthy(f"{url}/v1/health", server, what="llama stack run", within_s=60, log=state / "server.log")
         yield url
     finally:
         server.terminate()

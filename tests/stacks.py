@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from llama_stack_client import APIStatusError, BadRequestError, LlamaStackClient, NotFoundError
 
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.embedded.server import free_port
+from llama_stack_judge.health import NotHealthyError, wait_until_healthy
 from llama_stack_judge.stack_config import build_run_config, load_provider_config, select_provider, write_run_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -112,17 +112,13 @@ def start_servers(run_yaml: Path, logs: list[Path]) -> list[tuple[subprocess.Pop
         launched.append((process, f"http://127.0.0.1:{port}", log))
     deadline = time.monotonic() + 60 * len(logs)
     for process, base_url, log in launched:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"llama stack run exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/v1/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                for started, _, _ in launched:
-                    started.kill()
-                raise RuntimeError(f"llama stack run did not become healthy:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        try:
+            left = max(1.0, deadline - time.monotonic())
+            wait_until_healthy(f"{base_url}/v1/health", process, what="llama stack run", within_s=left, log=log)
+        except NotHealthyError:
+            for started, _, _ in launched:
+                started.kill()
+            raise
     return [(process, LlamaStackClient(base_url=base_url, timeout=120)) for process, base_url, _ in launched]
 
 

@@ -13,18 +13,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
 from llama_stack_judge.errors import JudgeError
+from llama_stack_judge.health import NotHealthyError, log_tail, wait_until_healthy
 
 HOST = "127.0.0.1"
-_LOG_TAIL_LINES = 15
 _PR_SET_PDEATHSIG = 1
 
 
@@ -158,29 +155,20 @@ class LlamaCppServer:
 
     def _wait_until_ready(self) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + self.settings.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise ServerError(
-                    f"the llama.cpp server exited with code {self._process.returncode} while starting; "
-                    f"its log ({self.log_path}) ends:\n{self.log_tail()}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise ServerError(
-            f"the llama.cpp server did not answer within {self.settings.startup_timeout_s:.0f} s; "
-            f"its log ({self.log_path}) ends:\n{self.log_tail()}"
-        )
+        try:
+            wait_until_healthy(
+                f"{self.base_url}/models",
+                self._process,
+                what="the llama.cpp server",
+                within_s=self.settings.startup_timeout_s,
+                log=self.log_path,
+            )
+        except NotHealthyError as exc:
+            raise ServerError(str(exc)) from None
 
     def log_tail(self) -> str:
         """The last lines of the server's log."""
-        try:
-            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(empty log)"
+        return log_tail(self.log_path)
 
     @property
     def running(self) -> bool:
