@@ -1,7 +1,8 @@
 """JudgeScoringImpl: the Scoring provider, a thin adapter between llama-stack and the judge core."""
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from functools import singledispatchmethod
 from typing import Any
 
 from llama_stack.core.datatypes import ScoringFnWithOwner
@@ -40,7 +41,7 @@ from llama_stack_judge.core.definition_panel import (
     DefinitionPanel,
     shared_failed_score,
 )
-from llama_stack_judge.core.definitions import ChoiceVerdict, FailurePolicy, JudgeDefinition
+from llama_stack_judge.core.definitions import Aggregation, ChoiceVerdict, FailurePolicy, JudgeDefinition
 from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import RowResult
@@ -84,6 +85,26 @@ def _turns(rows: list[Row]) -> list[int] | None:
             return None
         found.add(turn)
     return sorted(found) or None
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One score call of one function: how it is named in errors, its options, and its judge calls' usage."""
+
+    where: str
+    options: JudgeOptions
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One function's results on the rows, how they aggregate, and what made them (judges only)."""
+
+    results: list[RowResult]
+    aggregations: tuple[Aggregation, ...]
+    failed_score: float | None = None  # what a failed row counts as; None: left out
+    judged: Judged | None = None
+    judges: dict[str, Any] = field(default_factory=dict)  # provenance, by judge id
 
 
 class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
@@ -235,80 +256,88 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             )
         return scorer
 
+    @singledispatchmethod
+    async def _scored(self, scorer: object, params: object, rows: list[Row], call: "_Call") -> Scored:
+        """Rows scored by one kind of scorer, its params overlaid by ``params`` for this call only."""
+        raise TypeError(f"no scoring for {type(scorer).__name__}")
+
+    @_scored.register
+    async def _by_builtin(self, scorer: BuiltinScorer, params: object, rows: list[Row], call: "_Call") -> Scored:
+        builtin = apply_builtin_params(scorer, params, where=call.where)
+        return Scored(builtin.score_rows(rows), builtin.aggregation_functions)
+
+    @_scored.register
+    async def _by_task(self, scorer: AssessmentTask, params: object, rows: list[Row], call: "_Call") -> Scored:
+        task = scorer.adjusted(judge_model=task_judge_model(params, where=call.where), options=call.options)
+        judge = self._judge_for(call.options)
+
+        async def task_with(model: str, some: Sequence[Row]) -> list[RowResult]:
+            return await task.score_rows(some, judge, judge_model=model, usage=call.usage)
+
+        judged = await judged_by_models(
+            self, task.judge_model, rows, task_with, call.options, where=call.where, choices=task.kind == "pair"
+        )
+        judges = {d.identifier: judged.provenance(d.provenance) for d in task.judges.values()}
+        return Scored(judged.results, task.aggregation_functions, task.failed_score, judged, judges)
+
+    @_scored.register
+    async def _by_definition(self, scorer: JudgeDefinition, params: object, rows: list[Row], call: "_Call") -> Scored:
+        definition = call.options.apply(apply_params(scorer, params, where=call.where))
+        judge = self._judge_for(call.options)
+
+        async def definition_with(model: str, some: Sequence[Row]) -> list[RowResult]:
+            return await judge.judge_rows(definition, some, judge_model=model, usage=call.usage)
+
+        choices = isinstance(definition.verdict, ChoiceVerdict)
+        judged = await judged_by_models(
+            self, definition.judge_model, rows, definition_with, call.options, where=call.where, choices=choices
+        )
+        failed_score = definition.minimum_score if definition.failure_policy is FailurePolicy.minimum else None
+        judges = {definition.identifier: judged.provenance(definition.provenance)}
+        return Scored(judged.results, definition.aggregation_functions, failed_score, judged, judges)
+
+    @_scored.register
+    async def _by_panel(self, scorer: DefinitionPanel, params: object, rows: list[Row], call: "_Call") -> Scored:
+        panel = panel_params(scorer, params, where=call.where)
+        judge = self._judge_for(call.options)
+        judged, members = await judged_by_definitions(self, panel, rows, judge, call.options, call.usage)
+        aggregations = panel.aggregation_functions or next(iter(members.values())).aggregation_functions
+        failed_score = shared_failed_score({label: members[label] for label in judged.models})
+        judges = {
+            panel.identifier: judged.provenance(lambda label: members[label].provenance(members[label].judge_model))
+        }
+        return Scored(judged.results, aggregations, failed_score, judged, judges)
+
     async def score_function(
         self, identifier: str, params: object, rows: list[Row], options: JudgeOptions
     ) -> ScoringResult:
         """Score ``rows`` with one function, its registered params overlaid by ``params`` for this call only."""
         scorer = await self._resolve(identifier)
-        where = f"scoring function {identifier}"
-        check_rows(rows, user=where, max_rows=self.config.max_rows, max_text_chars=self.config.max_text_chars)
+        call = _Call(where=f"scoring function {identifier}", options=options, usage=Usage())
+        check_rows(rows, user=call.where, max_rows=self.config.max_rows, max_text_chars=self.config.max_text_chars)
         groups = group_keys(rows, options.group_by)
-        usage = Usage()  # of the judge calls, if any
-        failed_score: float | None = None  # failures are left out unless the judge's policy says otherwise
-        judges: dict[str, Any] = {}  # what produced the judgments, by judge id
-        judged: Judged | None = None
-        results: list[RowResult]
-        if isinstance(scorer, BuiltinScorer):
-            builtin = apply_builtin_params(scorer, params, where=where)
-            results = builtin.score_rows(rows)
-            aggregations = builtin.aggregation_functions
-        elif isinstance(scorer, AssessmentTask):
-            task = scorer.adjusted(judge_model=task_judge_model(params, where=where), options=options)
-            judge = self._judge_for(options)
-
-            async def task_with(model: str, some: Sequence[Row]) -> list[RowResult]:
-                return await task.score_rows(some, judge, judge_model=model, usage=usage)
-
-            judged = await judged_by_models(
-                self, task.judge_model, rows, task_with, options, where=where, choices=task.kind == "pair"
-            )
-            results = judged.results
-            aggregations = task.aggregation_functions
-            failed_score = task.failed_score
-            judges = {d.identifier: judged.provenance(d.provenance) for d in task.judges.values()}
-        elif isinstance(scorer, DefinitionPanel):
-            panel = panel_params(scorer, params, where=where)
-            judged, members = await judged_by_definitions(self, panel, rows, self._judge_for(options), options, usage)
-            results = judged.results
-            first = next(iter(members.values()))
-            aggregations = panel.aggregation_functions or first.aggregation_functions
-            failed_score = shared_failed_score({label: members[label] for label in judged.models})
-            judges = {
-                panel.identifier: judged.provenance(lambda label: members[label].provenance(members[label].judge_model))
-            }
-        else:
-            definition = options.apply(apply_params(scorer, params, where=where))
-            judge = self._judge_for(options)
-
-            async def definition_with(model: str, some: Sequence[Row]) -> list[RowResult]:
-                return await judge.judge_rows(definition, some, judge_model=model, usage=usage)
-
-            choices = isinstance(definition.verdict, ChoiceVerdict)
-            judged = await judged_by_models(
-                self, definition.judge_model, rows, definition_with, options, where=where, choices=choices
-            )
-            results = judged.results
-            aggregations = definition.aggregation_functions
-            if definition.failure_policy is FailurePolicy.minimum:
-                failed_score = definition.minimum_score
-            judges = {definition.identifier: judged.provenance(definition.provenance)}
-        stats = Statistics(failed_score, bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
-        aggregated = aggregate(results, aggregations, stats, groups=groups)
-        if judged is not None and judged.panel is not None:
-            aggregated[PANEL_KEY] = judged.panel.report(aggregations, stats)
+        scored = await self._scored(scorer, params, rows, call)
+        stats = Statistics(scored.failed_score, bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
+        aggregated = aggregate(scored.results, scored.aggregations, stats, groups=groups)
         # How the aggregates were made, so that a caller scoring in pages (eval jobs) can make them over all pages.
-        plan: dict[str, object] = {"functions": [a.value for a in aggregations], "failed_score": failed_score}
+        plan: dict[str, object] = {
+            "functions": [a.value for a in scored.aggregations],
+            "failed_score": scored.failed_score,
+        }
+        judged = scored.judged
         if judged is not None and judged.panel is not None:
+            aggregated[PANEL_KEY] = judged.panel.report(scored.aggregations, stats)
             plan[PANEL_KEY] = judged.panel.panel.settings()  # an eval job reports the panel over all its pages
         aggregated[AGGREGATION_KEY] = plan
         if judged is not None:
-            aggregated["usage"] = usage.as_dict()
-            aggregated[JUDGES_KEY] = judges
+            aggregated["usage"] = call.usage.as_dict()
+            aggregated[JUDGES_KEY] = scored.judges
             # Cards certify one judge model each; a panel's members are reported one by one instead.
-            if judged.panel is None and (summary := card_summary(await self._cards.find(judges, turns=_turns(rows)))):
+            found = await self._cards.find(scored.judges, turns=_turns(rows)) if judged.panel is None else None
+            if found and (summary := card_summary(found)):
                 aggregated[JUDGE_CARD_KEY] = summary
         return ScoringResult(
-            score_rows=[result.as_score_row() for result in results],
+            score_rows=[result.as_score_row() for result in scored.results],
             aggregated_results=as_reported(aggregated, details=options.details),
         )
 
