@@ -55,8 +55,8 @@ def _pairwise_work(args: argparse.Namespace, votes: list[dict[str, Any]], answer
 
 async def _stack_cards(run_yaml: Path) -> list[dict[str, Any]]:
     """The cards in the card store of the stack that ``run_yaml`` describes (read directly: it need not run)."""
-    from llama_stack_judge.card_store import SqlCardBook
     from llama_stack_judge.scoring.config import JudgeScoringConfig
+    from llama_stack_judge.stack.card_store import SqlCardBook
 
     config = stored_provider_config(run_yaml, SCORING_PROVIDER_TYPE, JudgeScoringConfig)
     if config.card_store is None:

@@ -23,7 +23,6 @@ from llama_stack_api import (
     ScoringResult,
 )
 
-from llama_stack_judge.card_store import SqlCardBook
 from llama_stack_judge.certification import (
     SHIPPED_LABELS,
     Kind,
@@ -38,6 +37,7 @@ from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.eval.store import JobRecord, RowOutcome
 from llama_stack_judge.run_info import versions
+from llama_stack_judge.stack.card_store import SqlCardBook
 
 logger = get_logger(name=__name__, category="eval")
 ScoreRows = Callable[[list[dict[str, Any]], dict[str, Any], JudgeOptions], Awaitable[dict[str, ScoringResult]]]

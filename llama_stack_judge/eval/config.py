@@ -5,8 +5,8 @@ from typing import Any
 from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llama_stack_judge.card_store import card_store_reference
-from llama_stack_judge.scoring.config import adaptive_concurrency_field, call_spacing_field
+from llama_stack_judge.stack.call_fields import adaptive_concurrency_field, call_spacing_field
+from llama_stack_judge.stack.card_store import card_store_reference
 
 
 class JudgeEvalConfig(BaseModel):

@@ -41,7 +41,6 @@ from llama_stack_api import (
 )
 from llama_stack_api.datasets.models import DatasetPurpose, RegisterDatasetRequest, RowsDataSource
 
-from llama_stack_judge.card_store import SqlCardBook
 from llama_stack_judge.core.aggregate import as_reported, group_keys
 from llama_stack_judge.core.options import PROVIDER_DATA_KEY, JudgeOptions
 from llama_stack_judge.core.paged import PagedScores
@@ -61,8 +60,9 @@ from llama_stack_judge.eval.rounds import Rounds
 from llama_stack_judge.eval.store import JobRecord, JobStore, LeaseLostError, RowOutcome
 from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
 from llama_stack_judge.refusals import answers_refusals
-from llama_stack_judge.scoring.options import passing_options, request_options
-from llama_stack_judge.stored import RoutingTableSlot, check_readable, from_registry, read_rows
+from llama_stack_judge.stack.card_store import SqlCardBook
+from llama_stack_judge.stack.provider_data import passing_options, request_options
+from llama_stack_judge.stack.registry import RoutingTableSlot, check_readable, from_registry, read_rows
 
 logger = get_logger(name=__name__, category="eval")
 

@@ -22,7 +22,7 @@ from llama_stack_judge.eval.access import JobUser
 from llama_stack_judge.eval.pages import COLUMNS as PAGE_COLUMNS
 from llama_stack_judge.eval.pages import PageBoard
 from llama_stack_judge.eval.sql import changed, session
-from llama_stack_judge.stored import FirstUseGuard
+from llama_stack_judge.stack.registry import FirstUseGuard
 
 UNFINISHED = ("scheduled", "in_progress")
 

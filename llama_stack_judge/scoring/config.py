@@ -5,29 +5,9 @@ from typing import Any, Literal
 from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llama_stack_judge.card_store import card_store_reference
 from llama_stack_judge.core.options import JudgeOptions
-
-
-def call_spacing_field() -> Any:
-    """The ``call_spacing_s`` field of the scoring and eval provider configs."""
-    return Field(
-        default=0.003,
-        ge=0,
-        description="Least time between the starts of two inference calls of this provider. Calls that start "
-        "together come back together, and the stack (several ms of CPU per call) then keeps the next ones waiting; "
-        "starts a few ms apart avoid that queue. Allows at most 1/call_spacing_s calls per second; 0 turns it off.",
-    )
-
-
-def adaptive_concurrency_field() -> Any:
-    """The ``adaptive_concurrency`` field of the scoring and eval provider configs."""
-    return Field(
-        default=True,
-        description="Keep fewer than max_concurrency calls in flight when the extra ones would only wait on this "
-        "process (a model that answers in a few ms): the limit follows measured latency, between 1 and "
-        "max_concurrency. Against a model whose latency does not grow with the load it stays at max_concurrency.",
-    )
+from llama_stack_judge.stack.call_fields import adaptive_concurrency_field, call_spacing_field
+from llama_stack_judge.stack.card_store import card_store_reference
 
 
 class JudgeScoringConfig(BaseModel):

@@ -24,7 +24,6 @@ from llama_stack_api import (
     ScoringResult,
 )
 
-from llama_stack_judge.card_store import SqlCardBook
 from llama_stack_judge.cardbook import card_summary
 from llama_stack_judge.core.aggregate import (
     AGGREGATION_KEY,
@@ -55,7 +54,6 @@ from llama_stack_judge.errors import (
     UnknownScoringFunctionError,
 )
 from llama_stack_judge.refusals import answers_refusals
-from llama_stack_judge.scoring.cache import SqlReplyCache
 from llama_stack_judge.scoring.config import JudgeScoringConfig
 from llama_stack_judge.scoring.functions import (
     PREFIX,
@@ -68,10 +66,12 @@ from llama_stack_judge.scoring.functions import (
     task_judge_model,
     to_scoring_fn,
 )
-from llama_stack_judge.scoring.inference import StackChat
-from llama_stack_judge.scoring.options import taking_options
 from llama_stack_judge.scoring.panels import Judged, judged_by_definitions, judged_by_models, member_definitions
-from llama_stack_judge.stored import RoutingTableSlot, check_readable, from_registry, read_rows
+from llama_stack_judge.stack.card_store import SqlCardBook
+from llama_stack_judge.stack.chat import StackChat
+from llama_stack_judge.stack.provider_data import taking_options
+from llama_stack_judge.stack.registry import RoutingTableSlot, check_readable, from_registry, read_rows
+from llama_stack_judge.stack.reply_store import SqlReplyCache
 
 logger = get_logger(name=__name__, category="scoring")
 

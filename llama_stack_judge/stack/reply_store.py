@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from llama_stack_judge.core.cache import decode_reply, encode_reply
 from llama_stack_judge.core.chat import ChatReply
-from llama_stack_judge.stored import FirstUseGuard
+from llama_stack_judge.stack.registry import FirstUseGuard
 
 _LOOKUP_CHUNK = 500  # keys per query, well under every database's bound-parameter limit
 

@@ -16,7 +16,7 @@ from llama_stack.core.storage.sqlstore.sqlstore import sqlstore_impl
 from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType, SqlStore
 
 from llama_stack_judge.cardbook import SHIPPED_CARDS, CardBook, best_card, card_key
-from llama_stack_judge.stored import FirstUseGuard
+from llama_stack_judge.stack.registry import FirstUseGuard
 
 DEFAULT_TABLE = "llama_stack_judge_cards"
 

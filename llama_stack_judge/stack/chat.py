@@ -15,7 +15,7 @@ from llama_stack_judge.core.chat import (
     token_offsets,
 )
 from llama_stack_judge.core.spacing import StartSpacing
-from llama_stack_judge.stored import FirstUseGuard
+from llama_stack_judge.stack.registry import FirstUseGuard
 
 _TRANSIENT_STATUS = {408, 409, 425, 429}
 
