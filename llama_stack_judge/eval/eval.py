@@ -57,7 +57,7 @@ from llama_stack_judge.eval.certify import Certifier, certification_spec, judge_
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.pages import DONE, FAILED, Page
 from llama_stack_judge.eval.rounds import Rounds
-from llama_stack_judge.eval.store import JobRecord, JobStore, LeaseLostError, RowOutcome
+from llama_stack_judge.eval.store import JobProgress, JobRecord, JobStore, LeaseLostError, RowOutcome
 from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
 from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.stack.card_store import SqlCardBook
@@ -263,7 +263,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             config = BenchmarkConfig.model_validate(job.benchmark_config)
             options = JudgeOptions.parse(job.options, where=job.job_id)
             await check_readable(self._datasets, job.dataset_id, where=f"eval job {job.job_id}")
-            job.progress = {"phase": "generating", "rows": config.num_examples, "generated": 0, "judged": 0}
+            job.progress = JobProgress(rows=config.num_examples)
             await self._save(job)
             pages = await self._list_pages(job, config)
             await self._save(job)
@@ -288,9 +288,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         else:
             reported = {fn: as_reported(a, details=_detailed(job, options)) for fn, a in aggregated.items()}
             job.status, job.result = JobStatus.completed.value, {"aggregated_results": reported}
-            job.progress["phase"] = "done"
-            if results_dataset is not None:
-                job.progress["results_dataset"] = results_dataset
+            job.progress = _progress_of(job).model_copy(update={"phase": "done", "results_dataset": results_dataset})
         job.finished_at = time.time()
         try:
             await self._save(job)
@@ -324,7 +322,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             start += len(page.data)
             if not page.has_more or not page.data:
                 break
-        job.progress["rows"] = start
+        job.progress = _progress_of(job).model_copy(update={"rows": start})
         board = await self.store.pages
         await board.add(pages)
         return await board.of_job(job.job_id)
@@ -341,9 +339,12 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
                 raise JobPageError(error)
             generated, judged = await self.store.count(job.job_id)
             generated = max(generated, judged)  # a certification generates nothing
-            phase = "judging" if generated >= job.progress["rows"] else "generating"
+            progress = _progress_of(job)
+            phase = "judging" if generated >= (progress.rows or 0) else "generating"
             done = sum(page.status == DONE for page in pages)
-            job.progress |= {"phase": phase, "generated": generated, "judged": judged, "pages_done": done}
+            job.progress = progress.model_copy(
+                update={"phase": phase, "generated": generated, "judged": judged, "pages_done": done}
+            )
             await self._save(job)
             if done == count:
                 return pages
@@ -564,7 +565,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             "status": job.status,
             "rows_judged": len(outcomes),
             "rows_answered": answered,
-            "rows": job.progress.get("rows"),
+            "rows": None if job.progress is None else job.progress.rows,
         }
         done = [page for page in await (await self.store.pages).of_job(job.job_id) if page.status == DONE]
         aggregated = {}
@@ -577,6 +578,11 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             results = paged.aggregated(bootstrap_resamples=options.bootstrap_resamples, seed=options.seed)
             aggregated[fn] = as_reported(results | {"partial": partial}, details=_detailed(job, options))
         return _response(job, outcomes, aggregated)
+
+
+def _progress_of(job: JobRecord) -> JobProgress:
+    """A job's progress (set when it starts; none made before)."""
+    return job.progress or JobProgress()
 
 
 def _detailed(job: JobRecord, options: JudgeOptions) -> bool:

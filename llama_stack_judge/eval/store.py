@@ -10,12 +10,13 @@ SQLAlchemy statements on the store's own engine and table.
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from llama_stack.core.storage.datatypes import SqlStoreReference
 from llama_stack.core.storage.sqlstore.sqlalchemy_sqlstore import SqlAlchemySqlStoreImpl
 from llama_stack.core.storage.sqlstore.sqlstore import sqlstore_impl
 from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType
+from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
 
 from llama_stack_judge.eval.access import JobUser
@@ -25,6 +26,22 @@ from llama_stack_judge.eval.sql import changed, session
 from llama_stack_judge.stack.registry import FirstUseGuard
 
 UNFINISHED = ("scheduled", "in_progress")
+
+
+class JobProgress(BaseModel):
+    """Where a started job stands: its phase, and how many of its rows are answered and judged."""
+
+    phase: Literal["generating", "judging", "done"] = "generating"
+    rows: int | None = None  # from num_examples, then counted once the dataset is read into pages
+    generated: int = 0
+    judged: int = 0
+    pages_done: int = 0
+    results_dataset: str | None = None  # the dataset a finished job's rows were saved as, if asked for
+
+    def describe(self) -> str:
+        """The phase and the counts, in words."""
+        rows = self.rows or "?"
+        return f"phase {self.phase}, generated {self.generated}/{rows} rows, judged {self.judged}/{rows}"
 
 
 class LeaseLostError(Exception):
@@ -51,18 +68,14 @@ class JobRecord:
     finished_at: float | None = None
     error: str | None = None
     result: dict[str, Any] | None = None
-    progress: dict[str, Any] = field(default_factory=dict)
+    progress: JobProgress | None = None  # once started
     leased_by: str | None = None  # the replica running the job (read from the store; written by lease operations)
 
     def describe(self) -> str:
         """Status, progress and times in one line, for messages and logs."""
         parts = [self.status]
-        if self.progress:
-            rows = self.progress.get("rows") or "?"  # known once the last page is read, or from num_examples
-            parts.append(
-                f"phase {self.progress.get('phase', '?')}, generated {self.progress.get('generated', 0)}/{rows} rows"
-                f", judged {self.progress.get('judged', 0)}/{rows}"
-            )
+        if self.progress is not None:
+            parts.append(self.progress.describe())
         for label, stamp in (
             ("created", self.created_at),
             ("started", self.started_at),
@@ -89,7 +102,7 @@ class JobRecord:
                 "mt_bench_questions": self.mt_bench_questions,
                 "certification": self.certification,
                 "user": None if self.user is None else self.user.as_dict(),
-                "progress": self.progress,
+                "progress": None if self.progress is None else self.progress.model_dump(exclude_none=True),
             },
             "created_at": self.created_at,
             "started_at": self.started_at,
@@ -119,7 +132,7 @@ class JobRecord:
             finished_at=row["finished_at"],
             error=row["error"],
             result=row["result"],
-            progress=spec.get("progress", {}),
+            progress=JobProgress.model_validate(spec["progress"]) if spec.get("progress") else None,
             leased_by=row.get("leased_by"),
         )
 

@@ -7,7 +7,7 @@ import pytest
 from llama_stack.core.storage.datatypes import SqliteSqlStoreConfig, SqlStoreReference
 from llama_stack.core.storage.sqlstore.sqlstore import register_sqlstore_backends
 
-from llama_stack_judge.eval.store import JobRecord, JobStore, LeaseLostError
+from llama_stack_judge.eval.store import JobProgress, JobRecord, JobStore, LeaseLostError
 
 
 def _job(job_id: str) -> JobRecord:
@@ -26,7 +26,7 @@ def test_only_the_lease_holder_writes_and_a_lapsed_lease_is_taken_over_once(tmp_
         await store.create(job, "replica-a", lease_s=0.3)
         assert not await store.claim("j1", "replica-b", lease_s=0.3)  # a live lease is not taken
         assert await store.claimable() == []
-        job.progress = {"generated": 1}
+        job.progress = JobProgress(rows=4, generated=1)
         await store.save(job, "replica-a")
         with pytest.raises(LeaseLostError):
             await store.save(job, "replica-b")
@@ -37,7 +37,8 @@ def test_only_the_lease_holder_writes_and_a_lapsed_lease_is_taken_over_once(tmp_
         assert sorted(claims) == [False, False, True]  # exactly one replica takes it over
         (taker,) = [f"replica-{n}" for n, won in zip("bcd", claims, strict=True) if won]
         stored = await store.get("j1")
-        assert stored is not None and stored.leased_by == taker and stored.progress == {"generated": 1}
+        assert stored is not None and stored.leased_by == taker and stored.progress == JobProgress(rows=4, generated=1)
+        assert "phase generating, generated 1/4 rows, judged 0/4" in stored.describe()
         assert f"running on replica {taker}" in stored.describe()
         with pytest.raises(LeaseLostError):  # the replica that lost it can no longer write it
             await store.save(job, "replica-a")
