@@ -79,9 +79,9 @@ def test_the_shipped_card_is_the_default_embedded_judges() -> None:
     judges = {d.identifier: options.apply(d).provenance(model) for d in rating}
     assert len(judges) == 4
     book = CardBook(Path("/nonexistent"), shipped=SHIPPED_CARDS)
-    first_turns = book.find(judges, turns=(1,))  # the main job's: the 16 dev questions' first turns
+    first_turns = book.find(judges, turns=(1,))  # the main job's: the 40 dev questions' first turns
     assert first_turns is not None and first_turns["shipped"] and first_turns["labels"] == "mt-bench-dev"
-    assert first_turns["n_judgments"] == 112 and card_turns(first_turns) == [1]
+    assert first_turns["n_judgments"] == 280 and card_turns(first_turns) == [1]
     both = book.find(judges, turns=(1, 2))
     assert both is not None and both["n_judgments"] == 224 and card_turns(both) == [1, 2]
     pairwise = [d for d in load_definitions(SHIPPED_DEFINITIONS, prefix="judge") if "mt-bench-pair" in d.identifier]
