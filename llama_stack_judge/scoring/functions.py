@@ -176,6 +176,10 @@ class ScoringFunctionRegistry:
         """The shipped scorer with this id, if any."""
         return self._scorers.get(identifier)
 
+    def shipped_named(self, name: str) -> Shipped | None:
+        """The shipped scorer ``name`` names, its ``judge::`` prefix optional."""
+        return self._scorers.get(name) or self._scorers.get(f"{PREFIX}::{name}")
+
     def definition_from_registration(self, fn: ScoringFn) -> JudgeDefinition | DefinitionPanel:
         """Build the judge a client registered at run time.
 
@@ -192,7 +196,7 @@ class ScoringFunctionRegistry:
             raise JudgeDefinitionError(f"{where}: the id is taken by a shipped scoring function; choose another id")
         base_id = fn.provider_resource_id or fn.identifier
         if base_id != fn.identifier:
-            base = self._scorers.get(base_id) or self._scorers.get(f"{PREFIX}::{base_id}")
+            base = self.shipped_named(base_id)
             if not isinstance(base, JudgeDefinition):
                 judges = sorted(i for i, s in self._scorers.items() if isinstance(s, JudgeDefinition))
                 raise JudgeDefinitionError(

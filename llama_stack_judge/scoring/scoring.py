@@ -56,7 +56,6 @@ from llama_stack_judge.errors import (
 from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.scoring.config import JudgeScoringConfig
 from llama_stack_judge.scoring.functions import (
-    PREFIX,
     SHIPPED_MARK,
     Scorer,
     ScoringFunctionRegistry,
@@ -187,7 +186,10 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
         shipped = self.registry.get(identifier)
         if shipped is not None:
             return shipped
-        stored = await self._stored_function(identifier)
+        return self._registered_scorer(identifier, await self._stored_function(identifier))
+
+    def _registered_scorer(self, identifier: str, stored: ScoringFn) -> Scorer:
+        """The scorer of a function registered through the API, compiled once per registration."""
         cached = self._registered.get(identifier)
         if cached is not None and cached[0] == stored:
             return cached[1]
@@ -240,15 +242,15 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
 
     async def judge_definition(self, function: str, *, where: str) -> JudgeDefinition:
         """The judge definition a panel member names: shipped (its 'judge::' prefix optional) or registered."""
-        shipped = next((i for i in (function, f"{PREFIX}::{function}") if self.registry.get(i) is not None), None)
-        if shipped is None:
+        scorer: Scorer | None = self.registry.shipped_named(function)
+        if scorer is None:
             try:
                 stored = await self._stored_function(function)
             except UnknownScoringFunctionError:
                 raise JudgeDefinitionError(f"{where}: no such scoring function on this provider") from None
             if stored.provider_id != self.__provider_id__:
                 raise JudgeDefinitionError(f"{where}: is served by provider {stored.provider_id!r}, not by this one")
-        scorer = await self._resolve(shipped or function)
+            scorer = self._registered_scorer(function, stored)
         if not isinstance(scorer, JudgeDefinition):
             raise JudgeDefinitionError(
                 f"{where}: is not an LLM judge definition; a panel of definitions combines judge definitions "
@@ -333,8 +335,9 @@ class JudgeScoringImpl(Scoring, ScoringFunctionsProtocolPrivate):
             aggregated["usage"] = call.usage.as_dict()
             aggregated[JUDGES_KEY] = scored.judges
             # Cards certify one judge model each; a panel's members are reported one by one instead.
-            found = await self._cards.find(scored.judges, turns=_turns(rows)) if judged.panel is None else None
-            if found and (summary := card_summary(found)):
+            if judged.panel is None and (
+                summary := card_summary(await self._cards.find(scored.judges, turns=_turns(rows)))
+            ):
                 aggregated[JUDGE_CARD_KEY] = summary
         return ScoringResult(
             score_rows=[result.as_score_row() for result in scored.results],
