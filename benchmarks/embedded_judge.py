@@ -21,12 +21,13 @@ from typing import Any
 
 import httpx
 
-from llama_stack_judge.core.mtbench import data_file, load_questions, load_turn_answers, rating_inputs
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.runner import render_request
-from llama_stack_judge.core.tasks import RATING_TASK
 from llama_stack_judge.embedded import embedded_providers, embedded_server
 from llama_stack_judge.embedded.models import DEFAULT_MODEL
+from llama_stack_judge.mtbench.questions import data_file, load_questions, load_turn_answers
+from llama_stack_judge.mtbench.routing import rating_inputs
+from llama_stack_judge.mtbench.tasks import RATING_TASK
 from llama_stack_judge.scoring.functions import PREFIX, ScoringFunctionRegistry
 from llama_stack_judge.stack_config import build_run_config, write_run_config
 

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from llama_stack_judge.cardbook import card_book
-from llama_stack_judge.certification import (
+from llama_stack_judge.core.card import SOURCES, headline
+from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench.certification import (
     DEV_QUESTION_IDS,
     SHIPPED_LABELS,
     answer_lengths,
@@ -21,10 +23,8 @@ from llama_stack_judge.certification import (
     load_labels,
     shipped_answer_files,
 )
-from llama_stack_judge.core.card import SOURCES, headline
-from llama_stack_judge.core.mtbench import data_file
-from llama_stack_judge.core.mtbench_work import Answers, Work, add_pair, answer_files
-from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench.questions import data_file
+from llama_stack_judge.mtbench.work import Answers, Work, add_pair, answer_files
 from llama_stack_judge.mtbench_cli import (
     judge_into,
     parse_turns,
@@ -66,7 +66,7 @@ async def _stack_cards(run_yaml: Path) -> list[dict[str, Any]]:
 
 def run_cards(args: argparse.Namespace) -> int:
     """``cards``: every filed judge card, newest first: the CLI's, or with ``--stack-config`` a stack's."""
-    from llama_stack_judge.report import print_cards
+    from llama_stack_judge.mtbench.report import print_cards
 
     print_cards(asyncio.run(_stack_cards(Path(args.stack_config))) if args.stack_config else card_book(args).cards())
     return 0

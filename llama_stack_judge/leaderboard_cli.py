@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from llama_stack_judge.core.jsonl import read_numbered
-from llama_stack_judge.core.leaderboard import Battle, Winner, leaderboard, style_differences
+from llama_stack_judge.core.leaderboard import Battle, leaderboard, style_differences
 from llama_stack_judge.core.length_control import LengthBattle
-from llama_stack_judge.core.mtbench_work import Answers, answer_files
+from llama_stack_judge.core.pairwise import WINNER_OF_FIRST_ORDER, Decisive
 from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench.work import Answers, answer_files
 from llama_stack_judge.outputs import output_file
 
-_ORDER_WINNERS: dict[str, Winner] = {"A": "model_a", "B": "model_b", "C": "tie"}  # of one order's verdict
-_FASTCHAT_WINNERS: dict[str, Winner] = {"model_1": "model_a", "model_2": "model_b", "tie": "tie"}
+_FASTCHAT_WINNERS: dict[str, Decisive] = {"model_1": "model_a", "model_2": "model_b", "tie": "tie"}
 
 
-def _vote_winner(winner: object, *, where: str) -> Winner:
+def _vote_winner(winner: object, *, where: str) -> Decisive:
     if winner in ("model_a", "model_b"):
         return winner  # type: ignore[return-value]
     if isinstance(winner, str) and winner.startswith("tie"):
@@ -37,9 +37,9 @@ def battles_of(record: Mapping[str, Any], *, where: str) -> Iterator[Battle]:
     """The battles one judgment record holds (none for a judgment without a verdict in any order)."""
     if "verdict_ab" in record:  # ours: the swapped order's "A" is model_b
         a, b = str(record["model_a"]), str(record["model_b"])
-        if (ab := _ORDER_WINNERS.get(str(record.get("verdict_ab")))) is not None:
+        if (ab := WINNER_OF_FIRST_ORDER.get(str(record.get("verdict_ab")))) is not None:
             yield Battle(a, b, ab)
-        if (ba := _ORDER_WINNERS.get(str(record.get("verdict_ba")))) is not None:
+        if (ba := WINNER_OF_FIRST_ORDER.get(str(record.get("verdict_ba")))) is not None:
             yield Battle(b, a, ba)
     elif "g1_winner" in record:  # FastChat: both orders' winners already named by model_1 / model_2
         a, b = str(record["model_1"]), str(record["model_2"])
@@ -144,7 +144,7 @@ def read_battles(paths: list[str], *, judge: str | None = None) -> list[Battle]:
 
 def run_leaderboard(args: argparse.Namespace) -> int:
     """Fit the leaderboard (style-controlled with ``--answers``), print it, and write it as JSON when asked."""
-    from llama_stack_judge.report import print_leaderboard
+    from llama_stack_judge.mtbench.report import print_leaderboard
 
     output = output_file(args.output) if args.output else None
     records = read_records(args.judgments, judge=args.judge)

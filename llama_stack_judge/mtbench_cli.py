@@ -18,19 +18,16 @@ from rich.text import Text
 
 from llama_stack_judge import leaderboard_cli
 from llama_stack_judge.cardbook import best_card, card_book, card_summary
-from llama_stack_judge.certification import answer_lengths
 from llama_stack_judge.core.aggregate import JUDGE_CARD_KEY, JUDGES_KEY
 from llama_stack_judge.core.agreement import agreement
 from llama_stack_judge.core.jsonl import read_jsonl
 from llama_stack_judge.core.length_control import length_controlled
-from llama_stack_judge.core.mtbench import (
-    NEED_REFERENCE,
-    Question,
-    data_file,
-    load_questions,
-    load_turn_answers,
-)
-from llama_stack_judge.core.mtbench_work import (
+from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench.certification import answer_lengths
+from llama_stack_judge.mtbench.questions import NEED_REFERENCE, Question, data_file, load_questions, load_turn_answers
+from llama_stack_judge.mtbench.summary import summarize_pairwise, summarize_single
+from llama_stack_judge.mtbench.tasks import PAIRWISE_TASK, RATING_TASK
+from llama_stack_judge.mtbench.work import (
     Answers,
     Work,
     add_pair,
@@ -39,9 +36,6 @@ from llama_stack_judge.core.mtbench_work import (
     pairwise_judgment,
     single_judgment,
 )
-from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
-from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
-from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.outputs import output_dir, output_file
 from llama_stack_judge.run_info import run_metadata
 from llama_stack_judge.scoring.functions import PREFIX
@@ -259,7 +253,7 @@ def _shown_card(args: argparse.Namespace, judged: Judged) -> dict[str, Any] | No
 
 def run_judging(args: argparse.Namespace, kind: str) -> int:
     """``mt-bench single`` and ``mt-bench pairwise``: judge, then write judgments, summary, plot and report."""
-    from llama_stack_judge.report import print_summary, write_report
+    from llama_stack_judge.mtbench.report import print_summary, write_report
 
     use_sample_by_default(args)
     answers = answer_files(args.answers)  # read once: for the rows and, pairwise, for the answers' lengths and style
@@ -303,7 +297,7 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
 
 def run_agreement(args: argparse.Namespace) -> int:
     """``mt-bench agreement``: our pairwise verdicts against other votes."""
-    from llama_stack_judge.report import print_agreement
+    from llama_stack_judge.mtbench.report import print_agreement
 
     output = output_file(args.output) if args.output else None
     report = agreement(read_jsonl(Path(args.judgments)), read_jsonl(Path(args.labels)), judge=args.judge)
@@ -317,7 +311,7 @@ def run_register(args: argparse.Namespace) -> int:
     """``mt-bench register``: the questions as a dataset and the ``mt-bench`` benchmark, on a served stack."""
     from llama_stack_client import LlamaStackClient
 
-    from llama_stack_judge.mtbench_eval import register_mt_bench
+    from llama_stack_judge.mtbench.benchmark import register_mt_bench
 
     benchmark_id = register_mt_bench(LlamaStackClient(base_url=args.url), provider_id=args.provider_id)
     print(f"registered benchmark {benchmark_id}: run it with client.alpha.eval.run_eval({benchmark_id!r}, ...)")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from llama_stack_judge.core.definitions import Aggregation
-from llama_stack_judge.core.mtbench import INCONSISTENT
 from llama_stack_judge.core.outcomes import Outcome, RowResult
+from llama_stack_judge.core.pairwise import first_position_win_rate, position_consistency
 from llama_stack_judge.core.rows import Row
 from llama_stack_judge.core.stats import bootstrap_ci, group_means, mean, win_rate
 from llama_stack_judge.core.stats import median as median_of
@@ -93,11 +93,11 @@ def position_bias(results: Sequence[RowResult], stats: Statistics | None = None)
     """
     orders = [r.details.get("orders") for r in results if r.details]
     pairs = [o for o in orders if isinstance(o, list) and all(order["status"] == "scored" for order in o)]
-    consistent = sum(1 for r in results if r.details and r.details.get("winner") not in (None, INCONSISTENT))
+    winners = [r.details.get("winner") for r in results if r.details and r.details.get("winner") is not None]
     verdicts = [order["verdict"] for o in orders if isinstance(o, list) for order in o if order["status"] == "scored"]
     return {
-        "position_consistency": consistent / len(pairs) if pairs else None,
-        "first_position_win_rate": verdicts.count("A") / len(verdicts) if verdicts else None,
+        "position_consistency": position_consistency(winners),
+        "first_position_win_rate": first_position_win_rate(verdicts),
         "n_pairs_both_orders": len(pairs),
     }
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
-from llama_stack_judge.core.mtbench import INCONSISTENT
+from llama_stack_judge.core.pairwise import INCONSISTENT
 from llama_stack_judge.errors import JudgeInputError
 
 Key = tuple[int, int, str, str]  # turn, question_id, first model, second model (sorted)

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from llama_stack_judge.core.agreement import Key, cohen_kappa, keyed_vote
-from llama_stack_judge.core.mtbench import INCONSISTENT
+from llama_stack_judge.core.pairwise import first_position_win_rate, position_consistency
 
 RESAMPLES = 1000
 # Label sources of the MT-bench votes, by the prefix of their judge names.
@@ -242,11 +242,9 @@ def _position(judgments: Sequence[Mapping[str, Any]], *, seed: int) -> dict[str,
         lambda item: item[0],
     )
     return {
-        "consistency": _estimate(
-            scored, lambda items: sum(j["winner"] != INCONSISTENT for j in items) / len(items), seed=seed
-        ),
+        "consistency": _estimate(scored, lambda items: position_consistency([j["winner"] for j in items]), seed=seed),
         "first_position_wins": _estimate(
-            verdicts, lambda items: sum(v == "A" for _, v in items) / len(items), seed=seed
+            verdicts, lambda items: first_position_win_rate([v for _, v in items]), seed=seed
         ),
     }
 

@@ -16,15 +16,16 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
 
+from llama_stack_judge.core.pairwise import Decisive
+
 ANCHOR_RATING = 1000.0
 SCALE = 400.0 / math.log(10)  # rating points per unit of log-odds
 L2 = 1e-6  # per squared parameter: negligible, except that it keeps perfect records finite
-Winner = Literal["model_a", "model_b", "tie"]
 _SCORE_A = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5}
 _STYLE_PATTERNS = {
     "headers": re.compile(r"^#{1,6} ", re.MULTILINE),
@@ -39,7 +40,7 @@ class Battle:
 
     model_a: str
     model_b: str
-    winner: Winner
+    winner: Decisive
 
 
 def style_features(text: str) -> dict[str, float]:

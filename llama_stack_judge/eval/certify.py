@@ -23,7 +23,10 @@ from llama_stack_api import (
     ScoringResult,
 )
 
-from llama_stack_judge.certification import (
+from llama_stack_judge.core.options import JudgeOptions
+from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.eval.store import JobRecord, RowOutcome
+from llama_stack_judge.mtbench.certification import (
     SHIPPED_LABELS,
     Kind,
     answer_lengths,
@@ -33,9 +36,6 @@ from llama_stack_judge.certification import (
     load_labels,
     shipped_data,
 )
-from llama_stack_judge.core.options import JudgeOptions
-from llama_stack_judge.errors import JudgeInputError
-from llama_stack_judge.eval.store import JobRecord, RowOutcome
 from llama_stack_judge.run_info import versions
 from llama_stack_judge.stack.card_store import SqlCardBook
 

@@ -57,8 +57,8 @@ from llama_stack_judge.eval.certify import Certifier, certification_spec, judge_
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.pages import DONE, FAILED, Page
 from llama_stack_judge.eval.rounds import Rounds
+from llama_stack_judge.eval.row_expanders import expanded, expander_named_in
 from llama_stack_judge.eval.store import JobProgress, JobRecord, JobStore, LeaseLostError, RowOutcome
-from llama_stack_judge.mtbench_eval import QUESTIONS_FLAG, expand_question_rows
 from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.stack.card_store import SqlCardBook
 from llama_stack_judge.stack.provider_data import passing_options, request_options
@@ -239,7 +239,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
             options=_options(benchmark).provider_data()[PROVIDER_DATA_KEY],
             user=JobUser.current(),
             save_results_dataset=bool((benchmark.metadata or {}).get("save_results_dataset", False)),
-            mt_bench_questions=bool((benchmark.metadata or {}).get(QUESTIONS_FLAG, False)),
+            row_expander=expander_named_in(benchmark.metadata, where=f"benchmark {benchmark.identifier}"),
             certification=certification,
         )
         await self.store.create(job, self._replica_id, self.config.lease_s)
@@ -368,10 +368,10 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         }
 
     async def _page_rows(self, job: JobRecord, page: Page) -> list[DatasetRow]:
-        """The dataset rows of one page (MT-bench question ids expanded)."""
+        """The dataset rows of one page, filled in by the benchmark's row expander if it has one."""
         request = IterRowsRequest(dataset_id=job.dataset_id, start_index=page.start, limit=page.size)
         rows = (await read_rows(self._datasetio, self._datasets, request)).data
-        return expand_question_rows(rows) if job.mt_bench_questions else rows
+        return expanded(rows, job.row_expander)
 
     async def _fill_page_slots(self) -> None:
         """Take pages of unfinished jobs (this replica's or others') while this replica has room for more."""
@@ -472,8 +472,7 @@ class JudgeEvalImpl(Eval, BenchmarksProtocolPrivate):
         certification = certification_spec(benchmark)
         if certification is not None:
             return await self._certifier.evaluate_rows(benchmark, certification, request, options)
-        if (benchmark.metadata or {}).get(QUESTIONS_FLAG):
-            rows = expand_question_rows(rows)
+        rows = expanded(rows, expander_named_in(benchmark.metadata, where=f"benchmark {benchmark.identifier}"))
         _checked_groups(rows, options, where=f"benchmark {benchmark.identifier}")
         generations = await self._candidate.answers(rows, config, options)
         response = await self._score(rows, generations, request.scoring_functions, config, options)

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, up
 from llama_stack_judge.eval.access import JobUser
 from llama_stack_judge.eval.pages import COLUMNS as PAGE_COLUMNS
 from llama_stack_judge.eval.pages import PageBoard
+from llama_stack_judge.eval.row_expanders import expander_named_in
 from llama_stack_judge.eval.sql import changed, session
 from llama_stack_judge.stack.registry import FirstUseGuard
 
@@ -59,7 +60,7 @@ class JobRecord:
     benchmark_config: dict[str, Any]
     options: dict[str, Any]
     save_results_dataset: bool = False
-    mt_bench_questions: bool = False  # rows are MT-bench question ids, expanded from the package's data
+    row_expander: str | None = None  # the installed hook that fills in the dataset's rows (eval/row_expanders.py)
     certification: dict[str, Any] | None = None  # rows are keys of labelled answers; the candidate is the judge
     user: JobUser | None = None  # who started the job (with the stack's authentication on)
     status: str = "scheduled"
@@ -99,7 +100,7 @@ class JobRecord:
                 "benchmark_config": self.benchmark_config,
                 "options": self.options,
                 "save_results_dataset": self.save_results_dataset,
-                "mt_bench_questions": self.mt_bench_questions,
+                "row_expander": self.row_expander,
                 "certification": self.certification,
                 "user": None if self.user is None else self.user.as_dict(),
                 "progress": None if self.progress is None else self.progress.model_dump(exclude_none=True),
@@ -123,7 +124,8 @@ class JobRecord:
             benchmark_config=spec["benchmark_config"],
             options=spec["options"],
             save_results_dataset=spec.get("save_results_dataset", False),
-            mt_bench_questions=spec.get("mt_bench_questions", False),
+            # a record stored before hooks had names kept the flag under its hook's name, as metadata does
+            row_expander=spec.get("row_expander") or expander_named_in(spec, where=f"job {row['job_id']}"),
             certification=spec.get("certification"),
             user=JobUser.from_dict(spec.get("user")),
             status=row["status"],

@@ -22,8 +22,8 @@ from llama_stack_judge.core.definitions import (
     validate_definition,
 )
 from llama_stack_judge.core.panel import MEMBER_SEPARATOR
-from llama_stack_judge.core.tasks import AssessmentTask, build_tasks
 from llama_stack_judge.errors import JudgeDefinitionError
+from llama_stack_judge.mtbench.tasks import AssessmentTask, build_tasks
 
 PREFIX = "judge"
 SHIPPED_MARK = "llama_stack_judge.shipped"

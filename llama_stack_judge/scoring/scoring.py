@@ -47,12 +47,12 @@ from llama_stack_judge.core.outcomes import RowResult
 from llama_stack_judge.core.panel import panel_members
 from llama_stack_judge.core.rows import Row, check_rows
 from llama_stack_judge.core.runner import Judge, RunSettings, Usage
-from llama_stack_judge.core.tasks import AssessmentTask
 from llama_stack_judge.errors import (
     JudgeDefinitionError,
     JudgeInputError,
     UnknownScoringFunctionError,
 )
+from llama_stack_judge.mtbench.tasks import AssessmentTask
 from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.scoring.config import JudgeScoringConfig
 from llama_stack_judge.scoring.functions import (

@@ -10,9 +10,9 @@ import pytest
 from llama_stack_judge.core.agreement import keyed_vote
 from llama_stack_judge.core.card import headline
 from llama_stack_judge.core.jsonl import read_jsonl
-from llama_stack_judge.core.mtbench import data_file
-from llama_stack_judge.core.mtbench_work import answer_files
-from llama_stack_judge.mtbench_eval import register_certification
+from llama_stack_judge.mtbench.benchmark import register_certification
+from llama_stack_judge.mtbench.questions import data_file
+from llama_stack_judge.mtbench.work import answer_files
 from tests.fake_openai import fake_openai
 from tests.integration.test_cli import _run
 from tests.stacks import (

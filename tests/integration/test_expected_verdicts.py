@@ -72,7 +72,7 @@ def test_expected_weighting_of_a_judge_that_cannot_have_it_is_refused(client: An
 
 
 def test_mt_bench_judgments_keep_the_written_verdict_and_the_distribution(tmp_path: Path) -> None:
-    from llama_stack_judge.core.mtbench import data_file
+    from llama_stack_judge.mtbench.questions import data_file
     from tests.integration.test_cli import _run
 
     state = tmp_path / "state"

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from llama_stack_client import APIStatusError, BadRequestError
 
-from llama_stack_judge.core.mtbench import data_file, load_questions
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.embedded.server import free_port
-from llama_stack_judge.mtbench_eval import register_mt_bench
+from llama_stack_judge.mtbench.benchmark import register_mt_bench
+from llama_stack_judge.mtbench.questions import data_file, load_questions
 from tests.fake_openai import Fault, fake_openai
 from tests.integration.test_cli import _run
 from tests.stacks import (

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from llama_stack_judge.core.definitions import load_definition_file
-from llama_stack_judge.core.mtbench import NEED_REFERENCE, data_file, load_questions, load_turn_answers
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.runner import render_request
+from llama_stack_judge.mtbench.questions import NEED_REFERENCE, data_file, load_questions, load_turn_answers
 from tests.browser import render
 from tests.fake_openai import fake_openai
 from tests.integration.test_cli import CLI, _run

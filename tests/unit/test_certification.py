@@ -2,15 +2,15 @@
 
 import pytest
 
-from llama_stack_judge.certification import (
+from llama_stack_judge.core.jsonl import read_jsonl
+from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench.certification import (
     DEV,
     certification_rows,
     certification_work,
     judgments_of,
     shipped_answer_files,
 )
-from llama_stack_judge.core.jsonl import read_jsonl
-from llama_stack_judge.errors import JudgeInputError
 
 
 def test_rating_rows_are_every_models_answer_to_each_question_and_turn() -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from llama_stack_judge.core.leaderboard import Battle, leaderboard, style_differences, style_features
-from llama_stack_judge.core.mtbench import data_file
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.leaderboard_cli import battles_of, read_battles
+from llama_stack_judge.mtbench.questions import data_file
 
 
 def _by_model(board: dict) -> dict:  # type: ignore[type-arg]

@@ -11,11 +11,11 @@ from llama_stack_judge.core.cache import MemoryCache, cache_key, decode_reply, e
 from llama_stack_judge.core.chat import ChatReply, ChatRequest, TokenLogprob, token_offsets
 from llama_stack_judge.core.definitions import validate_definition
 from llama_stack_judge.core.logprobs import NoDistributionError, verdict_distribution
-from llama_stack_judge.core.mtbench import winner_probabilities
 from llama_stack_judge.core.outcomes import Outcome
+from llama_stack_judge.core.pairwise import winner_probabilities
 from llama_stack_judge.core.runner import VERDICT_FIRST_INSTRUCTION, Judge, RunSettings, Usage, render_request
-from llama_stack_judge.core.tasks import combine_pair
 from llama_stack_judge.errors import JudgeDefinitionError
+from llama_stack_judge.mtbench.tasks import combine_pair
 
 ONE_TO_TEN = [str(v) for v in range(1, 11)]
 

@@ -10,20 +10,14 @@ import pytest
 from llama_stack_judge.core.aggregate import aggregate
 from llama_stack_judge.core.agreement import agreement, cohen_kappa
 from llama_stack_judge.core.definitions import Aggregation, load_definition_file
-from llama_stack_judge.core.mtbench import (
-    combine_orders,
-    data_file,
-    judge_name,
-    load_questions,
-    load_turn_answers,
-    pairwise_inputs,
-    rating_inputs,
-)
 from llama_stack_judge.core.outcomes import Outcome, RowResult
-from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
-from llama_stack_judge.core.tasks import combine_pair, combine_turns
+from llama_stack_judge.core.pairwise import combine_orders
 from llama_stack_judge.errors import JudgeInputError
-from llama_stack_judge.mtbench_eval import expand_question_rows, question_rows
+from llama_stack_judge.mtbench.benchmark import expand_question_rows, question_rows
+from llama_stack_judge.mtbench.questions import data_file, load_questions, load_turn_answers
+from llama_stack_judge.mtbench.routing import judge_name, pairwise_inputs, rating_inputs
+from llama_stack_judge.mtbench.summary import summarize_pairwise, summarize_single
+from llama_stack_judge.mtbench.tasks import combine_pair, combine_turns
 
 FN_DEFS = Path(__file__).resolve().parents[2] / "llama_stack_judge" / "fn_defs"
 ORIGINAL_NAMES = {

@@ -8,10 +8,10 @@ import pytest
 from llama_stack_judge.core.aggregate import Statistics
 from llama_stack_judge.core.agreement import fleiss_kappa
 from llama_stack_judge.core.definitions import Aggregation
-from llama_stack_judge.core.mtbench_work import pairwise_judgment
 from llama_stack_judge.core.outcomes import Outcome, RowResult, compact_result
 from llama_stack_judge.core.panel import Combine, Panel, judge_with_panel, panel_members, panel_results_from_rows
 from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench.work import pairwise_judgment
 
 
 def rated(score: float) -> RowResult:

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from llama_stack_judge.core.summary import summarize_pairwise, summarize_single
-from llama_stack_judge.report import write_report
+from llama_stack_judge.mtbench.report import write_report
+from llama_stack_judge.mtbench.summary import summarize_pairwise, summarize_single
 
 SCRIPT = "<script>alert('x')</script>"
 

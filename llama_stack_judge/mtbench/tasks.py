@@ -10,22 +10,14 @@ from dataclasses import dataclass, replace
 
 from llama_stack_judge.core.chat import ChatRequest
 from llama_stack_judge.core.definitions import Aggregation, FailurePolicy, JudgeDefinition
-from llama_stack_judge.core.mtbench import (
-    JUDGE_PREFIX,
-    WINNER_SCORE,
-    Kind,
-    combine_orders,
-    judge_name,
-    pairwise_inputs,
-    rating_inputs,
-    winner_probabilities,
-)
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.outcomes import Outcome, RowResult, failure_outcome
+from llama_stack_judge.core.pairwise import WINNER_SCORE, combine_orders, winner_probabilities
 from llama_stack_judge.core.rows import Row
 from llama_stack_judge.core.runner import Judge, Usage, flag_verdict_like, render_request
 from llama_stack_judge.core.stats import mean
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError, input_problems
+from llama_stack_judge.mtbench.routing import JUDGE_PREFIX, Kind, judge_name, pairwise_inputs, rating_inputs
 
 RATING_TASK = "response_assessment.rating"
 PAIRWISE_TASK = "response_assessment.pairwise_comparison"

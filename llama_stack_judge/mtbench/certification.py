@@ -16,9 +16,9 @@ from typing import Any, Literal
 from llama_stack_judge.core.agreement import Key, keyed_vote
 from llama_stack_judge.core.card import SOURCES, AnswerKey, pairwise_card, rating_card
 from llama_stack_judge.core.jsonl import read_jsonl
-from llama_stack_judge.core.mtbench import data_file, load_questions, load_turn_answers
-from llama_stack_judge.core.mtbench_work import Answers, Work, add_pair, add_single, pairwise_judgment, single_judgment
 from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench.questions import data_file, load_questions, load_turn_answers
+from llama_stack_judge.mtbench.work import Answers, Work, add_pair, add_single, pairwise_judgment, single_judgment
 
 SHIPPED_LABELS = "mt-bench-dev"
 DEV = data_file("dev")

@@ -4,7 +4,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from llama_stack_judge.core.mtbench import INCONSISTENT
+from llama_stack_judge.core.pairwise import INCONSISTENT, first_position_win_rate, position_consistency
 from llama_stack_judge.core.stats import LOSS, TIE, WIN, bootstrap_ci, mean
 
 Judgment = Mapping[str, Any]
@@ -67,13 +67,13 @@ def summarize_pairwise(judgments: Sequence[Judgment], *, seed: int = 0) -> dict[
             "n_games": len(scores),
         }
     both_orders = [j for j in judgments if j["status"] == "scored"]
-    consistent = [j for j in both_orders if j["winner"] != INCONSISTENT]
+    winners = [j["winner"] for j in both_orders]
     verdicts = [v for j in judgments for v in (j.get("verdict_ab"), j.get("verdict_ba")) if v in ("A", "B", "C")]
     return {
         "models": models,
-        "position_consistency": len(consistent) / len(both_orders) if both_orders else None,
-        "first_position_win_rate": verdicts.count("A") / len(verdicts) if verdicts else None,
-        "inconsistent_ties": len(both_orders) - len(consistent),
+        "position_consistency": position_consistency(winners),
+        "first_position_win_rate": first_position_win_rate(verdicts),
+        "inconsistent_ties": winners.count(INCONSISTENT),
         "n_scored": len(both_orders),
         "n_failed": len(judgments) - len(both_orders),
         "n_total": len(judgments),

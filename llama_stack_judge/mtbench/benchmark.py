@@ -2,22 +2,23 @@
 
 ``run_eval("mt-bench", {eval_candidate, scoring_params})`` then has the candidate answer both turns of every question
 (the second with its own first answer in the conversation) and judges each turn with the right MT-bench judge.
-The dataset's rows hold only question ids (``metadata.mt_bench_questions`` on the benchmark): the eval provider reads
-each question's category, turns and reference answers from the package, which keeps run configs small.
+The dataset's rows hold only question ids, which keeps run configs small: the benchmark's metadata turns on the row
+expander ``mt_bench_questions`` (``expand_question_rows``, offered as an entry point in ``pyproject.toml``), through
+which the eval provider reads each question's category, turns and reference answers from the package.
 """
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from llama_stack_judge.certification import Kind, certification_rows
-from llama_stack_judge.core.mtbench import NEED_REFERENCE, data_file, load_questions, load_turn_answers
-from llama_stack_judge.core.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench.certification import Kind, certification_rows
+from llama_stack_judge.mtbench.questions import NEED_REFERENCE, data_file, load_questions, load_turn_answers
+from llama_stack_judge.mtbench.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.scoring.functions import PREFIX
 
 BENCHMARK_ID = "mt-bench"
 DATASET_ID = "mt-bench-questions"
-QUESTIONS_FLAG = "mt_bench_questions"
+QUESTIONS_FLAG = "mt_bench_questions"  # the row expander's entry-point name
 BENCHMARK_METADATA = {"judge_options": {"group_by": ["category"]}, QUESTIONS_FLAG: True}
 
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llama_stack_judge.core.mtbench import NEED_REFERENCE, Question, load_turn_answers
 from llama_stack_judge.core.panel import majority_of
 from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench.questions import NEED_REFERENCE, Question, load_turn_answers
 
 Answers = Mapping[str, Mapping[int, tuple[str, ...]]]  # answer turns by model and question id
 

@@ -1,89 +1,18 @@
-"""MT-bench: its data files, and which of the eight judges sees which row with which fields.
+"""Which of the eight MT-bench judges sees which row, with which template fields.
 
 Routing follows the MT-bench paper and FastChat's llm_judge: math, reasoning and coding are judged against a
 reference answer; the second turn is judged by the multi-turn judges, which are shown the whole conversation.
 """
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
-from typing import Final, Literal
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
-from llama_stack_judge.core.jsonl import read_numbered
 from llama_stack_judge.errors import JudgeInputError
+from llama_stack_judge.mtbench.questions import NEED_REFERENCE
 
-NEED_REFERENCE = frozenset({"math", "reasoning", "coding"})
 JUDGE_PREFIX = "mt-bench-"  # shipped definition files are mt-bench-<MT-bench judge name>.json
 Kind = Literal["single", "pair"]
-
-
-def data_file(name: str) -> Path:
-    """A file of the MT-bench data shipped with the package."""
-    return Path(str(resources.files("llama_stack_judge") / "mtbench_data" / name))
-
-
-@dataclass(frozen=True, slots=True)
-class Question:
-    """One MT-bench question: its id, category and user turns."""
-
-    question_id: int
-    category: str
-    turns: tuple[str, ...]
-
-
-def _text_list(value: object, *, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(turn, str) for turn in value):
-        raise JudgeInputError(f"{where}: expected a non-empty list of strings")
-    return tuple(value)
-
-
-def _question_id(record: Mapping[str, object], *, where: str) -> int:
-    value = record.get("question_id")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise JudgeInputError(f"{where}: 'question_id' must be an integer, got {value!r}")
-    return value
-
-
-def _by_question_id(path: Path) -> Iterator[tuple[str, int, Mapping[str, object]]]:
-    """Each record of a JSONL file with where it is and its question id; a second record of an id is refused.
-
-    Raises:
-        JudgeInputError: naming the file, both lines and the id, since which of two answers counts is anyone's guess.
-    """
-    first_line: dict[int, int] = {}
-    for line, record in read_numbered(path):
-        where = f"{path}:{line}"
-        qid = _question_id(record, where=where)
-        if qid in first_line:
-            raise JudgeInputError(
-                f"{where}: question_id {qid} again (first at line {first_line[qid]}); keep one record per question"
-            )
-        first_line[qid] = line
-        yield where, qid, record
-
-
-def load_questions(path: Path) -> dict[int, Question]:
-    """Questions by id, from a FastChat ``question.jsonl``."""
-    questions = {}
-    for where, qid, record in _by_question_id(path):
-        category = record.get("category")
-        if not isinstance(category, str):
-            raise JudgeInputError(f"{where}: 'category' must be a string")
-        questions[qid] = Question(qid, category, _text_list(record.get("turns"), where=f"{where}: 'turns'"))
-    return questions
-
-
-def load_turn_answers(path: Path) -> dict[int, tuple[str, ...]]:
-    """Answer turns by question id, from a FastChat answer file (``choices[0].turns``); also reference answers."""
-    answers = {}
-    for where, qid, record in _by_question_id(path):
-        choices = record.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise JudgeInputError(f"{where}: expected 'choices': [{{'turns': [...]}}]")
-        answers[qid] = _text_list(choices[0].get("turns"), where=f"{where}: 'turns'")
-    return answers
 
 
 def judge_name(kind: Kind, *, turn: int, with_reference: bool) -> str:
@@ -202,29 +131,3 @@ def pairwise_inputs(row: Mapping[str, object], *, where: str) -> tuple[int, str,
     turn, with_reference, fields = _conversation_fields(row, keys, where=where)
     swapped = {_swap_sides(key): value for key, value in fields.items()}
     return turn, judge_name("pair", turn=turn, with_reference=with_reference), fields, swapped
-
-
-INCONSISTENT: Final = "tie (inconsistent)"  # the winner of a pair whose two orders disagree
-Winner = Literal["model_a", "model_b", "tie", "tie (inconsistent)"]
-_WINNER_AB: dict[str, Winner] = {"A": "model_a", "B": "model_b", "C": "tie"}
-_WINNER_BA: dict[str, Winner] = {"A": "model_b", "B": "model_a", "C": "tie"}
-WINNER_SCORE: dict[Winner, float] = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, INCONSISTENT: 0.5}
-
-
-def combine_orders(verdict_ab: str, verdict_ba: str) -> Winner:
-    """The winner of a pair judged in both orders: the same winner twice, else a tie marked inconsistent."""
-    first, second = _WINNER_AB[verdict_ab], _WINNER_BA[verdict_ba]
-    return first if first == second else INCONSISTENT
-
-
-def winner_probabilities(ab: Mapping[str, float], ba: Mapping[str, float]) -> dict[Winner, float]:
-    """P(model_a wins), P(model_b wins) and P(tie) of a pair, averaged over its two orders.
-
-    ``ab`` and ``ba`` are the judge's probabilities of "A", "B" and "C" in each order; swapping the answers swaps
-    what "A" and "B" mean, so the average cancels the judge's preference for a position.
-    """
-    chances: dict[Winner, float] = {"model_a": 0.0, "model_b": 0.0, "tie": 0.0}
-    for probabilities, winners in ((ab, _WINNER_AB), (ba, _WINNER_BA)):
-        for label, probability in probabilities.items():
-            chances[winners[label]] += probability / 2
-    return chances
