@@ -24,7 +24,7 @@ import yaml
 from judge_throughput import fake_judge, free_port
 from llama_stack_client import LlamaStackClient
 
-from llama_stack_judge.cli import endpoint_providers
+from llama_stack_judge.cli.stack import endpoint_providers
 from llama_stack_judge.health import wait_until_healthy
 from llama_stack_judge.stack_config import build_run_config
 

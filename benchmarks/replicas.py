@@ -32,7 +32,7 @@ from llama_stack_client import LlamaStackClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test helpers: a PostgreSQL cluster and served replicas
 
-from llama_stack_judge.cli import endpoint_providers  # noqa: E402
+from llama_stack_judge.cli.stack import endpoint_providers  # noqa: E402
 from tests import postgres  # noqa: E402
 from tests.stacks import (  # noqa: E402
     register_benchmark,

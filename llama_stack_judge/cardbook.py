@@ -6,7 +6,6 @@ are called; a judge that differs in any of those (another model, a new prompt, e
 verdicts) has no card until certified.
 """
 
-import argparse
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,9 +41,9 @@ def _judged_by(provenance: Mapping[str, Any]) -> str:
 SHIPPED_CARDS = Path(__file__).parent / "cards"
 
 
-def card_book(args: argparse.Namespace) -> "CardBook":
+def card_book(state_dir: Path) -> "CardBook":
     """The cards of a command's state directory (``--state-dir``), and the shipped ones."""
-    return CardBook(Path(args.state_dir) / CARDS_DIR, shipped=SHIPPED_CARDS)
+    return CardBook(state_dir / CARDS_DIR, shipped=SHIPPED_CARDS)
 
 
 class CardBook:

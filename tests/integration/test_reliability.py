@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from llama_stack_judge.cli import endpoint_providers
+from llama_stack_judge.cli.stack import endpoint_providers
 from llama_stack_judge.core.options import JudgeOptions
 from tests.fake_openai import FakeServer, Fault, fake_openai
 from tests.stacks import (

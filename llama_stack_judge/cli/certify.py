@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from llama_stack_judge.cardbook import card_book
+from llama_stack_judge.cli.judging import INTERRUPTED, Judging, judge_into, run_record
+from llama_stack_judge.cli.selection import Selection, labelled_pair_work, single_work
 from llama_stack_judge.core.card import SOURCES, headline
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.mtbench.certification import (
@@ -23,34 +25,10 @@ from llama_stack_judge.mtbench.certification import (
     load_labels,
     shipped_answer_files,
 )
-from llama_stack_judge.mtbench.questions import data_file
-from llama_stack_judge.mtbench.work import Answers, Work, add_pair, answer_files
-from llama_stack_judge.mtbench_cli import (
-    judge_into,
-    parse_turns,
-    reference_answers,
-    selected_questions,
-    single_work,
-)
+from llama_stack_judge.mtbench.work import answer_files
 from llama_stack_judge.outputs import DEFAULT_CLI_STATE, output_dir
 from llama_stack_judge.provider import SCORING_PROVIDER_TYPE
-from llama_stack_judge.run_info import run_metadata
 from llama_stack_judge.stack_config import stored_provider_config
-
-
-def _pairwise_work(args: argparse.Namespace, votes: list[dict[str, Any]], answers: Answers) -> Work:
-    """One row per labelled pair (question, turn, unordered model pair) whose answers are at hand.
-
-    With ``--voted-by``, only the pairs that source voted on: a slow judge spends its calls where people voted.
-    """
-    questions = {q.question_id: q for q in selected_questions(args)}
-    references = reference_answers(args, list(questions.values()))
-    work = Work([], [], [])
-    for turn, question_id, model_a, model_b in labelled_pairs(votes, voted_by=args.voted_by):
-        question = questions.get(question_id)
-        if question is not None and turn in args.turns:
-            add_pair(work, question, references, answers, (model_a, model_b), turn)
-    return work
 
 
 async def _stack_cards(run_yaml: Path) -> list[dict[str, Any]]:
@@ -68,24 +46,32 @@ def run_cards(args: argparse.Namespace) -> int:
     """``cards``: every filed judge card, newest first: the CLI's, or with ``--stack-config`` a stack's."""
     from llama_stack_judge.mtbench.report import print_cards
 
-    print_cards(asyncio.run(_stack_cards(Path(args.stack_config))) if args.stack_config else card_book(args).cards())
+    stored = asyncio.run(_stack_cards(Path(args.stack_config))) if args.stack_config else None
+    print_cards(stored if stored is not None else card_book(Path(args.state_dir)).cards())
     return 0
 
 
 def run_certify(args: argparse.Namespace) -> int:
     """Judge the labelled set, then write the judgments and the card, and print the card's headline."""
-    if args.answers is None:
-        args.answers = shipped_answer_files()
-    if args.labels == SHIPPED_LABELS and args.question_ids is None:
-        args.question_ids = ",".join(map(str, DEV_QUESTION_IDS))
+    shipped = args.labels == SHIPPED_LABELS
+    selection = Selection.from_args(
+        args,
+        answers=tuple(shipped_answer_files()),
+        turns=(1,),
+        **({"question_ids": ",".join(map(str, DEV_QUESTION_IDS))} if shipped else {}),
+    )
+    judging = Judging.from_args(args)
     labels = load_labels(args.labels, args.ratings)
     pairwise = args.kind == "pairwise"
-    answers = answer_files(args.answers)  # read once: for the rows and for the answers' lengths
-    work = _pairwise_work(args, labels.votes, answers) if pairwise else single_work(args, answers)
+    answers = answer_files(selection.answers)  # read once: for the rows and for the answers' lengths
+    if pairwise:
+        work = labelled_pair_work(selection, answers, labelled_pairs(labels.votes, voted_by=args.voted_by))
+    else:
+        work = single_work(selection, answers)
     if not work.rows:
         raise JudgeInputError("nothing to certify: check --answers, --labels, --question-ids, --categories, --turns")
     output = output_dir(args.output)
-    function_id, judged = judge_into(args, work, output, pairwise=pairwise)
+    function_id, judged = judge_into(judging, work, output, pairwise=pairwise)
     judgments = judged.judgments
     card = judge_card(
         args.kind,
@@ -96,19 +82,19 @@ def run_certify(args: argparse.Namespace) -> int:
         complete=judged.complete,
         usage=judged.usage,
         seconds=judged.seconds,
-        run=run_metadata(args, function_id=function_id, judges=judged.judges),
+        run=run_record(judging, selection, function_id=function_id, judges=judged.judges),
     )
     (output / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    filed = card_book(args).save(card) if judged.complete else None
+    filed = card_book(judging.judge.state_dir).save(card) if judged.complete else None
     print(headline(card))
     print(f"wrote {output / 'card.json'} and judgments.jsonl ({len(judgments)} judgments)", file=sys.stderr)
     if filed is not None:
         print(f"filed the card as {filed}: runs with this judge will show it", file=sys.stderr)
-    return 0 if judged.complete else 130
+    return 0 if judged.complete else INTERRUPTED
 
 
-def add_parser(commands: Any, add_judge_options: Any) -> None:
-    """The ``certify`` command."""
+def add_parser(commands: Any) -> None:
+    """The ``certify`` and ``cards`` commands."""
     certify = commands.add_parser("certify", help="measure a judge against labels and write its judge card")
     certify.add_argument("kind", choices=["single", "pairwise"], help="the MT-bench rating or pairwise judges")
     certify.add_argument(
@@ -119,23 +105,18 @@ def add_parser(commands: Any, add_judge_options: Any) -> None:
     certify.add_argument(
         "--ratings", help="with your own --labels: a CSV of reference ratings (model,question_id,turn,score)"
     )
-    certify.add_argument("--answers", nargs="+", help="FastChat answer files (default: the seven shipped models')")
-    certify.add_argument("--questions", default=str(data_file("question.jsonl")), help="default: the shipped file")
-    certify.add_argument(
-        "--references", default=str(data_file("reference_answer_gpt-4.jsonl")), help="default: GPT-4's"
+    Selection.add_arguments(
+        certify,
+        answers="FastChat answer files (default: the seven shipped models')",
+        question_ids="comma-separated (default with the shipped labels: the odd ids)",
+        turns="1 (default), 2 or 1,2",
     )
-    certify.add_argument("--question-ids", help="comma-separated (default with the shipped labels: the odd ids)")
-    certify.add_argument("--categories", help="comma-separated categories")
-    certify.add_argument("--turns", type=parse_turns, default=(1,), help="1 (default), 2 or 1,2")
-    certify.add_argument("--limit", type=int, help="only the first N questions")
     certify.add_argument(
         "--voted-by", choices=sorted(SOURCES), help="pairwise: judge only the pairs this label source voted on"
     )
-    certify.add_argument("--max-concurrency", type=int, help="judge calls in flight (default: the provider's)")
-    certify.add_argument("--no-cache", action="store_true", help="judge afresh instead of reusing stored replies")
     certify.add_argument("--seed", type=int, default=0, help="of the bootstrap intervals")
     certify.add_argument("--output", default="out/certify", help="folder for card.json and judgments.jsonl")
-    add_judge_options(certify)
+    Judging.add_arguments(certify)
     certify.set_defaults(run=run_certify)
     cards = commands.add_parser("cards", help="list the judge cards filed by certify")
     cards.add_argument("--state-dir", default=str(DEFAULT_CLI_STATE), help="the CLI's state directory")
