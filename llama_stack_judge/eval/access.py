@@ -9,7 +9,6 @@ their roles/teams/projects/namespaces, or anyone for a job with no user).
 
 import contextvars
 from dataclasses import dataclass
-from typing import Any
 
 from llama_stack.core.access_control.access_control import is_action_allowed
 from llama_stack.core.access_control.datatypes import AccessRule, Action
@@ -33,15 +32,6 @@ class JobUser:
         """The user of the current request; ``None`` when the stack runs without authentication."""
         user = get_authenticated_user()
         return None if user is None else cls(user.principal, user.attributes)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "JobUser | None":
-        """A user as stored with a job."""
-        return None if not data else cls(data["principal"], data.get("attributes"))
-
-    def as_dict(self) -> dict[str, Any]:
-        """The user as stored with a job."""
-        return {"principal": self.principal, "attributes": self.attributes}
 
     def as_stack_user(self) -> User:
         """The user as llama-stack's access control sees it."""

@@ -9,14 +9,14 @@ SQLAlchemy statements on the store's own engine and table.
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from llama_stack.core.storage.datatypes import SqlStoreReference
 from llama_stack.core.storage.sqlstore.sqlalchemy_sqlstore import SqlAlchemySqlStoreImpl
 from llama_stack.core.storage.sqlstore.sqlstore import sqlstore_impl
 from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
 
 from llama_stack_judge.eval.access import JobUser
@@ -49,8 +49,11 @@ class LeaseLostError(Exception):
     """The job is no longer this replica's to write: it was cancelled, or another replica took it over."""
 
 
-@dataclass
-class JobRecord:
+# The job table's own columns; the rest of a record is kept in its JSON column ``spec``.
+_RECORD_COLUMNS = ("job_id", "benchmark_id", "status", "created_at", "started_at", "finished_at", "error", "result")
+
+
+class JobRecord(BaseModel):
     """What a job is and where it stands; everything needed to resume it after a restart."""
 
     job_id: str
@@ -64,13 +67,14 @@ class JobRecord:
     certification: dict[str, Any] | None = None  # rows are keys of labelled answers; the candidate is the judge
     user: JobUser | None = None  # who started the job (with the stack's authentication on)
     status: str = "scheduled"
-    created_at: float = field(default_factory=time.time)
+    created_at: float = Field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
     error: str | None = None
     result: dict[str, Any] | None = None
     progress: JobProgress | None = None  # once started
-    leased_by: str | None = None  # the replica running the job (read from the store; written by lease operations)
+    # The replica running the job: read from the store, written by lease operations only, never with the record.
+    leased_by: str | None = Field(default=None, exclude=True)
 
     def describe(self) -> str:
         """Status, progress and times in one line, for messages and logs."""
@@ -90,53 +94,17 @@ class JobRecord:
 
     def row(self) -> dict[str, Any]:
         """The record as a table row."""
-        return {
-            "job_id": self.job_id,
-            "benchmark_id": self.benchmark_id,
-            "status": self.status,
-            "spec": {
-                "dataset_id": self.dataset_id,
-                "scoring_functions": self.scoring_functions,
-                "benchmark_config": self.benchmark_config,
-                "options": self.options,
-                "save_results_dataset": self.save_results_dataset,
-                "row_expander": self.row_expander,
-                "certification": self.certification,
-                "user": None if self.user is None else self.user.as_dict(),
-                "progress": None if self.progress is None else self.progress.model_dump(exclude_none=True),
-            },
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "error": self.error,
-            "result": self.result,
-        }
+        fields = self.model_dump(mode="json")
+        return {column: fields.pop(column) for column in _RECORD_COLUMNS} | {"spec": fields}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "JobRecord":
         """A record read back from the table."""
-        spec = row["spec"]
-        return cls(
-            job_id=row["job_id"],
-            benchmark_id=row["benchmark_id"],
-            dataset_id=spec["dataset_id"],
-            scoring_functions=spec["scoring_functions"],
-            benchmark_config=spec["benchmark_config"],
-            options=spec["options"],
-            save_results_dataset=spec.get("save_results_dataset", False),
-            # a record stored before hooks had names kept the flag under its hook's name, as metadata does
-            row_expander=spec.get("row_expander") or expander_named_in(spec, where=f"job {row['job_id']}"),
-            certification=spec.get("certification"),
-            user=JobUser.from_dict(spec.get("user")),
-            status=row["status"],
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            error=row["error"],
-            result=row["result"],
-            progress=JobProgress.model_validate(spec["progress"]) if spec.get("progress") else None,
-            leased_by=row.get("leased_by"),
-        )
+        spec = dict(row["spec"])
+        # A record stored before hooks had names kept the flag under its hook's name, as metadata does.
+        spec["row_expander"] = spec.get("row_expander") or expander_named_in(spec, where=f"job {row['job_id']}")
+        columns = {column: row[column] for column in _RECORD_COLUMNS}
+        return cls.model_validate(spec | columns | {"leased_by": row.get("leased_by")})
 
 
 _LEASE_COLUMNS = {"leased_by": ColumnType.STRING, "lease_until": ColumnType.FLOAT}

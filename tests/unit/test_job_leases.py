@@ -11,7 +11,14 @@ from llama_stack_judge.eval.store import JobProgress, JobRecord, JobStore, Lease
 
 
 def _job(job_id: str) -> JobRecord:
-    return JobRecord(job_id, "bench", "ds", ["judge::subset_of"], {}, {})
+    return JobRecord(
+        job_id=job_id,
+        benchmark_id="bench",
+        dataset_id="ds",
+        scoring_functions=["judge::subset_of"],
+        benchmark_config={},
+        options={},
+    )
 
 
 async def _store(tmp_path: Path) -> JobStore:

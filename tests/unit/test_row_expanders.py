@@ -6,8 +6,9 @@ import pytest
 
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.eval import row_expanders
+from llama_stack_judge.eval.access import JobUser
 from llama_stack_judge.eval.row_expanders import expanded, expander_named_in, row_expander
-from llama_stack_judge.eval.store import JobRecord
+from llama_stack_judge.eval.store import JobProgress, JobRecord
 from llama_stack_judge.mtbench.benchmark import BENCHMARK_METADATA
 
 
@@ -37,11 +38,37 @@ def test_two_expanders_turned_on_are_refused() -> None:
         expander_named_in({"mt_bench_questions": True, "other_rows": True}, where="benchmark b")
 
 
+def _job(job_id: str, **more: object) -> JobRecord:
+    fields = {"benchmark_id": "b", "dataset_id": "ds", "scoring_functions": ["judge::x"]}
+    return JobRecord.model_validate({"job_id": job_id, "benchmark_config": {}, "options": {}} | fields | more)
+
+
+def test_a_job_record_comes_back_from_its_table_row_as_it_was_without_its_lease() -> None:
+    job = _job(
+        "j",
+        user=JobUser("alice", {"roles": ["admin"]}),
+        progress=JobProgress(phase="judging", rows=10, generated=10, judged=4),
+        status="in_progress",
+        started_at=5.0,
+        leased_by="replica-1",
+    )
+    row = job.row()
+    assert set(row) == {"job_id", "benchmark_id", "status", "created_at", "started_at", "finished_at", "error",
+                        "result", "spec"}  # fmt: skip
+    assert "leased_by" not in row["spec"] and row["spec"]["user"] == {
+        "principal": "alice",
+        "attributes": {"roles": ["admin"]},
+    }
+    back = JobRecord.from_row(row | {"leased_by": "replica-2"})
+    assert back.model_dump(exclude={"leased_by"}) == job.model_dump(exclude={"leased_by"})
+    assert back.leased_by == "replica-2" and back.user == JobUser("alice", {"roles": ["admin"]})
+
+
 def test_a_job_record_keeps_its_expander_and_reads_one_stored_as_a_flag() -> None:
-    job = JobRecord("j", "mt-bench", "ds", ["judge::x"], {}, {}, row_expander="mt_bench_questions")
+    job = _job("j", benchmark_id="mt-bench", row_expander="mt_bench_questions")
     assert JobRecord.from_row(job.row()).row_expander == "mt_bench_questions"
     older = job.row()
     older["spec"] = {k: v for k, v in older["spec"].items() if k != "row_expander"} | {"mt_bench_questions": True}
     assert JobRecord.from_row(older).row_expander == "mt_bench_questions"
-    plain = JobRecord("k", "b", "ds", ["judge::x"], {}, {})
+    plain = _job("k")
     assert JobRecord.from_row(plain.row()).row_expander is None
