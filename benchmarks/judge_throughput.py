@@ -53,7 +53,7 @@ def fake_judge(latency_s: float) -> Iterator[str]:
     """A fake judge server in a subprocess; yields its base URL (…/v1)."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, str(HERE / "fake_judge_server.py"), "--port", str(port), "--latency", str(latency_s)]
+        [sys.executable, "-m", "tests.fake_openai", "--port", str(port), "--latency", str(latency_s)], cwd=HERE.parent
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -1,6 +1,6 @@
 """Load on one served stack: many concurrent callers scoring through our provider against a fake judge.
 
-A fake OpenAI-compatible judge (``fake_judge_server.py``, fixed latency) runs in its own process; ``llama stack run``
+A fake OpenAI-compatible judge (``tests/fake_openai.py``, fixed latency) runs in its own process; ``llama stack run``
 serves our scoring provider with ``remote::openai`` pointed at it; ``--clients`` threads each score ``--rows`` rows
 with their own ``LlamaStackClient``. Prints request latency (p50/p99), rows/s, and the judge's peak in-flight count
 against the provider's limit.

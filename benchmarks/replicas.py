@@ -3,7 +3,7 @@
 Every replica is a real ``llama stack run`` of the same run.yaml, all on one throw-away PostgreSQL cluster (registry,
 jobs, judgment cache, and the stack's inference store).
 
-- **Scoring**: a fake OpenAI-compatible judge (``fake_judge_server.py``) at ``--latencies``; ``--requests`` score
+- **Scoring**: a fake OpenAI-compatible judge (``tests/fake_openai.py``) at ``--latencies``; ``--requests`` score
   calls of ``--rows`` rows each, sent ``--clients`` at a time and spread round-robin over the replicas; the
   judgment cache is off, so every row is a judge call. Prints rows/s for 1 and 2 replicas and the ratio.
 - **Job**: the scripted in-process models (no HTTP: the stack's own work is measured); one eval job of
