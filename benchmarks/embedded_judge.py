@@ -28,7 +28,8 @@ from llama_stack_judge.embedded.models import DEFAULT_MODEL
 from llama_stack_judge.mtbench.questions import data_file, load_questions, load_turn_answers
 from llama_stack_judge.mtbench.routing import rating_inputs
 from llama_stack_judge.mtbench.tasks import RATING_TASK
-from llama_stack_judge.scoring.functions import PREFIX, ScoringFunctionRegistry
+from llama_stack_judge.names import PREFIX
+from llama_stack_judge.scoring.functions import ScoringFunctionRegistry
 from llama_stack_judge.stack_config import build_run_config, write_run_config
 
 ROOT = Path(__file__).resolve().parent.parent

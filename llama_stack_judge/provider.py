@@ -2,9 +2,7 @@
 
 from llama_stack_api import Api, InlineProviderSpec, ProviderSpec
 
-SCORING_PROVIDER_TYPE = "inline::judge-scoring"
-EVAL_PROVIDER_TYPE = "inline::judge-eval"
-SCRIPTED_PROVIDER_TYPE = "inline::scripted-judge"
+from llama_stack_judge.names import EVAL_PROVIDER_TYPE, SCORING_PROVIDER_TYPE, SCRIPTED_PROVIDER_TYPE
 
 
 def get_provider_spec() -> list[ProviderSpec]:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.mtbench.benchmark import registered_resources
-from llama_stack_judge.provider import EVAL_PROVIDER_TYPE, SCORING_PROVIDER_TYPE, SCRIPTED_PROVIDER_TYPE
+from llama_stack_judge.names import EVAL_PROVIDER_TYPE, SCORING_PROVIDER_TYPE, SCRIPTED_PROVIDER_TYPE
 
 DEFAULT_STATE_DIR = "${env.JUDGE_STATE_DIR:=" + str(Path.home() / ".llama" / "llama-stack-judge") + "}"
 LOCALFS_DATASETIO = {

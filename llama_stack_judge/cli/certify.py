@@ -26,8 +26,8 @@ from llama_stack_judge.mtbench.certification import (
     shipped_answer_files,
 )
 from llama_stack_judge.mtbench.work import answer_files
+from llama_stack_judge.names import SCORING_PROVIDER_TYPE
 from llama_stack_judge.outputs import DEFAULT_CLI_STATE, output_dir
-from llama_stack_judge.provider import SCORING_PROVIDER_TYPE
 from llama_stack_judge.stack_config import stored_provider_config
 
 

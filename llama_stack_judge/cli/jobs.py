@@ -10,8 +10,8 @@ from typing import Any
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.store import JobRecord, JobStore
+from llama_stack_judge.names import EVAL_PROVIDER_TYPE
 from llama_stack_judge.outputs import output_file
-from llama_stack_judge.provider import EVAL_PROVIDER_TYPE
 from llama_stack_judge.stack_config import stored_provider_config
 
 ENDED = {"completed", "failed", "cancelled"}

@@ -21,8 +21,8 @@ from llama_stack_judge.cli.stack import OpenedStack, open_stack
 from llama_stack_judge.core.aggregate import JUDGE_CARD_KEY, JUDGES_KEY
 from llama_stack_judge.mtbench.tasks import PAIRWISE_TASK, RATING_TASK
 from llama_stack_judge.mtbench.work import Work, pairwise_judgment, single_judgment
+from llama_stack_judge.names import PREFIX
 from llama_stack_judge.run_info import run_metadata
-from llama_stack_judge.scoring.functions import PREFIX
 
 DEFAULT_CHUNK_PER_SLOT = 4  # rows per score call = 4 x max_concurrency: keeps every slot busy, progress fine-grained
 INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C

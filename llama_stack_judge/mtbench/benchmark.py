@@ -14,7 +14,7 @@ from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.mtbench.certification import Kind, certification_rows
 from llama_stack_judge.mtbench.questions import NEED_REFERENCE, data_file, load_questions, load_turn_answers
 from llama_stack_judge.mtbench.tasks import PAIRWISE_TASK, RATING_TASK
-from llama_stack_judge.scoring.functions import PREFIX
+from llama_stack_judge.names import PREFIX
 
 BENCHMARK_ID = "mt-bench"
 DATASET_ID = "mt-bench-questions"

@@ -24,8 +24,8 @@ from llama_stack_judge.core.definitions import (
 from llama_stack_judge.core.panel import MEMBER_SEPARATOR
 from llama_stack_judge.errors import JudgeDefinitionError
 from llama_stack_judge.mtbench.tasks import AssessmentTask, build_tasks
+from llama_stack_judge.names import PREFIX
 
-PREFIX = "judge"
 SHIPPED_MARK = "llama_stack_judge.shipped"
 
 Shipped = JudgeDefinition | BuiltinScorer | AssessmentTask

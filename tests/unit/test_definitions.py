@@ -86,7 +86,8 @@ def test_json_round_trip() -> None:
 
 def test_advertised_metadata_holds_only_what_the_file_sets() -> None:
     """A field added to JudgeDefinition later, with a default, must not change a function stored by a stack."""
-    from llama_stack_judge.scoring.functions import PREFIX, to_scoring_fn
+    from llama_stack_judge.names import PREFIX
+    from llama_stack_judge.scoring.functions import to_scoring_fn
 
     path = Path(__file__).resolve().parents[2] / "llama_stack_judge" / "fn_defs" / "helpfulness-v1.json"
     definition = load_definition_file(path, prefix=PREFIX)
