@@ -7,6 +7,8 @@ judged in both orders (A/B, then B/A) so that position bias shows up as inconsis
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
 
 from llama_stack_judge.core.chat import ChatRequest
 from llama_stack_judge.core.definitions import Aggregation, FailurePolicy, JudgeDefinition
@@ -19,6 +21,8 @@ from llama_stack_judge.core.stats import mean
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError, input_problems
 from llama_stack_judge.mtbench.routing import JUDGE_PREFIX, Kind, judge_name, pairwise_inputs, rating_inputs
 
+# The eight MT-bench judges, shipped as definition files (mt-bench-<MT-bench judge name>.json).
+MT_BENCH_JUDGES = Path(str(resources.files("llama_stack_judge.mtbench") / "judges"))
 RATING_TASK = "response_assessment.rating"
 PAIRWISE_TASK = "response_assessment.pairwise_comparison"
 Routed = tuple[int, str, list[dict[str, str]]]  # turn, judge name, template fields of each order

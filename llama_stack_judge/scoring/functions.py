@@ -23,7 +23,7 @@ from llama_stack_judge.core.definitions import (
 )
 from llama_stack_judge.core.panel import MEMBER_SEPARATOR
 from llama_stack_judge.errors import JudgeDefinitionError
-from llama_stack_judge.mtbench.tasks import AssessmentTask, build_tasks
+from llama_stack_judge.mtbench.tasks import MT_BENCH_JUDGES, AssessmentTask, build_tasks
 from llama_stack_judge.names import PREFIX
 
 SHIPPED_MARK = "llama_stack_judge.shipped"
@@ -149,7 +149,8 @@ def apply_builtin_params(scorer: BuiltinScorer, params: object, *, where: str) -
     return replace(scorer, aggregation_functions=_aggregations(params.aggregation_functions, where=where))
 
 
-SHIPPED_DEFINITIONS = Path(str(resources.files("llama_stack_judge") / "fn_defs"))
+# The package's own judges, and MT-bench's eight (which its two tasks route rows to).
+SHIPPED_DEFINITIONS = (Path(str(resources.files("llama_stack_judge") / "fn_defs")), MT_BENCH_JUDGES)
 
 
 class ScoringFunctionRegistry:
@@ -157,7 +158,7 @@ class ScoringFunctionRegistry:
 
     def __init__(self, definition_dirs: list[str]) -> None:
         self._scorers: dict[str, Shipped] = {s.identifier: s for s in builtin_scorers(PREFIX)}
-        for directory in [SHIPPED_DEFINITIONS, *map(Path, definition_dirs)]:
+        for directory in [*SHIPPED_DEFINITIONS, *map(Path, definition_dirs)]:
             for definition in load_definitions(directory, prefix=PREFIX):
                 if definition.identifier in self._scorers:
                     raise JudgeDefinitionError(

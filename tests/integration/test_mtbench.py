@@ -85,7 +85,9 @@ def test_every_category_and_turn_goes_to_its_judge_with_its_fields(logged: tuple
     calls = _calls(log)[before:]
     assert len(calls) == len(rows)
     for row, name in zip(rows, expected, strict=True):
-        definition = load_definition_file(REPO / "llama_stack_judge" / "fn_defs" / f"mt-bench-{name}.json", prefix="j")
+        definition = load_definition_file(
+            REPO / "llama_stack_judge" / "mtbench" / "judges" / f"mt-bench-{name}.json", prefix="j"
+        )
         turn = row["turn"]
         names = ["question", "response"] + (["reference"] if "reference" in row else [])
         fields = (

@@ -75,7 +75,8 @@ def test_the_shipped_card_is_the_default_embedded_judges() -> None:
 
     options = JudgeOptions(**EMBEDDED_JUDGE_OPTIONS)
     model = f"{EMBEDDED_PROVIDER_ID}/{DEFAULT_MODEL}"
-    rating = [d for d in load_definitions(SHIPPED_DEFINITIONS, prefix="judge") if "mt-bench-single" in d.identifier]
+    shipped = [d for directory in SHIPPED_DEFINITIONS for d in load_definitions(directory, prefix="judge")]
+    rating = [d for d in shipped if "mt-bench-single" in d.identifier]
     judges = {d.identifier: options.apply(d).provenance(model) for d in rating}
     assert len(judges) == 4
     book = CardBook(Path("/nonexistent"), shipped=SHIPPED_CARDS)
@@ -84,7 +85,7 @@ def test_the_shipped_card_is_the_default_embedded_judges() -> None:
     assert first_turns["n_judgments"] == 280 and card_turns(first_turns) == [1]
     both = book.find(judges, turns=(1, 2))
     assert both is not None and both["n_judgments"] == 224 and card_turns(both) == [1, 2]
-    pairwise = [d for d in load_definitions(SHIPPED_DEFINITIONS, prefix="judge") if "mt-bench-pair" in d.identifier]
+    pairwise = [d for d in shipped if "mt-bench-pair" in d.identifier]
     pair_judges = {d.identifier: options.apply(d).provenance(model) for d in pairwise}
     assert len(pair_judges) == 4
     pairs = book.find(pair_judges, turns=(1,))  # 75 expert-voted pairs of 8 dev questions, both orders each

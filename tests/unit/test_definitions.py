@@ -13,13 +13,14 @@ from llama_stack_judge.core.definitions import (
 )
 from llama_stack_judge.errors import JudgeDefinitionError
 
-PACKAGE_DEFS = Path(__file__).resolve().parents[2] / "llama_stack_judge" / "fn_defs"
+PACKAGE = Path(__file__).resolve().parents[2] / "llama_stack_judge"
+SHIPPED_FILES = sorted([*(PACKAGE / "fn_defs").glob("*.json"), *(PACKAGE / "mtbench" / "judges").glob("*.json")])
 BASE = {"identifier": "t::x", "prompt_template": "Q: {q}\nA: {a}"}
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE_DEFS.glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SHIPPED_FILES, ids=lambda p: p.stem)
 def test_every_shipped_definition_is_valid(path: Path) -> None:
-    (definition,) = [d for d in load_definitions(PACKAGE_DEFS, prefix="judge") if d.identifier == f"judge::{path.stem}"]
+    (definition,) = [d for d in load_definitions(path.parent, prefix="judge") if d.identifier == f"judge::{path.stem}"]
     assert definition.description
     assert definition.required_columns
     # Shipped ids carry a version: changing a definition means shipping a new id (see docs/usage.md).

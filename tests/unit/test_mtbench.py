@@ -19,7 +19,7 @@ from llama_stack_judge.mtbench.routing import judge_name, pairwise_inputs, ratin
 from llama_stack_judge.mtbench.summary import summarize_pairwise, summarize_single
 from llama_stack_judge.mtbench.tasks import combine_pair, combine_turns
 
-FN_DEFS = Path(__file__).resolve().parents[2] / "llama_stack_judge" / "fn_defs"
+MT_BENCH_JUDGES = Path(__file__).resolve().parents[2] / "llama_stack_judge" / "mtbench" / "judges"
 ORIGINAL_NAMES = {
     "response": "answer",
     "response_1": "answer_1",
@@ -43,7 +43,7 @@ def _original(text: str) -> str:
 @pytest.mark.parametrize("line", data_file("judge_prompts.jsonl").read_text().splitlines())
 def test_shipped_judges_carry_the_exact_mt_bench_prompts(line: str) -> None:
     prompt = json.loads(line)
-    definition = load_definition_file(FN_DEFS / f"mt-bench-{prompt['name']}.json", prefix="judge")
+    definition = load_definition_file(MT_BENCH_JUDGES / f"mt-bench-{prompt['name']}.json", prefix="judge")
     assert _original(definition.system_prompt or "") == prompt["system_prompt"]
     assert _original(definition.prompt_template) == prompt["prompt_template"]
     if prompt["type"] == "single":
