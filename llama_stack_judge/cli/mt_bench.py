@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_stack_judge.cardbook import best_card, card_book, card_summary
-from llama_stack_judge.cli import leaderboard
+from llama_stack_judge.cli import mt_bench_leaderboard
 from llama_stack_judge.cli.judging import INTERRUPTED, Judged, Judging, judge_into, run_record, write_json
 from llama_stack_judge.cli.selection import Selection, pairwise_work, single_work
 from llama_stack_judge.core.agreement import agreement
@@ -66,9 +66,9 @@ def run_judging(args: argparse.Namespace, kind: str) -> int:
     if kind == "single":
         summary["models"] = summarize_single(judgments)
     else:
-        summary |= summarize_pairwise(judgments) | leaderboard.boards_of(judgments, args.baseline, answers)
+        summary |= summarize_pairwise(judgments) | mt_bench_leaderboard.boards_of(judgments, args.baseline, answers)
         if args.baseline is not None:
-            battles = leaderboard.length_battles(judgments, args.baseline, answer_lengths(answers))
+            battles = mt_bench_leaderboard.length_battles(judgments, args.baseline, answer_lengths(answers))
             summary["length_controlled"] = length_controlled(battles) | {"baseline": args.baseline}
     write_json(output / "summary.json", summary)
     print_summary(summary)
@@ -136,4 +136,4 @@ def add_parser(commands: Any) -> None:
     agree.add_argument("--judge", help="only votes whose judge name starts with this (e.g. 'expert')")
     agree.add_argument("--output", help="write the agreement report as JSON")
     agree.set_defaults(run=run_agreement)
-    leaderboard.add_parser(kinds)
+    mt_bench_leaderboard.add_parser(kinds)

@@ -13,7 +13,7 @@ from llama_stack_judge.core.runner import CallFailedError, RunSettings, call_wit
 from llama_stack_judge.core.text import without_surrogates
 from llama_stack_judge.errors import GenerationError
 from llama_stack_judge.eval.config import JudgeEvalConfig
-from llama_stack_judge.stack.chat import StackChat
+from llama_stack_judge.stack.inference_api import StackChat
 
 Generation = dict[str, Any]
 

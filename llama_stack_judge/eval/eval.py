@@ -1,6 +1,6 @@
 """JudgeEvalImpl, the Eval API: benchmarks checked, rows evaluated in the request, eval jobs started, read, cancelled.
 
-A job runs in the background (``runner.py``: its pages, their workers, the leases that let replicas share jobs,
+A job runs in the background (``job_runner.py``: its pages, their workers, the leases that let replicas share jobs,
 resume after a restart); jobs and every row's generation and scores are kept in the stack's SQL store as they
 happen (``store.py``), so a job resumed generates and judges only what is missing.
 """
@@ -45,11 +45,11 @@ from llama_stack_judge.errors import (
 )
 from llama_stack_judge.eval.access import JobUser, may
 from llama_stack_judge.eval.candidate import Candidate, Generation
-from llama_stack_judge.eval.certify import Certifier, certification_spec, judge_params
+from llama_stack_judge.eval.certifier import Certifier, certification_spec, judge_params
 from llama_stack_judge.eval.config import JudgeEvalConfig
+from llama_stack_judge.eval.job_runner import JobRunner, checked_groups, detailed
 from llama_stack_judge.eval.pages import DONE
 from llama_stack_judge.eval.row_expanders import expanded, expander_named_in
-from llama_stack_judge.eval.runner import JobRunner, checked_groups, detailed
 from llama_stack_judge.eval.store import JobRecord, JobStore, RowOutcome
 from llama_stack_judge.refusals import answers_refusals
 from llama_stack_judge.stack.card_store import SqlCardBook

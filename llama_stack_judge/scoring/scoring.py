@@ -67,7 +67,7 @@ from llama_stack_judge.scoring.functions import (
 )
 from llama_stack_judge.scoring.panels import Judged, judged_by_definitions, judged_by_models, member_definitions
 from llama_stack_judge.stack.card_store import SqlCardBook
-from llama_stack_judge.stack.chat import StackChat
+from llama_stack_judge.stack.inference_api import StackChat
 from llama_stack_judge.stack.provider_data import taking_options
 from llama_stack_judge.stack.registry import RoutingTableSlot, check_readable, from_registry, read_rows
 from llama_stack_judge.stack.reply_store import SqlReplyCache

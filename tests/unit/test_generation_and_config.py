@@ -83,7 +83,7 @@ def test_generated_run_config_is_a_valid_stack_config() -> None:
 def test_transient_inference_errors_are_told_apart() -> None:
     import httpx
 
-    from llama_stack_judge.stack.chat import is_transient
+    from llama_stack_judge.stack.inference_api import is_transient
 
     class StatusError(Exception):
         def __init__(self, status_code: int) -> None:

@@ -48,7 +48,7 @@ def test_the_engine_loads_no_llama_stack_module() -> None:
 def test_the_eval_provider_reaches_mt_bench_only_for_its_labels() -> None:
     """The eval provider fills MT-bench rows through the row-expander hook, not by importing MT-bench.
 
-    The one exception is the certification benchmark (``eval/certify.py``): the labels it certifies a judge on are
+    The one exception is the certification benchmark (``eval/certifier.py``): the labels it certifies a judge on are
     MT-bench's development labels, shipped in ``mtbench/data/dev``.
     """
     importers = {
@@ -56,4 +56,4 @@ def test_the_eval_provider_reaches_mt_bench_only_for_its_labels() -> None:
         for path in (PACKAGE / "eval").glob("*.py")
         if any(name.startswith("llama_stack_judge.mtbench") for name in _imported(path))
     }
-    assert importers == {"certify.py"}
+    assert importers == {"certifier.py"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llama_stack_judge.cli.leaderboard import battles_of, read_battles
+from llama_stack_judge.cli.mt_bench_leaderboard import battles_of, read_battles
 from llama_stack_judge.core.leaderboard import Battle, leaderboard, style_differences, style_features
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.mtbench.questions import data_file

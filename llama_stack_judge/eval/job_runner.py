@@ -24,7 +24,7 @@ from llama_stack_judge.core.rows import check_rows
 from llama_stack_judge.errors import JobPageError
 from llama_stack_judge.eval.access import context_of
 from llama_stack_judge.eval.candidate import Candidate, Generation
-from llama_stack_judge.eval.certify import Certifier
+from llama_stack_judge.eval.certifier import Certifier
 from llama_stack_judge.eval.config import JudgeEvalConfig
 from llama_stack_judge.eval.pages import DONE, FAILED, Page
 from llama_stack_judge.eval.rounds import Rounds
