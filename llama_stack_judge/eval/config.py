@@ -5,7 +5,7 @@ from typing import Any
 from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llama_stack_judge.stack.call_fields import adaptive_concurrency_field, call_spacing_field
+from llama_stack_judge.stack.call_fields import adaptive_concurrency_field, call_spacing_field, retry_for_field
 from llama_stack_judge.stack.card_store import card_store_reference
 
 
@@ -17,12 +17,7 @@ class JudgeEvalConfig(BaseModel):
     max_concurrency: int = Field(default=8, ge=1, description="Generation calls in flight at once, across all jobs.")
     max_retries: int = Field(default=3, ge=0, description="Retries of a generation call after a transient failure.")
     timeout_s: float = Field(default=300.0, gt=0, description="Time limit of one generation call, in seconds.")
-    retry_for_s: float = Field(
-        default=120.0,
-        ge=0,
-        description="Keep retrying transient failures (server down, 5xx, timeouts) this many seconds after the first "
-        "attempt, even past max_retries, so a judge that is away for a while does not fail the work.",
-    )
+    retry_for_s: float = retry_for_field(120.0)
     call_spacing_s: float = call_spacing_field()
     adaptive_concurrency: bool = adaptive_concurrency_field()
     default_max_tokens: int = Field(

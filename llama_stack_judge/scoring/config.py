@@ -6,7 +6,7 @@ from llama_stack.core.storage.datatypes import SqlStoreReference
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llama_stack_judge.core.options import JudgeOptions
-from llama_stack_judge.stack.call_fields import adaptive_concurrency_field, call_spacing_field
+from llama_stack_judge.stack.call_fields import adaptive_concurrency_field, call_spacing_field, retry_for_field
 from llama_stack_judge.stack.card_store import card_store_reference
 
 
@@ -31,12 +31,7 @@ class JudgeScoringConfig(BaseModel):
     )
     max_retries: int = Field(default=3, ge=0, description="Retries of a judge call after a transient failure.")
     timeout_s: float = Field(default=120.0, gt=0, description="Time limit of one judge call, in seconds.")
-    retry_for_s: float = Field(
-        default=60.0,
-        ge=0,
-        description="Keep retrying transient failures (server down, 5xx, timeouts) this many seconds after the first "
-        "attempt, even past max_retries, so a judge that is away for a while does not fail the work.",
-    )
+    retry_for_s: float = retry_for_field(60.0)
     call_spacing_s: float = call_spacing_field()
     adaptive_concurrency: bool = adaptive_concurrency_field()
     max_rows: int = Field(default=50_000, ge=1, description="Rows one score call may carry; more is a 400.")

@@ -24,3 +24,13 @@ def adaptive_concurrency_field() -> Any:
         "process (a model that answers in a few ms): the limit moves between 1 and max_concurrency with this "
         "process's CPU use and the calls' throughput. Against a slow model it stays at max_concurrency.",
     )
+
+
+def retry_for_field(default: float) -> Any:
+    """The ``retry_for_s`` field of the scoring and eval provider configs, with each one's default."""
+    return Field(
+        default=default,
+        ge=0,
+        description="Keep retrying transient failures (server down, 5xx, timeouts) this many seconds after the first "
+        "attempt, even past max_retries, so a judge that is away for a while does not fail the work.",
+    )
