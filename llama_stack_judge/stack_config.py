@@ -1,6 +1,7 @@
 """From a provider config (providers per API) to a complete llama-stack run config."""
 
 from difflib import get_close_matches
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -8,9 +9,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from llama_stack_judge.errors import JudgeInputError
-from llama_stack_judge.mtbench.benchmark import registered_resources
 from llama_stack_judge.names import EVAL_PROVIDER_TYPE, SCORING_PROVIDER_TYPE, SCRIPTED_PROVIDER_TYPE
 
+RESOURCES_GROUP = "llama_stack_judge.registered_resources"
 DEFAULT_STATE_DIR = "${env.JUDGE_STATE_DIR:=" + str(Path.home() / ".llama" / "llama-stack-judge") + "}"
 LOCALFS_DATASETIO = {
     "provider_id": "localfs",
@@ -95,6 +96,19 @@ def select_provider(providers: dict[str, list[dict[str, Any]]], provider_id: str
     raise JudgeInputError(f"PROVIDER_ID {provider_id!r} is not in the provider config; it has {known}")
 
 
+def shipped_resources(eval_provider_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The datasets and benchmarks that installed packages ship for our eval provider, as ``registered_resources``.
+
+    Each is an entry point of the group ``llama_stack_judge.registered_resources``: a function of the eval
+    provider's id. This package's own is MT-bench's questions and ``mt-bench`` benchmark (``mtbench/benchmark.py``).
+    """
+    shipped: dict[str, list[dict[str, Any]]] = {}
+    for point in sorted(entry_points(group=RESOURCES_GROUP), key=lambda point: point.name):
+        for kind, resources in point.load()(eval_provider_id).items():
+            shipped.setdefault(kind, []).extend(resources)
+    return shipped
+
+
 def build_run_config(
     providers: dict[str, list[dict[str, Any]]],
     *,
@@ -111,8 +125,8 @@ def build_run_config(
     providers.setdefault("datasetio", [LOCALFS_DATASETIO])
     ours = [entry for entry in providers.get("eval", []) if entry.get("provider_type") == EVAL_PROVIDER_TYPE]
     inference_backend = "sql_inference" if backends and "sql_inference" in backends else "sql_default"
-    # With our eval provider, the MT-bench questions and the `mt-bench` benchmark come registered.
-    resources = registered_resources(str(ours[0]["provider_id"])) if ours else {}
+    # With our eval provider, the benchmarks installed packages ship (MT-bench's among them) come registered.
+    resources = shipped_resources(str(ours[0]["provider_id"])) if ours else {}
     return {
         "version": 2,
         "distro_name": "llama-stack-judge",

@@ -80,6 +80,20 @@ def test_generated_run_config_is_a_valid_stack_config() -> None:
     StackConfig(**build_run_config(providers, state_dir="/tmp/x"))
 
 
+def test_a_run_config_with_our_eval_provider_registers_the_shipped_benchmarks() -> None:
+    """MT-bench's dataset and benchmark come from its entry point, for the eval provider of the config; none without."""
+    providers = load_provider_config(REPO / "provider_configs" / "scripted.yaml")
+    resources = build_run_config(providers, state_dir="/tmp/x")["registered_resources"]
+    (dataset,) = resources["datasets"]
+    (benchmark,) = resources["benchmarks"]
+    assert dataset["dataset_id"] == "mt-bench-questions" and len(dataset["source"]["rows"]) == 80
+    eval_id = providers["eval"][0]["provider_id"]
+    assert benchmark["benchmark_id"] == "mt-bench" and benchmark["provider_id"] == eval_id
+    assert benchmark["metadata"]["mt_bench_questions"] is True  # its rows are filled in by the row expander
+    without_eval = {api: entries for api, entries in providers.items() if api != "eval"}
+    assert "registered_resources" not in build_run_config(without_eval, state_dir="/tmp/x")
+
+
 def test_transient_inference_errors_are_told_apart() -> None:
     import httpx
 
