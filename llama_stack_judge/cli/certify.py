@@ -6,13 +6,12 @@ GPT-4, and GPT-4's single ratings, for the odd question ids; the answers are the
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from llama_stack_judge.cardbook import card_book
-from llama_stack_judge.cli.judging import INTERRUPTED, Judging, judge_into, run_record
+from llama_stack_judge.cli.judging import INTERRUPTED, Judging, judge_into, run_record, write_json
 from llama_stack_judge.cli.selection import Selection, labelled_pair_work, single_work
 from llama_stack_judge.core.card import SOURCES, headline
 from llama_stack_judge.errors import JudgeInputError
@@ -84,7 +83,7 @@ def run_certify(args: argparse.Namespace) -> int:
         seconds=judged.seconds,
         run=run_record(judging, selection, function_id=function_id, judges=judged.judges),
     )
-    (output / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(output / "card.json", card)
     filed = card_book(judging.judge.state_dir).save(card) if judged.complete else None
     print(headline(card))
     print(f"wrote {output / 'card.json'} and judgments.jsonl ({len(judgments)} judgments)", file=sys.stderr)

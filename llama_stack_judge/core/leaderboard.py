@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from llama_stack_judge.core.pairwise import Decisive
+from llama_stack_judge.core.pairwise import WINNER_SCORE, Decisive
 
 ANCHOR_RATING = 1000.0
 SCALE = 400.0 / math.log(10)  # rating points per unit of log-odds
 L2 = 1e-6  # per squared parameter: negligible, except that it keeps perfect records finite
-_SCORE_A = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5}
 _STYLE_PATTERNS = {
     "headers": re.compile(r"^#{1,6} ", re.MULTILINE),
     "list_items": re.compile(r"^\s*(?:[-*+]|\d+\.) ", re.MULTILINE),
@@ -137,7 +136,7 @@ def leaderboard(
     arrays = _Battles(
         np.array([index[b.model_a] for b in battles]),
         np.array([index[b.model_b] for b in battles]),
-        np.array([_SCORE_A[b.winner] for b in battles]),
+        np.array([WINNER_SCORE[b.winner] for b in battles]),
         columns,
     )
     n, anchor_at = len(models), index[anchor]

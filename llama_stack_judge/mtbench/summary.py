@@ -4,7 +4,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from llama_stack_judge.core.pairwise import INCONSISTENT, first_position_win_rate, position_consistency
+from llama_stack_judge.core.pairwise import INCONSISTENT, WINNER_SCORE, first_position_win_rate, position_consistency
 from llama_stack_judge.core.stats import LOSS, TIE, WIN, bootstrap_ci, mean
 
 Judgment = Mapping[str, Any]
@@ -47,8 +47,8 @@ def _model_scores(judgments: Iterable[Judgment]) -> dict[str, list[float]]:
     for j in judgments:
         if j["status"] != "scored" or j["winner"] is None:
             continue
-        a, b, winner = str(j["model_a"]), str(j["model_b"]), str(j["winner"])
-        score_a = WIN if winner == "model_a" else LOSS if winner == "model_b" else TIE
+        a, b = str(j["model_a"]), str(j["model_b"])
+        score_a = WINNER_SCORE[j["winner"]]
         results[a].append(score_a)
         results[b].append(1.0 - score_a)
     return results
