@@ -244,7 +244,10 @@ class JobRunner:
                 break
         job.progress = _progress_of(job).model_copy(update={"rows": start})
         board = await self.store.pages
-        await board.add(pages)
+        async with self._claiming:  # this replica starts on its job's first pages as it lists them
+            room = self.config.pages_in_flight - len(self._working)
+            for page in await board.add(pages, replica_id=self._replica_id, lease_s=self.config.lease_s, take=room):
+                self._start_page(job, page)
         return await board.of_job(job.job_id)
 
     async def _wait_for_pages(self, job: JobRecord, count: int) -> list[Page]:
@@ -302,10 +305,13 @@ class JobRunner:
                 if page is None:
                     return
                 job = await self.store.get(page.job_id)
-                if job is None:
-                    continue
-                task = asyncio.create_task(self._work_page(job, page), context=context_of(job.user))
-                self._working[page.key] = (page, task)
+                if job is not None:
+                    self._start_page(job, page)
+
+    def _start_page(self, job: JobRecord, page: Page) -> None:
+        """Work a page this replica holds the lease of, as the job's user."""
+        task = asyncio.create_task(self._work_page(job, page), context=context_of(job.user))
+        self._working[page.key] = (page, task)
 
     async def _work_page(self, job: JobRecord, page: Page) -> None:
         """Judge one claimed page and store its rows; then take the next page, if any."""

@@ -84,21 +84,29 @@ class PageBoard:
         jobs = self._store.metadata.tables[self._jobs_name]
         return self._table.c.job_id.in_(select(jobs.c.job_id).where(jobs.c.status.in_(self._unfinished)))
 
-    async def add(self, pages: list[Page]) -> None:
-        """List a job's pages; pages listed before (by an earlier coordinator of the job) are kept as they are."""
+    async def add(self, pages: list[Page], *, replica_id: str, lease_s: float, take: int) -> list[Page]:
+        """List a job's pages, the first ``take`` new ones already leased to ``replica_id``; returns those.
+
+        Leased in the same insert, so an idle replica cannot claim a page between its listing and its coordinator's
+        claim. Pages listed before (by an earlier coordinator of the job) are kept as they are.
+        """
         if not pages:
-            return
+            return []
         listed = {page.index for page in await self.of_job(pages[0].job_id)}
         new = [page for page in pages if page.index not in listed]
-        if new:
-            rows = [
-                {"key": p.key, "job_id": p.job_id, "page_index": p.index, "start": p.start, "size": p.size}
-                | {"status": PENDING, "leased_by": None, "lease_until": None, "outcome": None}
-                for p in new
-            ]
+        taken = [Page(p.job_id, p.index, p.start, p.size, CLAIMED, replica_id) for p in new[: max(take, 0)]]
+        lease_until = time.time() + lease_s
+        rows = [
+            {"key": p.key, "job_id": p.job_id, "page_index": p.index, "start": p.start, "size": p.size}
+            | {"status": p.status, "leased_by": p.leased_by, "outcome": None}
+            | {"lease_until": lease_until if p.status == CLAIMED else None}
+            for p in taken + new[len(taken) :]
+        ]
+        if rows:
             async with session(self._store) as transaction:
                 await transaction.execute(self._table.insert(), rows)
                 await transaction.commit()
+        return taken
 
     async def of_job(self, job_id: str) -> list[Page]:
         """A job's pages, in order."""

@@ -7,6 +7,7 @@ import pytest
 from llama_stack.core.storage.datatypes import SqliteSqlStoreConfig, SqlStoreReference
 from llama_stack.core.storage.sqlstore.sqlstore import register_sqlstore_backends
 
+from llama_stack_judge.eval.pages import Page
 from llama_stack_judge.eval.store import JobProgress, JobRecord, JobStore, LeaseLostError
 
 
@@ -67,5 +68,29 @@ def test_a_cancel_from_any_replica_ends_the_lease_and_a_release_frees_a_job_at_o
         await store.release("replica-a")  # replica-a shuts down cleanly
         assert [j.job_id for j in await store.claimable()] == ["released"]
         assert await store.claim("released", "replica-b", lease_s=60)
+
+    asyncio.run(scenario())
+
+
+def test_a_coordinator_lists_its_job_with_its_first_pages_leased_to_itself(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await _store(tmp_path)
+        await store.create(_job("j1"), "replica-a", lease_s=60)
+        board = await store.pages
+        pages = [Page("j1", index, index * 10, 10) for index in range(3)]
+        taken = await board.add(pages, replica_id="replica-a", lease_s=60, take=2)
+        assert [(p.index, p.leased_by) for p in taken] == [(0, "replica-a"), (1, "replica-a")]
+        # An idle replica claiming right after the listing gets the page the coordinator had no room for.
+        other = await board.claim("replica-b", lease_s=60, skip=set())
+        assert other is not None and other.index == 2
+        assert await board.claim("replica-b", lease_s=60, skip={other.key}) is None
+        assert [(p.status, p.leased_by) for p in await board.of_job("j1")] == [
+            ("claimed", "replica-a"),
+            ("claimed", "replica-a"),
+            ("claimed", "replica-b"),
+        ]
+        # A coordinator taking the job over keeps the pages as they stand and takes no listed page.
+        assert await board.add(pages, replica_id="replica-c", lease_s=60, take=2) == []
+        assert [p.leased_by for p in await board.of_job("j1")] == ["replica-a", "replica-a", "replica-b"]
 
     asyncio.run(scenario())
