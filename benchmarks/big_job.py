@@ -24,7 +24,7 @@ from pathlib import Path
 from llama_stack_client import BadRequestError, LlamaStackClient
 
 from llama_stack_judge.embedded.server import free_port
-from llama_stack_judge.health import wait_until_healthy
+from llama_stack_judge.health import serving
 from llama_stack_judge.stack_config import build_run_config, load_provider_config, write_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,12 +52,8 @@ def served(page_rows: int, state: Path) -> Iterator[tuple[subprocess.Popen[bytes
             stderr=log,
             env=env,
         )
-    try:
-        wait_until_healthy(f"http://127.0.0.1:{port}/v1/health", server, what="llama stack run", within_s=120)
+    with serving(f"http://127.0.0.1:{port}/v1/health", server, what="llama stack run", within_s=120):
         yield server, f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def progress(client: LlamaStackClient, benchmark_id: str, job_id: str) -> str | None:

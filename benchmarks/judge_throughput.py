@@ -35,7 +35,7 @@ from llama_stack_judge.core.definitions import validate_definition
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.runner import Judge, RunSettings
 from llama_stack_judge.embedded.server import free_port
-from llama_stack_judge.health import wait_until_healthy
+from llama_stack_judge.health import serving
 from llama_stack_judge.scoring.config import JudgeScoringConfig
 from llama_stack_judge.stack_config import build_run_config
 
@@ -57,12 +57,8 @@ def fake_judge(latency_s: float) -> Iterator[str]:
         [sys.executable, "-m", "tests.fake_openai", "--port", str(port), "--latency", str(latency_s)], cwd=HERE.parent
     )
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(f"{base}/stats", server, what="the fake judge", within_s=60)
+    with serving(f"{base}/stats", server, what="the fake judge", within_s=60):
         yield f"{base}/v1"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def server_requests(url: str) -> int:

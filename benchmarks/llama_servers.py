@@ -27,7 +27,7 @@ from llama_stack_judge.core.runner import render_request
 from llama_stack_judge.embedded import EMBEDDED_JUDGE_OPTIONS, embedded_server
 from llama_stack_judge.embedded.models import DEFAULT_MODEL, embedded_model, model_file
 from llama_stack_judge.embedded.server import HOST, ServerSettings, free_port
-from llama_stack_judge.health import wait_until_healthy
+from llama_stack_judge.health import serving
 from llama_stack_judge.mtbench.questions import data_file, load_questions, load_turn_answers
 from llama_stack_judge.mtbench.routing import JUDGE_PREFIX, rating_inputs
 from llama_stack_judge.mtbench.work import conversation_row
@@ -76,12 +76,8 @@ def llama_server(binary: Path) -> Iterator[str]:
     command += ["-c", str(settings.n_ctx), "-t", threads, "-tb", threads, "-np", "1", "--no-webui"]
     with Path("/tmp/llama-server-benchmark.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until_healthy(f"http://{HOST}:{port}/health", process, what="llama-server", within_s=120)
+    with serving(f"http://{HOST}:{port}/health", process, what="llama-server", within_s=120):
         yield f"http://{HOST}:{port}/v1"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def verdict_of(text: str) -> object:

@@ -25,7 +25,7 @@ from judge_throughput import fake_judge, free_port
 from llama_stack_client import LlamaStackClient
 
 from llama_stack_judge.cli.stack import endpoint_providers
-from llama_stack_judge.health import wait_until_healthy
+from llama_stack_judge.health import serving
 from llama_stack_judge.stack_config import build_run_config
 
 TEMPLATE = "Question: {input_query}\nAnswer: {generated_answer}\nRate 1-10 as Rating: [[n]]."
@@ -59,12 +59,8 @@ def served_stack(judge_url: str, limit: int, state: Path, spacing: float | None 
             [str(llama), "stack", "run", str(run_yaml), "--port", str(port)], stdout=log, stderr=log, env=env
         )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(f"{url}/v1/health", server, what="llama stack run", within_s=60, log=state / "server.log")
+    with serving(f"{url}/v1/health", server, what="llama stack run", within_s=60, log=state / "server.log"):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 import contextlib
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,19 @@ def wait_until_healthy(
         if time.monotonic() > deadline:
             raise NotHealthyError(_with_log(f"{what} did not answer within {within_s:.0f} s", log))
         time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def serving(
+    url: str, process: "subprocess.Popen[Any]", *, what: str, within_s: float, log: Path | None = None
+) -> Iterator[None]:
+    """Wait until ``process`` answers at ``url`` (as ``wait_until_healthy``); stop it when the block ends."""
+    try:
+        wait_until_healthy(url, process, what=what, within_s=within_s, log=log)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def _with_log(message: str, log: Path | None) -> str:

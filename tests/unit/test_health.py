@@ -7,10 +7,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from llama_stack_judge.embedded.server import free_port
-from llama_stack_judge.health import NotHealthyError, wait_until_healthy
+from llama_stack_judge.health import NotHealthyError, serving, wait_until_healthy
 
 
 def sleeper(seconds: float) -> "subprocess.Popen[bytes]":
@@ -54,3 +55,12 @@ def test_a_server_that_never_answers_times_out() -> None:
             wait_until_healthy(f"http://127.0.0.1:{free_port()}/", process, what="a server", within_s=1)
     finally:
         process.kill()
+
+
+def test_serving_waits_for_health_and_stops_the_server_when_the_block_ends() -> None:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"])
+    with serving(f"http://127.0.0.1:{port}/", process, what="a server", within_s=30):
+        assert process.poll() is None
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+    assert process.poll() is not None  # stopped on the way out
