@@ -1,7 +1,8 @@
 """The pages of running jobs, claimed one at a time by whichever replica of the stack has room for one.
 
-A job's coordinator (the replica holding the job's lease) lists its pages here; every replica's page workers claim
-pending pages, or pages whose worker stopped renewing its lease, with an atomic conditional update. A page is worked
+A job's coordinator (the replica holding the job's lease) lists its pages here, the first ones already leased to
+itself; every replica's page workers claim the other pending pages, or pages whose worker stopped renewing its
+lease, with an atomic conditional update. A page is worked
 under a lease like a job: its worker renews it, and a worker that lost it (the job was cancelled, or another replica
 took the page over) stops. A finished page keeps what its scoring calls reported (plan, usage, judges, card), which
 the coordinator merges once every page is done.
