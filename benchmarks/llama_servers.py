@@ -13,6 +13,7 @@ import argparse
 import json
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,7 +53,7 @@ def judge_bodies() -> list[dict[str, Any]]:
                 "response": [model_answers[question_id][0]]
             }
             for _, name, fields in rating_inputs(row, where=f"question {question_id}"):
-                definition = options.apply(definitions[name if name in definitions else JUDGE_PREFIX + name])
+                definition = options.apply(definitions[JUDGE_PREFIX + name])
                 request = render_request(definition, fields, judge_model="judge")
                 messages = [{"role": m.role, "content": m.content} for m in request.messages]
                 body: dict[str, Any] = {"model": "judge", "messages": messages, "max_tokens": request.max_tokens}
@@ -74,7 +75,7 @@ def llama_server(binary: Path) -> Iterator[str]:
     port, threads = free_port(), str(settings.n_threads)
     command = [str(binary), "-m", str(settings.model_path), "--alias", "judge", "--host", HOST, "--port", str(port)]
     command += ["-c", str(settings.n_ctx), "-t", threads, "-tb", threads, "-np", "1", "--no-webui"]
-    with Path("/tmp/llama-server-benchmark.log").open("wb") as log:
+    with (Path(tempfile.gettempdir()) / "llama-server-benchmark.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     with serving(f"http://{HOST}:{port}/health", process, what="llama-server", within_s=120):
         yield f"http://{HOST}:{port}/v1"

@@ -229,7 +229,8 @@ class JobRunner:
     async def _list_pages(self, job: JobRecord, config: BenchmarkConfig) -> list[Page]:
         """Read the dataset once to cut the job into pages, and list them for the page workers.
 
-        A resumed job keeps the pages it listed before, and their states.
+        This replica starts working the first new pages at once (as many as it has room for). A resumed job keeps the
+        pages it listed before, and their states.
         """
         pages: list[Page] = []
         limit, start = config.num_examples, 0

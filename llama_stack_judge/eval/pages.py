@@ -2,10 +2,9 @@
 
 A job's coordinator (the replica holding the job's lease) lists its pages here, the first ones already leased to
 itself; every replica's page workers claim the other pending pages, or pages whose worker stopped renewing its
-lease, with an atomic conditional update. A page is worked
-under a lease like a job: its worker renews it, and a worker that lost it (the job was cancelled, or another replica
-took the page over) stops. A finished page keeps what its scoring calls reported (plan, usage, judges, card), which
-the coordinator merges once every page is done.
+lease, with an atomic conditional update. A page is worked under a lease like a job: its worker renews it, and a
+worker that lost it (the job was cancelled, or another replica took the page over) stops. A finished page keeps
+what its scoring calls reported (plan, usage, judges, card), which the coordinator merges once every page is done.
 """
 
 import time
