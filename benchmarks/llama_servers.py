@@ -1,18 +1,20 @@
-"""The embedded judge's requests on two llama.cpp servers: llama-cpp-python's (which the package runs) and llama.cpp's.
+"""The embedded judge's requests on two llama.cpp servers: llama.cpp's ``llama-server`` (which the package runs) and
+llama-cpp-python's (which it ran until this measurement).
 
 The main job's judge requests (the shipped MT-bench sample, turn 1, routed to the MT-bench judges as the rating task
 routes them, with the embedded judge's options) are sent one at a time to each server, with the same model file,
-threads and context. The script prints seconds and tokens per judgment and how often the two servers' verdicts agree.
-llama.cpp's server is not a dependency of the package: pass the path of a ``llama-server`` binary you built.
+threads, context and repeat penalty. The script prints seconds and tokens per judgment and how often the two
+servers' verdicts agree. llama-cpp-python is no longer a dependency: install it for the comparison.
 
-Run: ``LLAMA_STACK_LOG_FORMAT=json .venv/bin/python benchmarks/llama_servers.py --llama-server PATH [--limit N]``
-(needs ``scripts/setup.sh embedded``).
+Run: ``LLAMA_STACK_LOG_FORMAT=json .venv/bin/python benchmarks/llama_servers.py [--limit N]`` (needs
+``scripts/setup.sh embedded`` and ``.venv/bin/pip install 'llama-cpp-python[server]==0.3.36'``).
 """
 
 import argparse
 import json
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,8 +37,6 @@ from llama_stack_judge.mtbench.work import conversation_row
 from llama_stack_judge.names import PREFIX
 
 JUDGES_DIR = Path(__file__).resolve().parent.parent / "llama_stack_judge" / "mtbench" / "judges"
-# llama-cpp-python's server samples with a repeat penalty of 1.1 unless told otherwise; llama.cpp's with none.
-SAME_SAMPLING = {"repeat_penalty": 1.1}
 
 
 def judge_bodies() -> list[dict[str, Any]]:
@@ -63,21 +63,25 @@ def judge_bodies() -> list[dict[str, Any]]:
 
 
 @contextmanager
-def llama_cpp_python() -> Iterator[str]:
+def llama_server() -> Iterator[str]:
     with embedded_server(DEFAULT_MODEL) as server:
         yield server.base_url
 
 
 @contextmanager
-def llama_server(binary: Path) -> Iterator[str]:
-    """llama.cpp's own server with the embedded server's settings: context, threads, one request at a time."""
+def llama_cpp_python() -> Iterator[str]:
+    """llama-cpp-python's server with the embedded server's settings: context, threads, one request at a time.
+
+    Its default repeat penalty is the 1.1 the embedded server sets.
+    """
     settings = ServerSettings(model_path=model_file(embedded_model(DEFAULT_MODEL)), model_alias="judge")
     port, threads = free_port(), str(settings.n_threads)
-    command = [str(binary), "-m", str(settings.model_path), "--alias", "judge", "--host", HOST, "--port", str(port)]
-    command += ["-c", str(settings.n_ctx), "-t", threads, "-tb", threads, "-np", "1", "--no-webui"]
-    with (Path(tempfile.gettempdir()) / "llama-server-benchmark.log").open("wb") as log:
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(settings.model_path)]
+    command += ["--model_alias", "judge", "--host", HOST, "--port", str(port), "--n_ctx", str(settings.n_ctx)]
+    command += ["--n_threads", threads, "--n_threads_batch", threads, "--interrupt_requests", "False"]
+    with (Path(tempfile.gettempdir()) / "llama-cpp-python-benchmark.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    with serving(f"http://{HOST}:{port}/health", process, what="llama-server", within_s=120):
+    with serving(f"http://{HOST}:{port}/v1/models", process, what="llama-cpp-python's server", within_s=120):
         yield f"http://{HOST}:{port}/v1"
 
 
@@ -88,13 +92,13 @@ def verdict_of(text: str) -> object:
         return None
 
 
-def judge_all(base_url: str, bodies: list[dict[str, Any]], extra: dict[str, Any]) -> list[dict[str, Any]]:
+def judge_all(base_url: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each body's seconds, generated tokens and verdict, one request at a time."""
     replies = []
     with httpx.Client(base_url=base_url, timeout=900) as client:
         for body in bodies:
             start = time.perf_counter()
-            reply = client.post("/chat/completions", json=body | extra).raise_for_status().json()
+            reply = client.post("/chat/completions", json=body).raise_for_status().json()
             seconds = time.perf_counter() - start
             text = reply["choices"][0]["message"]["content"]
             tokens = reply["usage"]["completion_tokens"]
@@ -115,17 +119,16 @@ def summary(name: str, replies: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--llama-server", type=Path, required=True, help="a llama.cpp llama-server binary")
     parser.add_argument("--limit", type=int, help="only the first N judgments")
     args = parser.parse_args()
     bodies = judge_bodies()[: args.limit]
     print(f"{len(bodies)} judgments of the main job", flush=True)
     print("llama-cpp-python's server:", flush=True)
     with llama_cpp_python() as url:
-        python_replies = judge_all(url, bodies, {})
+        python_replies = judge_all(url, bodies)
     print("llama.cpp's llama-server:", flush=True)
-    with llama_server(args.llama_server) as url:
-        native_replies = judge_all(url, bodies, SAME_SAMPLING)
+    with llama_server() as url:
+        native_replies = judge_all(url, bodies)
     same = sum(a["verdict"] == b["verdict"] for a, b in zip(python_replies, native_replies, strict=True))
     close = sum(
         isinstance(a["verdict"], int) and isinstance(b["verdict"], int) and abs(a["verdict"] - b["verdict"]) <= 1

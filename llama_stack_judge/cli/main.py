@@ -4,6 +4,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 import time
@@ -29,7 +30,7 @@ def serve_judge_command(args: argparse.Namespace) -> int:
     """Run the embedded judge's llama.cpp server until Ctrl-C, printing the inference provider that uses it."""
     from llama_stack_judge.embedded import embedded_providers, embedded_server
 
-    with embedded_server(args.model, port=args.port, logprobs=args.logprobs) as server:
+    with embedded_server(args.model, port=args.port) as server:
         snippet = {"providers": embedded_providers(server.base_url, args.model)}
         print(f"# {args.model} at {server.base_url}; the providers for a run.yaml:")
         print(yaml.safe_dump(snippet, sort_keys=False), end="")
@@ -40,6 +41,19 @@ def serve_judge_command(args: argparse.Namespace) -> int:
         if not server.running and server.port is not None:
             print(f"the llama.cpp server stopped; its log ends:\n{server.log_tail()}", file=sys.stderr)
             return 1
+    return 0
+
+
+def install_server_command(args: argparse.Namespace) -> int:
+    """Build llama-server into the cache unless it is there; ``CMAKE_ARGS`` adds cmake flags (a GPU build, say)."""
+    from llama_stack_judge.embedded.llama_server import BINARY, DEFAULT_SERVER_DIR, build_server
+
+    installed = DEFAULT_SERVER_DIR / BINARY
+    if installed.is_file() and not args.force:
+        print(f"llama-server is installed: {installed} (--force builds it again)")
+        return 0
+    built = build_server(extra_cmake_args=tuple(shlex.split(os.environ.get("CMAKE_ARGS", ""))), jobs=args.jobs)
+    print(f"llama-server is installed: {built}")
     return 0
 
 
@@ -139,10 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve-judge", help="run the embedded judge's llama.cpp server until Ctrl-C")
     serve.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS), help="the packaged model")
     serve.add_argument("--port", type=int, help="default: a free port")
-    serve.add_argument(
-        "--logprobs", action="store_true", help="return log probabilities (expected verdicts): ~1 GB more memory"
-    )
     serve.set_defaults(run=serve_judge_command)
+
+    install = commands.add_parser(
+        "install-server", help="build llama.cpp's llama-server for the embedded judge (once, ~7 min on 2 cores)"
+    )
+    install.add_argument("--force", action="store_true", help="build again even when a build is installed")
+    install.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compile jobs (default: a core each)")
+    install.set_defaults(run=install_server_command)
 
     mt_bench.add_parser(commands)
     certify.add_parser(commands)

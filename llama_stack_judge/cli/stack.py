@@ -68,8 +68,7 @@ def _run_config(choice: JudgeChoice, state: Path, resources: contextlib.ExitStac
             check_endpoint(choice.inference_url, model, api_key)
         providers = endpoint_providers(choice.inference_url, choice.judge_models[0], api_key)
     else:
-        expected = choice.options().verdict_weighting == "expected"
-        providers = _start_embedded_judge(choice.embedded_model, resources, logprobs=expected)
+        providers = _start_embedded_judge(choice.embedded_model, resources)
         # It makes one judgment at a time, seconds each: a call per row keeps a progress bar live.
         rows_per_call = 1
     return write_run_config(build_run_config(providers, state_dir=str(state)), state / "run.yaml"), rows_per_call
@@ -97,12 +96,10 @@ def check_endpoint(url: str, model: str, api_key: str) -> None:
         raise JudgeInputError(f"--judge-model {model!r} is not served at {url}; it serves {served}")
 
 
-def _start_embedded_judge(
-    model_name: str, resources: contextlib.ExitStack, *, logprobs: bool
-) -> dict[str, list[dict[str, Any]]]:
+def _start_embedded_judge(model_name: str, resources: contextlib.ExitStack) -> dict[str, list[dict[str, Any]]]:
     from llama_stack_judge.embedded import embedded_providers, embedded_server
 
     print(f"embedded judge: checking {model_name} and starting its llama.cpp server", file=sys.stderr)
-    server = resources.enter_context(embedded_server(model_name, logprobs=logprobs))
+    server = resources.enter_context(embedded_server(model_name))
     print(f"embedded judge: {model_name} at {server.base_url}", file=sys.stderr)
     return embedded_providers(server.base_url, model_name)

@@ -22,19 +22,15 @@ EMBEDDED_JUDGE_OPTIONS = {"verdict_grammar": True, "structured_output": True}
 
 
 def embedded_server(
-    model_name: str = DEFAULT_MODEL, *, port: int | None = None, log_path: Path | None = None, logprobs: bool = False
+    model_name: str = DEFAULT_MODEL, *, port: int | None = None, log_path: Path | None = None
 ) -> LlamaCppServer:
-    """A (not yet started) server for the packaged model ``model_name``, its file verified.
-
-    ``logprobs``: able to return log probabilities (for expected verdicts), at a cost in memory and speed.
-    """
+    """A (not yet started) server for the packaged model ``model_name``, its file verified."""
     model = embedded_model(model_name)
     settings = ServerSettings(
         model_path=model_file(model),
         model_alias=model.name,
         port=port,
         min_memory_gb=model.min_memory_gb,
-        logprobs=logprobs,
     )
     return LlamaCppServer(settings, log_path=log_path)
 

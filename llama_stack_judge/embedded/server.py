@@ -1,4 +1,4 @@
-"""A managed llama.cpp server (llama-cpp-python's OpenAI-compatible server) for the embedded judge.
+"""A managed llama.cpp server (llama.cpp's own ``llama-server``, OpenAI-compatible) for the embedded judge.
 
 Started on 127.0.0.1, health-checked, and stopped on exit, on Ctrl-C and on errors (a ``with`` block); on Linux it
 also dies with its parent, so a killed CLI leaves no server behind.
@@ -6,7 +6,6 @@ also dies with its parent, so a killed CLI leaves no server behind.
 
 import contextlib
 import ctypes
-import importlib.util
 import os
 import signal
 import socket
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from llama_stack_judge.embedded.llama_server import installed_server
 from llama_stack_judge.errors import JudgeError
 from llama_stack_judge.health import NotHealthyError, log_tail, wait_until_healthy
 
@@ -84,26 +84,27 @@ class ServerSettings:
     n_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     startup_timeout_s: float = 180.0
     min_memory_gb: float = 0.0
-    # Log probabilities need the logits of every position kept (llama.cpp's logits_all): ~1 GB more memory and
-    # ~12 % slower prompts with the 1.5B judge (docs/benchmarks.md), so only when expected verdicts ask for them.
-    logprobs: bool = False
+    # llama-cpp-python's server default, kept when we moved to llama-server (whose default is 1.0): the shipped
+    # cards were measured with it, and it curbs the small judge's repetition loops.
+    repeat_penalty: float = 1.1
 
-    def command(self, port: int) -> list[str]:
+    def command(self, binary: Path, port: int) -> list[str]:
         """The server's command line."""
         threads = str(self.n_threads)
         return [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(self.model_path), "--model_alias", self.model_alias,
+            str(binary),
+            "--model", str(self.model_path), "--alias", self.model_alias,
             "--host", HOST, "--port", str(port),
-            "--n_ctx", str(self.n_ctx), "--n_threads", threads, "--n_threads_batch", threads,
-            # One request at a time, each to its end: a new request must not cut the one being generated.
-            "--interrupt_requests", "False",
-            "--logits_all", str(self.logprobs),
+            "--ctx-size", str(self.n_ctx), "--threads", threads, "--threads-batch", threads,
+            # One slot: one reply at a time, with the whole context (the embedded judge sends one call at a time).
+            "--parallel", "1",
+            "--repeat-penalty", str(self.repeat_penalty),
+            "--no-webui",
         ]  # fmt: skip
 
 
 class LlamaCppServer:
-    """One ``python -m llama_cpp.server`` process; use it as a context manager."""
+    """One ``llama-server`` process; use it as a context manager."""
 
     def __init__(self, settings: ServerSettings, log_path: Path | None = None) -> None:
         self.settings = settings
@@ -120,11 +121,11 @@ class LlamaCppServer:
 
     def start(self) -> "LlamaCppServer":
         """Start the server and return once it answers; ``ServerError`` says why it could not."""
-        self._check_can_start()
+        binary = self._check_can_start()
         port = self.settings.port or free_port()
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                self.settings.command(port),
+                self.settings.command(binary, port),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -138,12 +139,8 @@ class LlamaCppServer:
             raise
         return self
 
-    def _check_can_start(self) -> None:
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise ServerError(
-                "the embedded judge needs llama-cpp-python: pip install '.[embedded]' (it builds from source, "
-                "~5-8 min on 2 cores the first time)"
-            )
+    def _check_can_start(self) -> Path:
+        """The binary to run, once it is there, the port is free and memory suffices."""
         if self.settings.port is not None and port_in_use(self.settings.port):
             raise ServerError(f"port {self.settings.port} on {HOST} is in use: choose another with --port")
         memory = available_memory_gb()
@@ -152,12 +149,13 @@ class LlamaCppServer:
                 f"{self.settings.model_alias} needs about {self.settings.min_memory_gb:.1f} GB of free memory while "
                 f"judging; this machine has {memory:.1f} GB available"
             )
+        return installed_server()
 
     def _wait_until_ready(self) -> None:
         assert self._process is not None
         try:
             wait_until_healthy(
-                f"{self.base_url}/models",
+                f"http://{HOST}:{self.port}/health",  # 503 while the model loads
                 self._process,
                 what="the llama.cpp server",
                 within_s=self.settings.startup_timeout_s,

