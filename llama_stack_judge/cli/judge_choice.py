@@ -8,7 +8,7 @@ from typing import Any
 
 from llama_stack_judge.core.options import JudgeOptions, weighting_options
 from llama_stack_judge.core.panel import MEMBER_SEPARATOR
-from llama_stack_judge.embedded.llama_server import RUNTIME
+from llama_stack_judge.embedded.llama_server import runtime
 from llama_stack_judge.embedded.models import DEFAULT_MODEL, MODELS
 from llama_stack_judge.errors import JudgeInputError
 from llama_stack_judge.outputs import DEFAULT_CLI_STATE
@@ -123,4 +123,4 @@ class JudgeChoice:
             return f"provider config {self.provider_config}"
         if self.inference_url:
             return f"OpenAI-compatible endpoint {self.inference_url}"
-        return f"embedded judge {self.embedded_model} on {RUNTIME}"
+        return f"embedded judge {self.embedded_model} on {runtime()}"

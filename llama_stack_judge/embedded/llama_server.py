@@ -66,6 +66,12 @@ class ServerBuildError(JudgeError):
     """llama-server is not built, or could not be built."""
 
 
+def runtime() -> str:
+    """What runs the embedded judge, in words (kept with a run's results): the built server, or yours."""
+    chosen = os.environ.get(SERVER_ENV)
+    return f"llama-server {chosen} (${SERVER_ENV})" if chosen else RUNTIME
+
+
 def installed_server() -> Path:
     """The llama-server binary to run: ``$LLAMA_STACK_JUDGE_LLAMA_SERVER``, else the one built into the cache."""
     chosen = os.environ.get(SERVER_ENV)
