@@ -162,11 +162,13 @@ def certification_rows(
             if question_id in wanted and turn in turns
         ]
     _, _, answers = shipped_data()
+    # Question-major, as the command line's rows: a llama.cpp judge reuses the instructions and question of the
+    # previous prompt.
     return [
         {"question_id": question_id, "model": model, "turn": turn}
-        for model in sorted(answers)
         for question_id in sorted(wanted)
         for turn in sorted(turns)
+        for model in sorted(answers)
     ]
 
 
