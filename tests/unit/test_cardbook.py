@@ -69,7 +69,7 @@ def test_the_shipped_cards_are_the_default_embedded_judges_on_its_server() -> No
     re-ship (a card measured on another server would describe other verdicts)."""
     from llama_stack_judge.cardbook import SHIPPED_CARDS
     from llama_stack_judge.core.definitions import load_definitions
-    from llama_stack_judge.core.options import JudgeOptions
+    from llama_stack_judge.core.options import JudgeOptions, weighting_options
     from llama_stack_judge.embedded import EMBEDDED_JUDGE_OPTIONS, EMBEDDED_PROVIDER_ID
     from llama_stack_judge.embedded.llama_server import RUNTIME
     from llama_stack_judge.embedded.models import DEFAULT_MODEL
@@ -86,11 +86,10 @@ def test_the_shipped_cards_are_the_default_embedded_judges_on_its_server() -> No
     first_turns = book.find(judges, turns=(1,))  # the main job's: the 40 dev questions' first turns
     assert first_turns is not None and first_turns["shipped"] and first_turns["labels"] == "mt-bench-dev"
     assert first_turns["n_judgments"] == 280 and card_turns(first_turns) == [1]
-    pairwise = [d for d in shipped if "mt-bench-pair" in d.identifier]
-    pair_judges = {d.identifier: options.apply(d).provenance(model) for d in pairwise}
-    assert len(pair_judges) == 4
-    pairs = book.find(pair_judges, turns=(1,))  # 75 expert-voted pairs of 8 dev questions, both orders each
-    assert pairs is not None and pairs["kind"] == "pairwise" and pairs["n_judgments"] == 75
+    # --verdict-weighting expected --judge-options '{"verdict_first": true, "max_tokens": 8}', measured too.
+    chosen = EMBEDDED_JUDGE_OPTIONS | weighting_options("expected") | {"verdict_first": True, "max_tokens": 8}
+    judges = {d.identifier: JudgeOptions(**chosen).apply(d).provenance(model) for d in rating}
+    assert (expected := book.find(judges, turns=(1,))) is not None and expected["n_judgments"] >= 112
 
 
 def test_a_card_of_the_runs_turns_is_shown_before_a_larger_one_of_other_turns() -> None:
