@@ -183,3 +183,15 @@ def test_the_server_binary_is_the_chosen_one_or_the_built_one_or_a_clear_error(
         llama_server.installed_server()
     own.chmod(0o755)
     assert llama_server.installed_server() == own
+
+
+def test_a_build_without_cmake_or_with_a_failing_step_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(llama_server.shutil, "which", lambda *args, **kwargs: None)
+    with pytest.raises(llama_server.ServerBuildError, match="building llama-server needs cmake"):
+        llama_server.build_server(tmp_path / "cache", say=lambda _: None)
+    assert not (tmp_path / "cache").exists()
+    failing = [sys.executable, "-c", "import sys; print('step output'); print('the cause'); sys.exit(3)"]
+    with pytest.raises(llama_server.ServerBuildError, match=r"failed \(exit 3\):\nstep output\nthe cause$"):
+        llama_server._run(failing, tmp_path / "step.log")
