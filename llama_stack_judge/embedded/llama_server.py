@@ -72,11 +72,21 @@ def runtime() -> str:
     return f"llama-server {chosen} (${SERVER_ENV})" if chosen else RUNTIME
 
 
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def built_server() -> Path | None:
+    """The binary ``install-server`` built into the cache for this kind of CPU, if there is one."""
+    binary = DEFAULT_SERVER_DIR / BINARY
+    return binary if _executable(binary) else None
+
+
 def installed_server() -> Path:
     """The llama-server binary to run: ``$LLAMA_STACK_JUDGE_LLAMA_SERVER``, else the one built into the cache."""
     chosen = os.environ.get(SERVER_ENV)
     binary = Path(chosen) if chosen else DEFAULT_SERVER_DIR / BINARY
-    if not (binary.is_file() and os.access(binary, os.X_OK)):
+    if not _executable(binary):
         if chosen:
             raise ServerBuildError(f"{SERVER_ENV}={chosen} is not an executable file")
         raise ServerBuildError(
