@@ -93,10 +93,9 @@ def position_bias(results: Sequence[RowResult], stats: Statistics | None = None)
     """
     orders = [r.details.get("orders") for r in results if r.details]
     pairs = [o for o in orders if isinstance(o, list) and all(order["status"] == "scored" for order in o)]
-    winners = [r.details.get("winner") for r in results if r.details and r.details.get("winner") is not None]
     verdicts = [order["verdict"] for o in orders if isinstance(o, list) for order in o if order["status"] == "scored"]
     return {
-        "position_consistency": position_consistency(winners),
+        "position_consistency": position_consistency((o[0]["verdict"], o[-1]["verdict"]) for o in pairs if len(o) == 2),
         "first_position_win_rate": first_position_win_rate(verdicts),
         "n_pairs_both_orders": len(pairs),
     }

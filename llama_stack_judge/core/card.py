@@ -242,7 +242,11 @@ def _position(judgments: Sequence[Mapping[str, Any]], *, seed: int) -> dict[str,
         lambda item: item[0],
     )
     return {
-        "consistency": _estimate(scored, lambda items: position_consistency([j["winner"] for j in items]), seed=seed),
+        "consistency": _estimate(
+            scored,
+            lambda items: position_consistency((j.get("verdict_ab"), j.get("verdict_ba")) for j in items),
+            seed=seed,
+        ),
         "first_position_wins": _estimate(
             verdicts, lambda items: first_position_win_rate([v for _, v in items]), seed=seed
         ),

@@ -5,7 +5,7 @@ A pairwise judge sees the two answers as A and B, then again as B and A. Its ver
 one that follows the position is the judge's bias.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, Literal
 
 INCONSISTENT: Final = "tie (inconsistent)"  # the winner of a pair whose two orders disagree
@@ -35,8 +35,14 @@ def winner_probabilities(ab: Mapping[str, float], ba: Mapping[str, float]) -> di
     return chances
 
 
-def position_consistency(winners: Sequence[object]) -> float | None:
-    """The share of pairs judged in both orders whose winner survived the swap; ``None`` without pairs."""
+def position_consistency(verdict_pairs: Iterable[tuple[object, object]]) -> float | None:
+    """The share of pairs whose two written verdicts name the same winner; ``None`` without a pair verdicted twice.
+
+    From the verdicts, not the pair's winner: an expected-verdict pair always has a winner (the orders' probabilities
+    are averaged), though both of its verdicts may have said "B".
+    """
+    labels = WINNER_OF_FIRST_ORDER.keys()
+    winners = [combine_orders(ab, ba) for ab, ba in verdict_pairs if ab in labels and ba in labels]
     return sum(winner != INCONSISTENT for winner in winners) / len(winners) if winners else None
 
 

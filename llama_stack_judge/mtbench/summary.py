@@ -71,7 +71,7 @@ def summarize_pairwise(judgments: Sequence[Judgment], *, seed: int = 0) -> dict[
     verdicts = [v for j in judgments for v in (j.get("verdict_ab"), j.get("verdict_ba")) if v in ("A", "B", "C")]
     return {
         "models": models,
-        "position_consistency": position_consistency(winners),
+        "position_consistency": position_consistency([(j.get("verdict_ab"), j.get("verdict_ba")) for j in both_orders]),
         "first_position_win_rate": first_position_win_rate(verdicts),
         "inconsistent_ties": winners.count(INCONSISTENT),
         "n_scored": len(both_orders),

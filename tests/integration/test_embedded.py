@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from llama_stack_judge.embedded import embedded_providers, embedded_server
+from llama_stack_judge.embedded import EMBEDDED_JUDGE_OPTIONS, embedded_providers, embedded_server
 from llama_stack_judge.embedded.models import SMOLLM2_135M
 from llama_stack_judge.stack_config import build_run_config, write_run_config
 from tests.embedded_marks import needs_llama_server, needs_smollm2
@@ -35,7 +35,9 @@ def _servers_running() -> list[str]:
     return [line for line in found.splitlines() if SMOLLM2_135M.file_name in line]
 
 
-def test_two_rows_judged_through_the_stack_with_a_forced_verdict(tmp_path: Path) -> None:
+def test_two_rows_judged_through_the_stack_with_the_default_expected_verdict_first(tmp_path: Path) -> None:
+    """The embedded default: the grammar opens the reply with the verdict, a short explanation follows; the server's
+    log probabilities, through llama-stack's remote::llama-cpp-server provider, weight the verdict."""
     with embedded_server(SMOLLM2_135M.name, log_path=tmp_path / "server.log") as server:
         providers = embedded_providers(server.base_url, SMOLLM2_135M.name)
         run_yaml = write_run_config(build_run_config(providers, state_dir=str(tmp_path)), tmp_path / "run.yaml")
@@ -45,14 +47,15 @@ def test_two_rows_judged_through_the_stack_with_a_forced_verdict(tmp_path: Path)
                 input_rows=ROWS, scoring_functions={FUNCTION: None}, extra_headers=DETAILS
             ).results[FUNCTION]
     assert not server.running
-    statuses = [row["status"] for row in result.score_rows]
-    assert statuses == ["scored", "scored"], result.score_rows
+    assert [row["status"] for row in result.score_rows] == ["scored", "scored"], result.score_rows
     for row in result.score_rows:
+        assert row["judge_feedback"].startswith(f"[[{row['verdict']}]]")
+        distribution = row["verdict_distribution"]
+        assert 0 < distribution["mass"] <= 1.0001 and abs(sum(distribution["probabilities"].values()) - 1) < 1e-3
         assert 1 <= row["score"] <= 10
-        reply = json.loads(row["judge_feedback"], strict=False)  # the grammar's JSON verdict, the embedded default
-        assert set(reply) == {"explanation", "verdict"} and reply["verdict"] == row["score"]
     usage = result.aggregated_results["usage"]
-    assert usage["inference_calls"] == 2 and usage["completion_tokens"] > 0
+    assert usage["inference_calls"] == 2 and 0 < usage["completion_tokens"] <= 2 * EMBEDDED_JUDGE_OPTIONS["max_tokens"]
+    assert usage["expected_verdict_fallbacks"] == 0
 
 
 def test_the_cli_judges_with_the_embedded_model_and_leaves_no_server(tmp_path: Path) -> None:
@@ -103,18 +106,12 @@ def test_serve_judge_runs_until_interrupted_and_prints_a_working_provider(tmp_pa
     assert _servers_running() == before
 
 
-def test_expected_verdicts_from_the_real_servers_log_probabilities(tmp_path: Path) -> None:
-    """The llama.cpp server's log probabilities, through llama-stack's remote::llama-cpp-server provider: the
-    verdict-first reply's alternatives reach our scorer and weight the verdict."""
+def test_a_calls_options_override_the_embedded_defaults(tmp_path: Path) -> None:
+    """Sampled verdicts in the grammar's JSON object, asked for per call over the provider's expected default."""
     from llama_stack_judge.core.options import JudgeOptions
 
     options = JudgeOptions(
-        details=True,
-        verdict_weighting="expected",
-        structured_output=False,
-        verdict_first=True,
-        max_tokens=8,
-        use_cache=False,
+        details=True, verdict_weighting="sampled", structured_output=True, verdict_first=False, max_tokens=1024
     )
     with embedded_server(SMOLLM2_135M.name, log_path=tmp_path / "server.log") as server:
         providers = embedded_providers(server.base_url, SMOLLM2_135M.name)
@@ -125,8 +122,6 @@ def test_expected_verdicts_from_the_real_servers_log_probabilities(tmp_path: Pat
             ).results[FUNCTION]
     assert [row["status"] for row in result.score_rows] == ["scored", "scored"], result.score_rows
     for row in result.score_rows:
-        assert row["judge_feedback"].startswith(f"[[{row['verdict']}]]")  # the grammar put the verdict first
-        distribution = row["verdict_distribution"]
-        assert 0 < distribution["mass"] <= 1.0001 and abs(sum(distribution["probabilities"].values()) - 1) < 1e-3
-        assert 1 <= row["score"] <= 10
-    assert result.aggregated_results["usage"]["expected_verdict_fallbacks"] == 0
+        reply = json.loads(row["judge_feedback"], strict=False)
+        assert set(reply) == {"explanation", "verdict"} and reply["verdict"] == row["score"]
+        assert "verdict_distribution" not in row

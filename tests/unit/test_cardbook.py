@@ -69,7 +69,7 @@ def test_the_shipped_cards_are_the_default_embedded_judges_on_its_server() -> No
     re-ship (a card measured on another server would describe other verdicts)."""
     from llama_stack_judge.cardbook import SHIPPED_CARDS
     from llama_stack_judge.core.definitions import load_definitions
-    from llama_stack_judge.core.options import JudgeOptions, weighting_options
+    from llama_stack_judge.core.options import JudgeOptions
     from llama_stack_judge.embedded import EMBEDDED_JUDGE_OPTIONS, EMBEDDED_PROVIDER_ID
     from llama_stack_judge.embedded.llama_server import RUNTIME
     from llama_stack_judge.embedded.models import DEFAULT_MODEL
@@ -78,18 +78,19 @@ def test_the_shipped_cards_are_the_default_embedded_judges_on_its_server() -> No
     options = JudgeOptions(**EMBEDDED_JUDGE_OPTIONS)
     model = f"{EMBEDDED_PROVIDER_ID}/{DEFAULT_MODEL}"
     shipped = [d for directory in SHIPPED_DEFINITIONS for d in load_definitions(directory, prefix="judge")]
-    rating = [d for d in shipped if "mt-bench-single" in d.identifier]
-    judges = {d.identifier: options.apply(d).provenance(model) for d in rating}
-    assert len(judges) == 4
     book = CardBook(Path("/nonexistent"), shipped=SHIPPED_CARDS)
     assert book.cards() and all(card["run"]["judge_source"].endswith(f" on {RUNTIME}") for card in book.cards())
-    first_turns = book.find(judges, turns=(1,))  # the main job's: the 40 dev questions' first turns
-    assert first_turns is not None and first_turns["shipped"] and first_turns["labels"] == "mt-bench-dev"
-    assert first_turns["n_judgments"] == 280 and card_turns(first_turns) == [1]
-    # --verdict-weighting expected --judge-options '{"verdict_first": true, "max_tokens": 8}', measured too.
-    chosen = EMBEDDED_JUDGE_OPTIONS | weighting_options("expected") | {"verdict_first": True, "max_tokens": 8}
-    judges = {d.identifier: JudgeOptions(**chosen).apply(d).provenance(model) for d in rating}
-    assert (expected := book.find(judges, turns=(1,))) is not None and expected["n_judgments"] >= 112
+    # kind, the run's size (the 40 dev questions' first turns; the 8 first ones' pairs experts voted on)
+    for kind, judgments in (("single", 280), ("pair", 75)):
+        judges = {
+            d.identifier: options.apply(d).provenance(model) for d in shipped if f"mt-bench-{kind}" in d.identifier
+        }
+        assert len(judges) == 4
+        card = book.find(judges, turns=(1,))
+        assert card is not None and card["shipped"] and card["labels"] == "mt-bench-dev", kind
+        assert card["n_judgments"] == judgments and card_turns(card) == [1]
+        assert " --judge-options" not in card["run"]["command"] and "--verdict-weighting" not in card["run"]["command"]
+        assert all(judge["verdict_weighting"] == "expected" for judge in card["run"]["judges"].values())
 
 
 def test_a_card_of_the_runs_turns_is_shown_before_a_larger_one_of_other_turns() -> None:

@@ -12,7 +12,7 @@ from llama_stack_judge.core.chat import ChatReply, ChatRequest, TokenLogprob, to
 from llama_stack_judge.core.definitions import validate_definition
 from llama_stack_judge.core.logprobs import NoDistributionError, verdict_distribution
 from llama_stack_judge.core.outcomes import Outcome
-from llama_stack_judge.core.pairwise import winner_probabilities
+from llama_stack_judge.core.pairwise import position_consistency, winner_probabilities
 from llama_stack_judge.core.runner import VERDICT_FIRST_INSTRUCTION, Judge, RunSettings, Usage, render_request
 from llama_stack_judge.errors import JudgeDefinitionError
 from llama_stack_judge.mtbench.tasks import combine_pair
@@ -88,6 +88,13 @@ def test_pairwise_orders_combine_over_the_swap() -> None:
     # In B/A "A" is model_b: model_a = (0.7 + 0.5) / 2 = 0.6, model_b = (0.2 + 0.4) / 2 = 0.3, tie = 0.1.
     chances = winner_probabilities({"A": 0.7, "B": 0.2, "C": 0.1}, {"A": 0.4, "B": 0.5, "C": 0.1})
     assert chances == pytest.approx({"model_a": 0.6, "model_b": 0.3, "tie": 0.1})
+
+
+def test_position_consistency_reads_the_written_verdicts_not_the_combined_winner() -> None:
+    # Expected verdicts give every pair a winner; a judge that wrote "B" in both orders still followed the position.
+    pairs = [("B", "B"), ("A", "B"), ("C", "C"), ("A", "C"), ("B", None)]  # the last lacks a verdict: left out
+    assert position_consistency(pairs) == pytest.approx(2 / 4)
+    assert position_consistency([]) is None
 
 
 PAIR = validate_definition(
