@@ -308,13 +308,20 @@ def _shown(estimate: Mapping[str, Any]) -> str:
 
 
 def headline(card: Mapping[str, Any]) -> str:
-    """One line: agreement with experts (turn 1, without ties) and kappa, and for ratings the Spearman with GPT-4."""
-    experts = card["agreement"].get("experts", {}).get("turn_1")
+    """One line: agreement with experts (turn 1, without ties) and kappa, and for ratings the Spearman with GPT-4.
+
+    A card of second turns only has no turn-1 votes: its line gives the votes of the turns it judged.
+    """
+    by_scope = card["agreement"].get("experts", {})
+    scope, turns = (
+        ("turn_1", "turn 1") if by_scope.get("turn_1", {}).get("with_ties", {}).get("n") else ("all_turns", "its turns")
+    )
+    experts = by_scope.get(scope)
     parts = []
     if experts:
         parts.append(
             f"agreement {_shown(experts['without_ties'])} without ties, κ {_shown(experts['kappa'])} vs experts "
-            f"(turn 1, {experts['with_ties']['n']:,} votes)"
+            f"({turns}, {experts['with_ties']['n']:,} votes)"
         )
     if card["kind"] == "rating":
         spearman = card["reference"]["spearman"]

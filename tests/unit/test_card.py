@@ -77,3 +77,17 @@ def test_rating_card_figures() -> None:
     assert card["length_bias"]["rating_per_1000_chars"] == pytest.approx(0.32 / 0.00732)
     assert card["failures"]["parse_error_rate"] == pytest.approx(1 / 6)
     assert headline(card).startswith("this judge: agreement 0.67 [") and "Spearman 0.92" in headline(card)
+
+
+def test_the_headline_of_a_second_turn_card_gives_the_votes_it_was_measured_on() -> None:
+    figure = {"value": 0.7, "ci95": [0.6, 0.8], "n": 256}
+    none = {"value": None, "ci95": None, "n": 0}
+    scopes = {
+        "turn_1": {"with_ties": none, "without_ties": none, "kappa": none},
+        "all_turns": {"with_ties": figure, "without_ties": figure, "kappa": figure | {"value": 0.28}},
+    }
+    card = {"kind": "pairwise", "agreement": {"experts": scopes}}
+    assert (
+        headline(card)
+        == "this judge: agreement 0.70 [0.60, 0.80] without ties, κ 0.28 [0.60, 0.80] vs experts (its turns, 256 votes)"
+    )

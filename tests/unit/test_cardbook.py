@@ -91,6 +91,9 @@ def test_the_shipped_cards_are_the_default_embedded_judges_on_its_server() -> No
         assert card["n_judgments"] == judgments and card_turns(card) == [1]
         assert " --judge-options" not in card["run"]["command"] and "--verdict-weighting" not in card["run"]["command"]
         assert all(judge["verdict_weighting"] == "expected" for judge in card["run"]["judges"].values())
+        if kind == "single":  # the multi-turn rating judges': the 16 first dev questions of each category pair
+            second = book.find(judges, turns=(2,))
+            assert second is not None and second["n_judgments"] == 112 and card_turns(second) == [2]
 
 
 def test_a_card_of_the_runs_turns_is_shown_before_a_larger_one_of_other_turns() -> None:
