@@ -95,7 +95,7 @@ def position_bias(results: Sequence[RowResult], stats: Statistics | None = None)
     pairs = [o for o in orders if isinstance(o, list) and all(order["status"] == "scored" for order in o)]
     verdicts = [order["verdict"] for o in orders if isinstance(o, list) for order in o if order["status"] == "scored"]
     return {
-        "position_consistency": position_consistency((o[0]["verdict"], o[-1]["verdict"]) for o in pairs if len(o) == 2),
+        "position_consistency": position_consistency((o[0]["verdict"], o[1]["verdict"]) for o in pairs if len(o) == 2),
         "first_position_win_rate": first_position_win_rate(verdicts),
         "n_pairs_both_orders": len(pairs),
     }
