@@ -80,8 +80,9 @@ def test_the_shipped_cards_are_the_default_embedded_judges_on_its_server() -> No
     shipped = [d for directory in SHIPPED_DEFINITIONS for d in load_definitions(directory, prefix="judge")]
     book = CardBook(Path("/nonexistent"), shipped=SHIPPED_CARDS)
     assert book.cards() and all(card["run"]["judge_source"].endswith(f" on {RUNTIME}") for card in book.cards())
-    # kind, the run's size (the 40 dev questions' first turns; the 8 first ones' pairs experts voted on)
-    for kind, judgments in (("single", 280), ("pair", 75)):
+    # kind, the run's size on first turns (the 40 dev questions; the 8 first ones' pairs experts voted on) and on
+    # second turns (the multi-turn judges: the 16 first dev questions of each category pair; the 8 questions' pairs)
+    for kind, judgments, second_turns in (("single", 280, 112), ("pair", 75, 74)):
         judges = {
             d.identifier: options.apply(d).provenance(model) for d in shipped if f"mt-bench-{kind}" in d.identifier
         }
@@ -91,9 +92,8 @@ def test_the_shipped_cards_are_the_default_embedded_judges_on_its_server() -> No
         assert card["n_judgments"] == judgments and card_turns(card) == [1]
         assert " --judge-options" not in card["run"]["command"] and "--verdict-weighting" not in card["run"]["command"]
         assert all(judge["verdict_weighting"] == "expected" for judge in card["run"]["judges"].values())
-        if kind == "single":  # the multi-turn rating judges': the 16 first dev questions of each category pair
-            second = book.find(judges, turns=(2,))
-            assert second is not None and second["n_judgments"] == 112 and card_turns(second) == [2]
+        second = book.find(judges, turns=(2,))
+        assert second is not None and second["n_judgments"] == second_turns and card_turns(second) == [2], kind
 
 
 def test_a_card_of_the_runs_turns_is_shown_before_a_larger_one_of_other_turns() -> None:
