@@ -21,8 +21,9 @@ def adaptive_concurrency_field() -> Any:
     return Field(
         default=True,
         description="Keep fewer than max_concurrency calls in flight when the extra ones would only wait on this "
-        "process (a model that answers in a few ms): the limit moves between 1 and max_concurrency with this "
-        "process's CPU use and the calls' throughput. Against a slow model it stays at max_concurrency.",
+        "process (a model that answers in a few ms): the limit moves between 1 and max_concurrency to the calls that "
+        "keep the event loop busy (the quickest call's time over the loop's CPU per call). Against a slow model it "
+        "stays at max_concurrency.",
     )
 
 

@@ -16,7 +16,7 @@ from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import PROVIDER_DATA_HEADER, JudgeOptions
 from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.rows import check_rows
-from llama_stack_judge.core.runner import Judge, RunSettings, Usage
+from llama_stack_judge.core.runner import Judge, RunSettings, Usage, map_bounded
 from llama_stack_judge.core.spacing import StartSpacing
 from llama_stack_judge.core.stats import bootstrap_ci, group_means, win_rate
 from llama_stack_judge.errors import JudgeDefinitionError, JudgeInputError
@@ -306,22 +306,52 @@ def test_options_parse_apply_and_travel_as_provider_data() -> None:
         JudgeOptions(num_samples=2).apply(judge_definition())
 
 
+class InFlight:
+    """Counts the calls in flight and the most seen at once."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = 0
+
+    async def wait(self, seconds: float) -> None:
+        """One call, in flight for ``seconds``."""
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        await asyncio.sleep(seconds)
+        self.now -= 1
+
+
 async def test_a_shared_limit_holds_across_concurrent_batches() -> None:
-    in_flight = peak = 0
+    calls = InFlight()
 
     async def slow(request: ChatRequest) -> ChatReply:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-        await asyncio.sleep(0.01)
-        in_flight -= 1
+        await calls.wait(0.01)
         return ChatReply(text="Rating: [[5]]")
 
     shared = CallLimit(3, adaptive=False)
     callers = [Judge(slow, FAST, slots=shared) for _ in range(4)]  # each batch alone would allow 4
     rows = [{"answer": str(n)} for n in range(12)]
     results = await asyncio.gather(*(j.judge_rows(judge_definition(), rows, judge_model="m") for j in callers))
-    assert peak == 3 and all(r.score == 5.0 for batch in results for r in batch)
+    assert calls.peak == 3 and all(r.score == 5.0 for batch in results for r in batch)
+
+
+async def test_map_bounded_keeps_the_order_and_the_limit_and_raises_the_first_failure() -> None:
+    calls = InFlight()
+
+    async def work(item: int) -> int:
+        await calls.wait(0.001 * (item % 3))  # items finish out of order
+        return item * item
+
+    assert await map_bounded(list(range(40)), work, 4) == [n * n for n in range(40)] and calls.peak == 4
+    assert await map_bounded([], work, 4) == []
+    assert await map_bounded([1, 2], work, 16) == [1, 4]
+
+    async def failing(item: int) -> int:
+        if item == 5:
+            raise ValueError("row 5 failed")
+        return await work(item)
+
+    with pytest.raises(ValueError, match="row 5 failed"):
+        await map_bounded(list(range(40)), failing, 4)
 
 
 def test_size_checks_name_rows_columns_and_limits() -> None:
