@@ -76,10 +76,13 @@ def calls_to_keep_busy(*, fastest_s: float, cpu_per_call_s: float, ceiling: int)
     return max(1, min(ceiling, math.floor(fastest_s / cpu_per_call_s + 0.5)))
 
 
-def probe_paid(before: Window, probe: Window) -> bool:
-    """Whether the calls got quicker with one fewer in flight: by at least half the share the limit fell."""
-    fell = 1 - probe.limit / before.limit
-    return probe.mean_s <= before.mean_s * (1 - fell / 2)
+def probe_paid(before: Window, *, limit: int, mean_s: float) -> bool:
+    """Whether the calls got quicker with one fewer in flight than ``before``: by at least half the share it fell.
+
+    ``limit`` and ``mean_s``: the probe window's limit and its calls' mean time.
+    """
+    fell = 1 - limit / before.limit
+    return mean_s <= before.mean_s * (1 - fell / 2)
 
 
 @dataclass
@@ -140,14 +143,13 @@ class CallLimit:
         """Set the limit after a window from what it measured (see the module's docstring)."""
         fastest = min([fastest_s, *(window.fastest_s for window in self.history)])
         bound = calls_to_keep_busy(fastest_s=fastest, cpu_per_call_s=cpu_per_call_s, ceiling=self.ceiling)
-        window = Window(self.limit, self.limit, Move.HELD, used, cpu_per_call_s, fastest_s, mean_s)
         previous = self.history[-1] if self.history else None
         new_limit, move = self.limit, Move.HELD
         if used < self.idle:
             new_limit, move = self.ceiling, Move.CEILING
         elif previous is not None and previous.move is Move.PROBE and previous.limit > self.limit:
             self._held = 0
-            if probe_paid(previous, window):
+            if probe_paid(previous, limit=self.limit, mean_s=mean_s):
                 move, self._probe_wait = Move.KEPT, self.probe_every
             else:
                 new_limit, move = previous.limit, Move.UNDONE

@@ -150,10 +150,10 @@ def test_a_probe_pays_when_the_calls_get_quicker_with_fewer_in_flight() -> None:
     def window(limit: int, mean_s: float) -> Window:
         return Window(limit, limit, Move.HELD, 1.0, 0.01, mean_s / 2, mean_s)
 
-    assert probe_paid(window(4, 0.040), window(3, 0.030))  # a quarter fewer calls, a quarter quicker: queueing
-    assert probe_paid(window(4, 0.040), window(3, 0.035))  # an eighth quicker: half the share, still queueing
-    assert not probe_paid(window(4, 0.040), window(3, 0.036))
-    assert not probe_paid(window(16, 0.2), window(15, 0.2))  # as slow as before: the calls wait on the model
+    assert probe_paid(window(4, 0.040), limit=3, mean_s=0.030)  # a quarter fewer calls, a quarter quicker: queueing
+    assert probe_paid(window(4, 0.040), limit=3, mean_s=0.035)  # an eighth quicker: half the share, still queueing
+    assert not probe_paid(window(4, 0.040), limit=3, mean_s=0.036)
+    assert not probe_paid(window(16, 0.2), limit=15, mean_s=0.2)  # as slow as before: the calls wait on the model
 
 
 def test_a_fixed_limit_does_not_move() -> None:
