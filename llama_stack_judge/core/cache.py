@@ -19,11 +19,22 @@ def cache_key(request: ChatRequest, sample: int, *, scope: str = "") -> str:
     (a tenant's name) keeps one tenant's entries apart from everyone else's: no one can learn from a cache hit
     that another tenant judged the same text.
     """
-    fields = asdict(request)
+    # The fields as ``dataclasses.asdict`` gives them (keys stored before hold), built without its deep copy.
+    content: dict[str, object] = {
+        "v": CACHE_VERSION,
+        "sample": sample,
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+        "top_p": request.top_p,
+        "response_schema": request.response_schema,
+    }
     for added_later in ("grammar", "top_logprobs"):  # left out when unset, so keys stored before them hold
-        if fields[added_later] is None:
-            del fields[added_later]
-    content = {"v": CACHE_VERSION, "sample": sample, **fields} | ({"scope": scope} if scope else {})
+        if (value := getattr(request, added_later)) is not None:
+            content[added_later] = value
+    if scope:
+        content["scope"] = scope
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

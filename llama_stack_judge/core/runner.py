@@ -327,7 +327,7 @@ class Judge:
             CallFailedError: when no reply could be had.
         """
         request = self._effective(request)
-        key = self._key(request, sample)
+        key = self._key(request, sample) if self.cache is not None else ""  # no cache: no key to pay for
         if (cached := await self._cached(key, batch)) is not None:
             batch.usage.cache_hits += 1
             return cached, 0

@@ -1,6 +1,8 @@
 """The judge engine: cache and resume, repeated judging, structured output, usage, policies and statistics."""
 
 import asyncio
+import dataclasses
+import hashlib
 import itertools
 import json
 import time
@@ -9,8 +11,8 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from llama_stack_judge.core.aggregate import Statistics, aggregate, group_keys
-from llama_stack_judge.core.cache import CacheWriter, MemoryCache, cache_key
-from llama_stack_judge.core.chat import ChatReply, ChatRequest
+from llama_stack_judge.core.cache import CACHE_VERSION, CacheWriter, MemoryCache, cache_key
+from llama_stack_judge.core.chat import ChatMessage, ChatReply, ChatRequest
 from llama_stack_judge.core.definitions import Aggregation, JudgeDefinition, validate_definition
 from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import PROVIDER_DATA_HEADER, JudgeOptions
@@ -134,6 +136,24 @@ async def test_interrupted_batch_resumes_with_only_the_missing_rows() -> None:
     results = await Judge(chat, FAST, cache).judge_rows(judge_definition(), rows, judge_model="m")
     assert [r.messages[-1].content for r in chat.requests] == [f"Answer: {n}" for n in range(7, 11)]
     assert [r.score for r in results] == [float(n) for n in range(1, 11)]
+
+
+def test_cache_key_covers_every_request_field_as_asdict_gives_it() -> None:
+    # Built by hand for speed: a field added to ChatRequest must reach the key, in the form stored keys were made.
+    request = ChatRequest(
+        model="m",
+        messages=(ChatMessage("system", "be fair"), ChatMessage("user", "rate é")),
+        temperature=0.3,
+        max_tokens=64,
+        top_p=0.9,
+        response_schema={"type": "object", "properties": {"rating": {"type": "integer"}}},
+        grammar='root ::= "[[" [1-9] "]]"',
+        top_logprobs=5,
+    )
+    assert all(getattr(request, f.name) is not None for f in dataclasses.fields(ChatRequest))
+    content = {"v": CACHE_VERSION, "sample": 2, **dataclasses.asdict(request), "scope": "user:alice"}
+    expected = hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    assert cache_key(request, 2, scope="user:alice") == expected
 
 
 async def test_cache_key_covers_model_sampling_messages_and_sample_but_replies_are_parsed_again() -> None:

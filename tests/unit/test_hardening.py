@@ -1,6 +1,7 @@
 """The pure core against hostile or careless input: patterns, truncated replies, extreme numbers, non-text."""
 
 import math
+import re
 import time
 
 import pytest
@@ -47,6 +48,21 @@ def test_patterns_re2_cannot_run_are_refused_naming_the_pattern(pattern: str, fr
         validate_definition(data, source="registration")
     message = str(error.value)
     assert "pattern 1" in message and fragment in message
+
+
+@pytest.mark.parametrize(
+    ("source", "reply"),
+    [
+        (r"\[\[(\d+)\]\]", "Rating: [[7]], then [[8]]"),  # ASCII: byte and character offsets agree
+        (r"\[\[(\d+)\]\]", "Évaluation — très juste 😀. Note : [[7]], puis [[8]]"),  # 1-4 bytes a character
+        (r"Verdict : \[\[(.+?)\]\]", "Déjà vu. Verdict : [[très bon]] … Verdict : [[égal]]"),  # non-ASCII capture
+        (r"(x)?\[\[\d\]\]", "é [[1]] é x[[2]]"),  # a group that took no part captures ""
+    ],
+)
+def test_captures_and_their_offsets_are_those_of_pythons_re_in_any_text(source: str, reply: str) -> None:
+    expected = [(m.group(1) or "", max(m.start(1), m.start())) for m in re.finditer(source, reply)]
+    assert VerdictPattern.compile(source).captures(reply) == expected
+    assert VerdictPattern.compile(source).found_in(reply)
 
 
 def test_a_very_long_reply_is_read_from_its_tail() -> None:
