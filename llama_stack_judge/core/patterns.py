@@ -61,14 +61,19 @@ class VerdictPattern:
         scanned = without_surrogates(text[skipped:])  # one character for one: offsets hold
         encoded = scanned.encode()
         # RE2 matches UTF-8 bytes: handed a str, its wrapper converts every offset between bytes and characters in
-        # Python (~3x the time of the match). Matches end on character boundaries, so a byte offset becomes a
-        # character offset by decoding the bytes before it; in ASCII text the two are the same.
-        to_chars = (lambda offset: offset) if len(encoded) == len(scanned) else (lambda o: len(encoded[:o].decode()))
-        # A group that took no part in a match (``(a)?b``) captures nothing: an empty verdict, a parse error.
-        return [
-            ((match.group(1) or b"").decode(), skipped + to_chars(max(match.start(1), match.start())))
-            for match in self._compiled.finditer(encoded)
-        ]
+        # Python (~3x the time of the match). Here a byte offset becomes a character offset by decoding the bytes
+        # since the previous match (matches come in order and end on character boundaries): linear in the text.
+        # In ASCII text the two offsets are the same.
+        ascii_text = len(encoded) == len(scanned)
+        found: list[tuple[str, int]] = []
+        byte_at = char_at = 0
+        for match in self._compiled.finditer(encoded):
+            # A group that took no part in a match (``(a)?b``) captures nothing: an empty verdict, a parse error.
+            offset = max(match.start(1), match.start())
+            if not ascii_text:
+                byte_at, char_at = offset, char_at + len(encoded[byte_at:offset].decode())
+            found.append(((match.group(1) or b"").decode(), skipped + (offset if ascii_text else char_at)))
+        return found
 
     def found_in(self, text: str) -> bool:
         """Whether the pattern matches anywhere in ``text`` (its first and last ``MAX_SCANNED_CHARS`` characters)."""

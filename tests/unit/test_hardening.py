@@ -65,6 +65,14 @@ def test_captures_and_their_offsets_are_those_of_pythons_re_in_any_text(source: 
     assert VerdictPattern.compile(source).found_in(reply)
 
 
+def test_offsets_of_many_matches_in_non_ascii_text_take_linear_time() -> None:
+    reply = "é" * MAX_SCANNED_CHARS  # a match at every character, two bytes each
+    started = time.perf_counter()
+    found = VerdictPattern.compile("(.)").captures(reply)
+    assert time.perf_counter() - started < 2.0  # converting each offset from the start would take minutes
+    assert found[-1] == ("é", MAX_SCANNED_CHARS - 1) and len(found) == MAX_SCANNED_CHARS
+
+
 def test_a_very_long_reply_is_read_from_its_tail() -> None:
     pattern = VerdictPattern.compile(r"\[\[(\d+)\]\]")
     reply = "[[1]]" + "x" * (2 * MAX_SCANNED_CHARS) + "Rating: [[7]]"
