@@ -10,7 +10,7 @@ from typing import Any
 
 import re2
 
-from llama_stack_judge.core.text import surrogate_count, without_surrogates
+from llama_stack_judge.core.text import surrogate_count, utf8
 
 MAX_PATTERN_CHARS = 1_000
 # Verdicts sit at the end of a judge's reply (the last match wins): a reply longer than this is read from its tail.
@@ -58,13 +58,12 @@ class VerdictPattern:
     def captures(self, text: str) -> list[tuple[str, int]]:
         """The capture of every match in ``text`` (its last ``MAX_SCANNED_CHARS`` characters) and where it starts."""
         skipped = max(0, len(text) - MAX_SCANNED_CHARS)
-        scanned = without_surrogates(text[skipped:])  # one character for one: offsets hold
-        encoded = scanned.encode()
+        encoded = utf8(text[skipped:])  # a lone surrogate becomes one U+FFFD: character offsets hold
         # RE2 matches UTF-8 bytes: handed a str, its wrapper converts every offset between bytes and characters in
         # Python (~3x the time of the match). Here a byte offset becomes a character offset by decoding the bytes
         # since the previous match (matches come in order and end on character boundaries): linear in the text.
         # In ASCII text the two offsets are the same.
-        ascii_text = len(encoded) == len(scanned)
+        ascii_text = len(encoded) == len(text) - skipped
         found: list[tuple[str, int]] = []
         byte_at = char_at = 0
         for match in self._compiled.finditer(encoded):
@@ -79,7 +78,7 @@ class VerdictPattern:
         """Whether the pattern matches anywhere in ``text`` (its first and last ``MAX_SCANNED_CHARS`` characters)."""
         if len(text) > 2 * MAX_SCANNED_CHARS:
             return self.found_in(text[:MAX_SCANNED_CHARS]) or self.found_in(text[-MAX_SCANNED_CHARS:])
-        return self._compiled.search(without_surrogates(text).encode()) is not None  # bytes: see ``captures``
+        return self._compiled.search(utf8(text)) is not None  # bytes: see ``captures``
 
 
 def compile_patterns(sources: tuple[str, ...]) -> tuple[VerdictPattern, ...]:

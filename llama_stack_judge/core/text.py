@@ -23,6 +23,14 @@ def without_surrogates(text: str) -> str:
     return text.translate(_SURROGATES_REPLACED) if surrogate_count(text) else text
 
 
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8, each lone surrogate as one U+FFFD: encoded once when there is none."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return without_surrogates(text).encode("utf-8")
+
+
 def strings_in(value: object, path: str = "") -> Iterator[tuple[str, str]]:
     """Every string in plain data, however deep in lists and objects (keys included), with where it is."""
     if isinstance(value, str):

@@ -57,6 +57,7 @@ def test_patterns_re2_cannot_run_are_refused_naming_the_pattern(pattern: str, fr
         (r"\[\[(\d+)\]\]", "Évaluation — très juste 😀. Note : [[7]], puis [[8]]"),  # 1-4 bytes a character
         (r"Verdict : \[\[(.+?)\]\]", "Déjà vu. Verdict : [[très bon]] … Verdict : [[égal]]"),  # non-ASCII capture
         (r"(x)?\[\[\d\]\]", "é [[1]] é x[[2]]"),  # a group that took no part captures ""
+        (r"\[\[(\d+)\]\]", "\ud800 é [[7]]"),  # a lone surrogate is matched as one U+FFFD: offsets hold
     ],
 )
 def test_captures_and_their_offsets_are_those_of_pythons_re_in_any_text(source: str, reply: str) -> None:
