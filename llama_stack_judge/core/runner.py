@@ -270,7 +270,7 @@ class Judge:
     settings: RunSettings = field(default_factory=RunSettings)
     cache: ReplyCache | None = None
     reuse_cached: bool = True
-    write_batch: int = 64  # replies per cache write; 1 stores each reply as soon as it is made
+    write_batch: int = 256  # replies per cache write; 1 stores each reply as soon as it is made
     no_structured_output: set[str] = field(default_factory=set)
     no_logprobs: set[str] = field(default_factory=set)  # models that refused to return log probabilities
     # Calls in flight across every batch that shares this semaphore (a provider's callers), on top of each batch's

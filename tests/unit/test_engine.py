@@ -110,6 +110,52 @@ async def test_cache_is_read_in_one_batch_and_written_in_batches() -> None:
     assert writer_cache.writes == [3, 3, 1]
 
 
+class SlowCache(CountingCache):
+    """Writes that take a while, and a record of how many were under way at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = self.most_at_once = 0
+
+    async def put_many(self, replies: Mapping[str, ChatReply]) -> None:
+        self.writing += 1
+        self.most_at_once = max(self.most_at_once, self.writing)
+        try:
+            await asyncio.sleep(0.05)
+            await super().put_many(replies)
+        finally:
+            self.writing -= 1
+
+
+async def test_the_cache_writer_makes_one_write_at_a_time_and_loses_no_reply() -> None:
+    cache = SlowCache()
+    writer = CacheWriter(cache, batch_size=3, interval_s=3600)
+
+    async def add(n: int) -> None:
+        await asyncio.sleep(n * 0.005)  # replies come in faster than a write takes
+        await writer.add(str(n), ChatReply(text=str(n)))
+
+    await asyncio.gather(*(add(n) for n in range(40)))
+    await writer.flush()
+    assert cache.most_at_once == 1
+    assert sorted(cache.replies, key=int) == [str(n) for n in range(40)]
+    assert len(cache.writes) < 40 // 3  # the replies that waited went in larger writes
+
+
+async def test_a_write_cancelled_half_way_is_made_by_the_final_flush() -> None:
+    cache = SlowCache()
+    writer = CacheWriter(cache, batch_size=2, interval_s=3600)
+    await writer.add("a", ChatReply(text="a"))
+    adding = asyncio.create_task(writer.add("b", ChatReply(text="b")))  # the batch is full: it writes
+    await asyncio.sleep(0.01)
+    adding.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await adding
+    assert not cache.replies
+    await writer.flush()
+    assert sorted(cache.replies) == ["a", "b"]
+
+
 async def test_a_cancelled_batch_keeps_what_was_judged() -> None:
     class Stuck(EchoChat):
         async def __call__(self, request: ChatRequest) -> ChatReply:
