@@ -10,6 +10,7 @@ import numpy as np
 # Scores of a pairwise verdict seen from the first model: a win, a tie (half a win) and a loss.
 WIN, TIE, LOSS = 1.0, 0.5, 0.0
 _BOOTSTRAP_BLOCK_VALUES = 2_000_000
+_FEW_DISTINCT = 8  # rows per distinct value from which resampling counts beats drawing rows
 
 
 def mean(values: Sequence[float]) -> float | None:
@@ -56,18 +57,40 @@ def bootstrap_ci(
     scale = scale if scale > sys.float_info.max / len(data) else 1.0
     data = data / scale
     rng = np.random.default_rng(seed)
-    # Resamples are drawn a block at a time, so memory stays ~2M values whatever the row count (100 000 rows x 1000
-    # resamples in one matrix would take 1.6 GB); the draws, hence the interval, are those of a single matrix.
+    distinct, counts = np.unique(data, return_counts=True)
+    if len(distinct) * _FEW_DISTINCT <= len(data):
+        means = _means_by_counts(rng, distinct, counts, resamples)
+    else:
+        means = _means_by_draws(rng, data, resamples)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low) * scale, float(high) * scale
+
+
+def _means_by_counts(rng: np.random.Generator, distinct: np.ndarray, counts: np.ndarray, resamples: int) -> np.ndarray:
+    """Resample means of values that repeat (ratings 1-10): how often each distinct value is drawn, one multinomial.
+
+    The same resampling as drawing rows one by one, in time that grows with the distinct values, not the rows:
+    20,000 ratings, 1,000 resamples: 0.6 ms against ~1 s.
+    """
+    total = int(counts.sum())
+    means: np.ndarray = rng.multinomial(total, counts / total, size=resamples) @ distinct / total
+    return means
+
+
+def _means_by_draws(rng: np.random.Generator, data: np.ndarray, resamples: int) -> np.ndarray:
+    """Resample means drawn row by row, a block of resamples at a time.
+
+    Memory stays ~2M values whatever the row count (100 000 rows x 1000 resamples in one matrix would take 1.6 GB);
+    the draws, hence the interval, are those of a single matrix.
+    """
     block = max(1, _BOOTSTRAP_BLOCK_VALUES // len(data))
-    means = np.concatenate(
+    return np.concatenate(
         [
             data[rng.integers(0, len(data), size=(min(block, resamples - start), len(data)))].mean(axis=1)
             for start in range(0, resamples, block)
         ]
     )
-    tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low) * scale, float(high) * scale
 
 
 def win_rate(scores: Sequence[float]) -> dict[str, object]:

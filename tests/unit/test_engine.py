@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pytest
 
 from llama_stack_judge.core.aggregate import Statistics, aggregate, group_keys
@@ -346,6 +347,23 @@ def test_bootstrap_ci_is_reproducible_with_a_seed_and_brackets_the_mean() -> Non
     assert first == again and first != other
     assert first is not None and first[0] < sum(values) / len(values) < first[1]
     assert bootstrap_ci([5.0]) is None and bootstrap_ci(values, resamples=0) is None
+
+
+@pytest.mark.parametrize("rows", [80, 2_000])  # few values for their count: drawn as counts of each value
+def test_bootstrap_of_repeated_values_is_the_resampling_of_rows(rows: int) -> None:
+    """Resampling counts of each distinct value gives the interval that drawing rows gives, to Monte Carlo error."""
+    rng = np.random.default_rng(1)
+    ratings = [float(v) for v in rng.choice(np.arange(1, 11), size=rows, p=np.linspace(1, 3, 10) / 20)]
+    assert len(set(ratings)) * 8 <= rows  # the counts path
+    # Each value nudged apart by less than rounding would notice: every value distinct, so rows are drawn.
+    nudged = [value + index * 1e-12 for index, value in enumerate(ratings)]
+    by_counts = [bootstrap_ci(ratings, resamples=4000, seed=seed) for seed in range(3)]
+    by_rows = [bootstrap_ci(nudged, resamples=4000, seed=seed) for seed in range(3)]
+    for counted, drawn in zip(by_counts, by_rows, strict=True):
+        assert counted is not None and drawn is not None
+        width = drawn[1] - drawn[0]
+        assert abs(counted[0] - drawn[0]) < 0.1 * width and abs(counted[1] - drawn[1]) < 0.1 * width
+    assert len(set(by_counts)) == 3  # seeded, and the seed matters
 
 
 def test_group_means_by_any_row_field() -> None:
