@@ -5,8 +5,9 @@ with none); one in-process stack has both scoring providers and reaches the judg
 The same rows and template are scored with ``client.scoring.score`` by each provider, then the script prints
 rows/s, the ratios and the targets of issue #4, the core's own cost per row (in-process judge, no HTTP), and a
 cache-hit re-run. Our figures are the median of ``--repeats`` batches. Before the zero-latency batches, ours are
-scored a few times so that the adaptive in-flight limit settles (each batch's rate and limit are printed); there
-the batches are longer (``--zero-rows``) and each of ours is paired with the built-in's next one. Two more
+scored a few times so that the adaptive in-flight limit settles (each batch's rate and limit are printed). At zero
+latency the two run ``--pairs`` pairs of the same batches, taking turns to go first; the ratio shown is the geometric
+mean of the paired ratios with a 95 % bootstrap interval, since single batches swing with this VM's drift. Two more
 stacks measure ours with the starts of its calls not spaced (``call_spacing_s: 0``) and, at zero latency, with the
 in-flight limit fixed (``adaptive_concurrency: false``), to show what each is worth. A last stack measures each
 provider's own CPU per row with the inference router answering at once: the part of the zero-latency gap that is
@@ -18,6 +19,7 @@ Run: ``LLAMA_STACK_LOG_FORMAT=json .venv/bin/python benchmarks/judge_throughput.
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import statistics
 import subprocess
@@ -36,6 +38,7 @@ from llama_stack_judge.core.chat import ChatReply, ChatRequest
 from llama_stack_judge.core.definitions import validate_definition
 from llama_stack_judge.core.options import JudgeOptions
 from llama_stack_judge.core.runner import Judge, RunSettings
+from llama_stack_judge.core.stats import bootstrap_ci
 from llama_stack_judge.embedded.server import free_port
 from llama_stack_judge.health import serving
 from llama_stack_judge.scoring.config import JudgeScoringConfig
@@ -242,26 +245,55 @@ def batches(rates: list[float], cpu_ms: list[float], rows: list[dict[str, str]],
     return Batches(statistics.median(rates), rates, statistics.median(cpu_ms), rows, result)
 
 
-def repeated_batches(
-    client: Any, model: str, rows: int, tag: str, repeats: int, *, with_builtin: bool = False
-) -> tuple[Batches, Batches | None]:
-    """Score ``repeats`` fresh batches of ``rows`` with our provider (and the built-in, on the same rows, in turn).
+def score_batch(client: Any, fn_id: str, model: str, rows: list[dict[str, str]]) -> tuple[float, float, Any]:
+    """Wall seconds, CPU seconds and result of one fresh batch by ``fn_id`` (ours or the built-in)."""
+    if fn_id == OURS:
+        return timed_score(client, OURS, params(model, "average"), rows, **FRESH)
+    return timed_score(client, BUILTIN, params(model, "categorical_count"), rows)
 
-    Returns each provider's rows/s and CPU ms/row (the built-in's only with ``with_builtin``).
+
+def repeated_batches(client: Any, model: str, rows: int, tag: str, repeats: int) -> Batches:
+    """Score ``repeats`` fresh batches of ``rows`` with our provider: its rows/s and CPU ms/row."""
+    rates, cpu_ms, result, batch = [], [], None, []
+    for repeat in range(repeats):
+        batch = bench_rows(rows, f"{tag}-{repeat}")
+        seconds, cpu, result = score_batch(client, OURS, model, batch)
+        rates.append(rows / seconds)
+        cpu_ms.append(cpu / rows * 1000)
+    return batches(rates, cpu_ms, batch, result)
+
+
+class Pairs(NamedTuple):
+    """Ours and the built-in on the same batches in turn, and the ratio of each pair's rates."""
+
+    ours: Batches
+    builtin: Batches
+    ratios: list[float]
+
+    def geometric_mean(self) -> tuple[float, tuple[float, float] | None]:
+        """The geometric mean of the paired ratios and its 95 % bootstrap interval."""
+        logs = [math.log(ratio) for ratio in self.ratios]
+        interval = bootstrap_ci(logs, resamples=10_000, seed=0)
+        mean_ratio = math.exp(statistics.fmean(logs))
+        return mean_ratio, None if interval is None else (math.exp(interval[0]), math.exp(interval[1]))
+
+
+def paired_batches(client: Any, model: str, rows: int, tag: str, pairs: int) -> Pairs:
+    """Score ``pairs`` fresh batches of ``rows`` with ours and with the built-in, one right after the other.
+
+    The two take turns going first, so that a drift of the machine's speed within a pair favours neither.
     """
     figures: dict[str, tuple[list[float], list[float]]] = {OURS: ([], []), BUILTIN: ([], [])}
     last: dict[str, Any] = {}
-    for repeat in range(repeats):
-        batch = bench_rows(rows, f"{tag}-{repeat}")
-        for fn_id in (OURS, BUILTIN) if with_builtin else (OURS,):
-            if fn_id == OURS:
-                seconds, cpu, last[fn_id] = timed_score(client, OURS, params(model, "average"), batch, **FRESH)
-            else:
-                seconds, cpu, last[fn_id] = timed_score(client, BUILTIN, params(model, "categorical_count"), batch)
+    batch: list[dict[str, str]] = []
+    for pair in range(pairs):
+        batch = bench_rows(rows, f"{tag}-{pair}")
+        for fn_id in (OURS, BUILTIN) if pair % 2 == 0 else (BUILTIN, OURS):
+            seconds, cpu, last[fn_id] = score_batch(client, fn_id, model, batch)
             figures[fn_id][0].append(rows / seconds)
             figures[fn_id][1].append(cpu / rows * 1000)
-    ours = batches(*figures[OURS], batch, last[OURS])
-    return ours, batches(*figures[BUILTIN], batch, last[BUILTIN]) if with_builtin else None
+    ours, builtin = batches(*figures[OURS], batch, last[OURS]), batches(*figures[BUILTIN], batch, last[BUILTIN])
+    return Pairs(ours, builtin, [o / b for o, b in zip(ours.rates, builtin.rates, strict=True)])
 
 
 def settle(client: Any, model: str, rows: int, batches: int = 4) -> list[tuple[float, float]]:
@@ -271,6 +303,12 @@ def settle(client: Any, model: str, rows: int, batches: int = 4) -> list[tuple[f
         seconds, _, _ = timed_score(client, OURS, params(model, "average"), bench_rows(rows, f"settle-{n}"), **FRESH)
         path.append((rows / seconds, judge_limit(client)))
     return path
+
+
+def same_scores(ours: Any, builtin: Any, where: str) -> None:
+    """Refuse to report the speed of two providers that did not read the same verdicts."""
+    if [r["score"] for r in ours.score_rows] != [float(r["score"]) for r in builtin.score_rows]:
+        raise SystemExit(f"{where}: the two providers disagree on the scores")
 
 
 def judge_limit(client: Any) -> float:
@@ -287,9 +325,16 @@ def main() -> None:
     parser.add_argument(
         "--zero-rows",
         type=int,
-        default=1000,
-        help="rows per batch at zero latency (~8 s each): the adaptive limit moves once a second, so it needs"
-        " batches long enough to settle in, and paired batches this long vary less with the machine's drift",
+        default=500,
+        help="rows per batch at zero latency (~4 s each): long enough for the adaptive limit, which moves once a"
+        " second, to hold its place; short enough for many pairs",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=16,
+        help="pairs of batches (ours and the built-in in turn) behind each zero-latency ratio: single batches vary"
+        " by up to 30 %% with this machine's drift, so a ratio needs many",
     )
     args = parser.parse_args()
     os.environ.setdefault("LLAMA_STACK_LOG_FORMAT", "json")
@@ -301,27 +346,19 @@ def main() -> None:
             for model in ("slow/judge", "fast/judge"):  # first calls pay for imports and table creation
                 timed_score(client, OURS, params(model, "average"), warm, **FRESH)
                 timed_score(client, BUILTIN, params(model, "categorical_count"), warm)
-            for label, model in (("latency", "slow/judge"), ("zero", "fast/judge")):
-                # At zero latency the built-in is timed over the same repeats, in turn with ours (a batch takes ~1 s,
-                # and single batches vary by up to 30 % on this machine); at 0.2 s latency once (it takes ~40 s).
-                rows = args.zero_rows if label == "zero" else args.rows
-                if label == "zero":  # the adaptive limit comes down over a few windows of busy work: time it settled
-                    f["settling"] = settle(client, model, rows)
-                ours, builtin = repeated_batches(client, model, rows, label, args.repeats, with_builtin=label == "zero")
-                f[f"ours_{label}"], f[f"ours_{label}_all"] = ours.median_rate, ours.rates
-                f[f"ours_{label}_cpu_ms"] = ours.median_cpu_ms
-                if builtin is None:
-                    seconds, cpu, result = timed_score(
-                        client, BUILTIN, params(model, "categorical_count"), ours.last_rows
-                    )
-                    builtin = batches([rows / seconds], [cpu / rows * 1000], ours.last_rows, result)
-                f[f"builtin_{label}"], f[f"builtin_{label}_all"] = builtin.median_rate, builtin.rates
-                f[f"paired_{label}"] = statistics.median(o / b for o, b in zip(ours.rates, builtin.rates, strict=False))
-                f[f"builtin_{label}_cpu_ms"] = builtin.median_cpu_ms
-                scores = [float(r["score"]) for r in builtin.last_result.score_rows]
-                if [r["score"] for r in ours.last_result.score_rows] != scores:
-                    raise SystemExit(f"{label}: the two providers disagree on the scores")
-                f[f"limit_{label}"] = judge_limit(client)
+            ours = repeated_batches(client, "slow/judge", args.rows, "latency", args.repeats)
+            f["ours_latency"], f["ours_latency_all"] = ours.median_rate, ours.rates
+            f["ours_latency_cpu_ms"] = ours.median_cpu_ms
+            # The built-in once: it takes ~40 s.
+            seconds, cpu, result = score_batch(client, BUILTIN, "slow/judge", ours.last_rows)
+            f["builtin_latency"], f["builtin_latency_cpu_ms"] = args.rows / seconds, cpu / args.rows * 1000
+            same_scores(ours.last_result, result, "at latency")
+            f["limit_latency"] = judge_limit(client)
+            # The adaptive limit comes down over a few windows of busy work: time it settled.
+            f["settling"] = settle(client, "fast/judge", args.zero_rows)
+            f["zero"] = paired_batches(client, "fast/judge", args.zero_rows, "zero", args.pairs)
+            same_scores(f["zero"].ours.last_result, f["zero"].builtin.last_result, "at zero latency")
+            f["limit_zero"] = judge_limit(client)
             before = server_requests(fast)
             rows = bench_rows(args.rows, "cache")
             timed_score(client, OURS, params("fast/judge", "average"), rows)  # fills the cache
@@ -334,17 +371,13 @@ def main() -> None:
         # second stack in this process would list no models for "slow".
         with open_stack(Path(tmp) / "unspaced", {"unspaced": slow}, args.concurrency, call_spacing_s=0.0) as client:
             timed_score(client, OURS, params("unspaced/judge", "average"), warm, **FRESH)
-            unspaced, _ = repeated_batches(client, "unspaced/judge", args.rows, "unspaced", args.repeats)
+            unspaced = repeated_batches(client, "unspaced/judge", args.rows, "unspaced", args.repeats)
             f["unspaced_latency"], f["unspaced_latency_all"] = unspaced.median_rate, unspaced.rates
         # The zero-latency figure with the limit fixed at max_concurrency, as before the limit adapted; the built-in
         # again in turn with it, since this machine's speed drifts between minutes.
         with open_stack(Path(tmp) / "fixed", {"fixed": fast}, args.concurrency, adaptive_concurrency=False) as client:
             timed_score(client, OURS, params("fixed/judge", "average"), warm, **FRESH)
-            fixed, builtin = repeated_batches(
-                client, "fixed/judge", args.zero_rows, "fixed", args.repeats, with_builtin=True
-            )
-            f["fixed_zero"], f["fixed_zero_all"] = fixed.median_rate, fixed.rates
-            f["fixed_builtin_zero"] = builtin.median_rate if builtin else float("nan")
+            f["fixed"] = paired_batches(client, "fixed/judge", args.zero_rows, "fixed", args.pairs // 2)
         # Instant calls would all wait on the call spacing (and its timer wake-ups would count as our cost).
         with open_stack(Path(tmp) / "own", {"own": fast}, args.concurrency, call_spacing_s=0.0) as client:
             timed_score(client, OURS, params("own/judge", "average"), warm, **FRESH)
@@ -358,9 +391,23 @@ def rates(values: list[float]) -> str:
     return "/".join(f"{value:.1f}" for value in values)
 
 
+def ratio_line(pairs: Pairs) -> str:
+    """The geometric mean of paired ratios, its interval, what it rules out, and the ratios themselves."""
+    mean_ratio, interval = pairs.geometric_mean()
+    low, high = interval or (math.nan, math.nan)
+    verdict = (
+        "ours faster" if low > 1 else "ours slower" if high < 1 else "no difference shown"
+    ) + f"; slower by more than 2 %: {'ruled out' if low >= 0.98 else 'not ruled out'}"
+    return (
+        f"geometric mean {mean_ratio:.3f}x (95 % interval {low:.3f}-{high:.3f}): {verdict}"
+        f" [{', '.join(f'{ratio:.2f}' for ratio in pairs.ratios)}]"
+    )
+
+
 def report(f: dict[str, Any], args: argparse.Namespace) -> None:
     target = 0.8 * args.concurrency / args.latency
     spacing = JudgeScoringConfig().call_spacing_s * 1000
+    zero, fixed = f["zero"], f["fixed"]
     lines = [
         f"rows: {args.rows}, judge latency: {args.latency} s, our max_concurrency: {args.concurrency},"
         f" ours: median of {args.repeats} batches",
@@ -376,17 +423,17 @@ def report(f: dict[str, Any], args: argparse.Namespace) -> None:
         f"  our adaptive in-flight limit after these batches: {f['limit_latency']:.1f}",
         "at zero latency, settling batches of ours (rows/s, limit after): "
         + ", ".join(f"{rate:.0f} ({limit:.0f})" for rate, limit in f["settling"]),
-        f"at zero latency, batches of {args.zero_rows} rows in turn: ours {f['ours_zero']:.1f} rows/s"
-        f" ({rates(f['ours_zero_all'])}), built-in {f['builtin_zero']:.1f} rows/s ({rates(f['builtin_zero_all'])}),"
-        f" ratio of the medians {f['ours_zero'] / f['builtin_zero']:.2f}x, median of the paired ratios"
-        f" {f['paired_zero']:.2f}x (no slower than the built-in: {'met' if f['paired_zero'] >= 1 else 'MISSED'})",
+        f"at zero latency, {args.pairs} pairs of batches of {args.zero_rows} rows, ours and the built-in in turn:",
+        f"  ours {zero.ours.median_rate:.1f} rows/s ({rates(zero.ours.rates)})",
+        f"  built-in {zero.builtin.median_rate:.1f} rows/s ({rates(zero.builtin.rates)})",
+        f"  ours / built-in, paired: {ratio_line(zero)}",
         f"  our adaptive in-flight limit after these batches: {f['limit_zero']:.1f}",
-        f"  ours with the limit fixed at {args.concurrency} (adaptive_concurrency false): {f['fixed_zero']:.1f} rows/s"
-        f" ({rates(f['fixed_zero_all'])}), built-in in turn with it {f['fixed_builtin_zero']:.1f} rows/s,"
-        f" ratio {f['fixed_zero'] / f['fixed_builtin_zero']:.2f}x",
-        f"  CPU per row in the stack process: ours {f['ours_zero_cpu_ms']:.1f} ms,"
-        f" built-in {f['builtin_zero_cpu_ms']:.1f} ms; built-in CPU / wall time:"
-        f" {f['builtin_zero_cpu_ms'] * f['builtin_zero'] / 1000:.2f} (1.00 = the stack's core is saturated)",
+        f"  ours with the limit fixed at {args.concurrency} (adaptive_concurrency false), {len(fixed.ratios)} pairs:"
+        f" {fixed.ours.median_rate:.1f} rows/s against the built-in's {fixed.builtin.median_rate:.1f};"
+        f" {ratio_line(fixed)}",
+        f"  CPU per row in the stack process: ours {zero.ours.median_cpu_ms:.2f} ms,"
+        f" built-in {zero.builtin.median_cpu_ms:.2f} ms; built-in CPU / wall time:"
+        f" {zero.builtin.median_cpu_ms * zero.builtin.median_rate / 1000:.2f} (1.00 = the stack's core is saturated)",
         f"  each provider's own CPU per row in the stack (the inference router answering at once, call spacing off):"
         f" ours {f['own_us_ours']:.0f} us, built-in {f['own_us_builtin']:.0f} us",
         f"core cost: {f['core_ms_per_row']:.3f} ms/row"
