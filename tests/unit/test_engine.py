@@ -143,6 +143,21 @@ async def test_the_cache_writer_makes_one_write_at_a_time_and_loses_no_reply() -
     assert len(cache.writes) < 40 // 3  # the replies that waited went in larger writes
 
 
+async def test_with_batches_of_one_every_reply_is_stored_before_add_returns() -> None:
+    cache = SlowCache()
+    writer = CacheWriter(cache, batch_size=1, interval_s=3600)
+    stored_on_return: list[bool] = []
+
+    async def add(n: int) -> None:
+        await asyncio.sleep(n * 0.005)  # each comes in while an earlier write is under way
+        await writer.add(str(n), ChatReply(text=str(n)))
+        stored_on_return.append(str(n) in cache.replies)
+
+    await asyncio.gather(*(add(n) for n in range(12)))
+    assert stored_on_return == [True] * 12 and cache.most_at_once == 1
+    assert len(cache.writes) < 12  # those that waited went in together
+
+
 async def test_a_write_cancelled_half_way_is_made_by_the_final_flush() -> None:
     cache = SlowCache()
     writer = CacheWriter(cache, batch_size=2, interval_s=3600)
