@@ -128,6 +128,13 @@ def timed_score(
     return time.perf_counter() - start, time.process_time() - cpu, result
 
 
+def score_batch(client: Any, fn_id: str, model: str, rows: list[dict[str, str]]) -> tuple[float, float, Any]:
+    """Wall seconds, CPU seconds and result of one fresh batch by ``fn_id`` (ours or the built-in)."""
+    if fn_id == OURS:
+        return timed_score(client, OURS, params(model, "average"), rows, **FRESH)
+    return timed_score(client, BUILTIN, params(model, "categorical_count"), rows)
+
+
 def bare_client_rate(url: str, rows: int, concurrency: int) -> float:
     """Rows/s of one shared AsyncOpenAI client at ``concurrency``, no stack: what this machine allows at best."""
     from openai import AsyncOpenAI
@@ -198,11 +205,9 @@ def own_cost_per_row(client: Any, model: str, rows: int, repeats: int) -> tuple[
     try:
         costs: dict[str, list[float]] = {OURS: [], BUILTIN: []}
         for repeat in range(repeats + 1):  # the first round warms up
-            for fn_id, aggregation, extra in ((OURS, "average", FRESH), (BUILTIN, "categorical_count", {})):
+            for fn_id in (OURS, BUILTIN):
                 cpu = time.thread_time()  # the library client runs the stack's event loop on this thread
-                _, _, result = timed_score(
-                    client, fn_id, params(model, aggregation), bench_rows(rows, f"own-{repeat}"), **extra
-                )
+                _, _, result = score_batch(client, fn_id, model, bench_rows(rows, f"own-{repeat}"))
                 if float(result.score_rows[-1]["score"]) != 7:
                     raise SystemExit(f"{fn_id} did not read the instant reply's verdict: {result.score_rows[-1]}")
                 if repeat:
@@ -243,13 +248,6 @@ class Batches(NamedTuple):
 
 def batches(rates: list[float], cpu_ms: list[float], rows: list[dict[str, str]], result: Any) -> Batches:
     return Batches(statistics.median(rates), rates, statistics.median(cpu_ms), rows, result)
-
-
-def score_batch(client: Any, fn_id: str, model: str, rows: list[dict[str, str]]) -> tuple[float, float, Any]:
-    """Wall seconds, CPU seconds and result of one fresh batch by ``fn_id`` (ours or the built-in)."""
-    if fn_id == OURS:
-        return timed_score(client, OURS, params(model, "average"), rows, **FRESH)
-    return timed_score(client, BUILTIN, params(model, "categorical_count"), rows)
 
 
 def repeated_batches(client: Any, model: str, rows: int, tag: str, repeats: int) -> Batches:
@@ -300,7 +298,7 @@ def settle(client: Any, model: str, rows: int, batches: int = 4) -> list[tuple[f
     """Score ``batches`` batches with ours so that its limit settles; each batch's rows/s and the limit after it."""
     path = []
     for n in range(batches):
-        seconds, _, _ = timed_score(client, OURS, params(model, "average"), bench_rows(rows, f"settle-{n}"), **FRESH)
+        seconds, _, _ = score_batch(client, OURS, model, bench_rows(rows, f"settle-{n}"))
         path.append((rows / seconds, judge_limit(client)))
     return path
 
@@ -344,8 +342,8 @@ def main() -> None:
         with open_stack(Path(tmp), {"slow": slow, "fast": fast}, args.concurrency) as client:
             warm = bench_rows(8, "warm-up")
             for model in ("slow/judge", "fast/judge"):  # first calls pay for imports and table creation
-                timed_score(client, OURS, params(model, "average"), warm, **FRESH)
-                timed_score(client, BUILTIN, params(model, "categorical_count"), warm)
+                score_batch(client, OURS, model, warm)
+                score_batch(client, BUILTIN, model, warm)
             ours = repeated_batches(client, "slow/judge", args.rows, "latency", args.repeats)
             f["ours_latency"], f["ours_latency_all"] = ours.median_rate, ours.rates
             f["ours_latency_cpu_ms"] = ours.median_cpu_ms
@@ -370,17 +368,17 @@ def main() -> None:
         # A provider id of its own: llama-stack 0.7.3 keeps the provider ids it has listed models of on a class, so a
         # second stack in this process would list no models for "slow".
         with open_stack(Path(tmp) / "unspaced", {"unspaced": slow}, args.concurrency, call_spacing_s=0.0) as client:
-            timed_score(client, OURS, params("unspaced/judge", "average"), warm, **FRESH)
+            score_batch(client, OURS, "unspaced/judge", warm)
             unspaced = repeated_batches(client, "unspaced/judge", args.rows, "unspaced", args.repeats)
             f["unspaced_latency"], f["unspaced_latency_all"] = unspaced.median_rate, unspaced.rates
         # The zero-latency figure with the limit fixed at max_concurrency, as before the limit adapted; the built-in
         # again in turn with it, since this machine's speed drifts between minutes.
         with open_stack(Path(tmp) / "fixed", {"fixed": fast}, args.concurrency, adaptive_concurrency=False) as client:
-            timed_score(client, OURS, params("fixed/judge", "average"), warm, **FRESH)
+            score_batch(client, OURS, "fixed/judge", warm)
             f["fixed"] = paired_batches(client, "fixed/judge", args.zero_rows, "fixed", args.pairs // 2)
         # Instant calls would all wait on the call spacing (and its timer wake-ups would count as our cost).
         with open_stack(Path(tmp) / "own", {"own": fast}, args.concurrency, call_spacing_s=0.0) as client:
-            timed_score(client, OURS, params("own/judge", "average"), warm, **FRESH)
+            score_batch(client, OURS, "own/judge", warm)
             f["own_us_ours"], f["own_us_builtin"] = own_cost_per_row(client, "own/judge", 2000, args.repeats)
         f["bare_latency"] = bare_client_rate(slow, args.rows, args.concurrency)
     f["core_ms_per_row"] = core_cost_per_row(max(2000, args.rows)) * 1000
