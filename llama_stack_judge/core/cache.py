@@ -5,7 +5,6 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import Protocol
 
 from llama_stack_judge.core.chat import ChatReply, ChatRequest, TokenLogprob
@@ -40,8 +39,23 @@ def cache_key(request: ChatRequest, sample: int, *, scope: str = "") -> str:
 
 
 def encode_reply(reply: ChatReply) -> str:
-    """A reply as stored text."""
-    return json.dumps(asdict(reply), ensure_ascii=False)
+    """A reply as stored text: its fields as ``dataclasses.asdict`` gives them, built without its deep copy."""
+    logprobs = reply.logprobs
+    return json.dumps(
+        {
+            "text": reply.text,
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "finish_reason": reply.finish_reason,
+            "logprobs": None
+            if logprobs is None
+            else [
+                {"token": token.token, "logprob": token.logprob, "offset": token.offset, "top": token.top}
+                for token in logprobs
+            ],
+        },
+        ensure_ascii=False,
+    )
 
 
 def decode_reply(stored: str) -> ChatReply | None:

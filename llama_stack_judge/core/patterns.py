@@ -5,11 +5,13 @@ the event loop it runs on. RE2 has no backtracking; it refuses the constructs th
 lookaround, possessive quantifiers), and such patterns are refused at registration with the reason.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import re2
 
+from llama_stack_judge.core.literals import required_literal
 from llama_stack_judge.core.text import surrogate_count, utf8
 
 MAX_PATTERN_CHARS = 1_000
@@ -32,6 +34,8 @@ class VerdictPattern:
 
     source: str
     _compiled: Any = field(repr=False, compare=False)
+    # Text without it cannot match, and is not handed to RE2 (core/literals.py: what a search through RE2 costs).
+    _literal: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def compile(cls, source: str) -> "VerdictPattern":
@@ -53,7 +57,8 @@ class VerdictPattern:
             ) from None
         if compiled.groups != 1:
             raise PatternError(f"must have exactly one capture group, has {compiled.groups}")
-        return cls(source, compiled)
+        literal = required_literal(source)
+        return cls(source, compiled, None if literal is None else utf8(literal))
 
     def captures(self, text: str) -> list[tuple[str, int]]:
         """The capture of every match in ``text`` (its last ``MAX_SCANNED_CHARS`` characters) and where it starts."""
@@ -66,7 +71,7 @@ class VerdictPattern:
         ascii_text = len(encoded) == len(text) - skipped
         found: list[tuple[str, int]] = []
         byte_at = char_at = 0
-        for match in self._compiled.finditer(encoded):
+        for match in self._matches(encoded):
             # A group that took no part in a match (``(a)?b``) captures nothing: an empty verdict, a parse error.
             offset = max(match.start(1), match.start())
             if not ascii_text:
@@ -74,11 +79,24 @@ class VerdictPattern:
             found.append(((match.group(1) or b"").decode(), skipped + (offset if ascii_text else char_at)))
         return found
 
+    def _matches(self, encoded: bytes) -> Iterable[Any]:
+        """RE2's matches in ``encoded``; none without the literal, and one search where it appears once."""
+        if self._literal is not None:
+            occurrences = encoded.count(self._literal)
+            if occurrences <= 1:
+                match = self._compiled.search(encoded) if occurrences else None
+                return [match] if match is not None else []
+        matches: Iterable[Any] = self._compiled.finditer(encoded)
+        return matches
+
     def found_in(self, text: str) -> bool:
         """Whether the pattern matches anywhere in ``text`` (its first and last ``MAX_SCANNED_CHARS`` characters)."""
         if len(text) > 2 * MAX_SCANNED_CHARS:
             return self.found_in(text[:MAX_SCANNED_CHARS]) or self.found_in(text[-MAX_SCANNED_CHARS:])
-        return self._compiled.search(utf8(text)) is not None  # bytes: see ``captures``
+        encoded = utf8(text)  # bytes: see ``captures``
+        if self._literal is not None and self._literal not in encoded:
+            return False
+        return self._compiled.search(encoded) is not None
 
 
 def compile_patterns(sources: tuple[str, ...]) -> tuple[VerdictPattern, ...]:

@@ -18,6 +18,7 @@ from llama_stack_judge.core.chat import (
     LogprobsRefusedError,
     TransientChatError,
 )
+from llama_stack_judge.core.deadlines import CallDeadlines
 from llama_stack_judge.core.definitions import JudgeDefinition
 from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.logprobs import (
@@ -225,8 +226,12 @@ class CallFailedError(Exception):
         self.transient = transient
 
 
-async def call_with_retries(chat: ChatFn, request: ChatRequest, settings: RunSettings) -> tuple[ChatReply, int]:
+async def call_with_retries(
+    chat: ChatFn, request: ChatRequest, settings: RunSettings, deadlines: CallDeadlines | None = None
+) -> tuple[ChatReply, int]:
     """Call ``chat`` with a timeout, retrying transient failures; returns the reply and the attempts made.
+
+    Pass the ``deadlines`` of a caller that makes many calls, so that their time-outs share one timer.
 
     Raises:
         CallFailedError: on a permanent failure, or once the retries are spent.
@@ -236,7 +241,9 @@ async def call_with_retries(chat: ChatFn, request: ChatRequest, settings: RunSet
     while True:
         attempt += 1
         try:
-            async with asyncio.timeout(settings.timeout_s):
+            async with (
+                deadlines.bound(settings.timeout_s) if deadlines is not None else asyncio.timeout(settings.timeout_s)
+            ):
                 return await chat(request), attempt
         except (TransientChatError, TimeoutError) as exc:
             if attempt > settings.max_retries and time.monotonic() - started >= settings.retry_for_s:
@@ -277,6 +284,7 @@ class Judge:
     # own ``settings.max_concurrency``.
     slots: CallLimit | None = None
     cache_scope: str = ""  # whose cache entries these are ("" for entries everyone shares)
+    deadlines: CallDeadlines = field(default_factory=CallDeadlines)  # the time-outs of this judge's calls
 
     async def _lookup(self, keys: list[str], batch: _Batch) -> dict[str, ChatReply]:
         """Stored replies; a cache that cannot be read is a miss (counted and logged), never a failed batch."""
@@ -333,7 +341,7 @@ class Judge:
             return cached, 0
         try:
             async with self.slots.slot() if self.slots is not None else contextlib.nullcontext():
-                reply, attempts = await call_with_retries(self.chat, request, self.settings)
+                reply, attempts = await call_with_retries(self.chat, request, self.settings, self.deadlines)
         except CallFailedError as failed:
             batch.usage.record(None, failed.attempts)
             if isinstance(failed.cause, LogprobsRefusedError):

@@ -6,6 +6,7 @@ from typing import Any
 from llama_stack_api import BenchmarkConfig, Inference, SamplingParams
 
 from llama_stack_judge.core.chat import ChatRequest
+from llama_stack_judge.core.deadlines import CallDeadlines
 from llama_stack_judge.core.generation import Conversation, conversations, generation_columns
 from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import JudgeOptions
@@ -36,6 +37,7 @@ class Candidate:
         self._default_max_tokens = config.default_max_tokens
         # One limit for every job of this process: two jobs share the candidate's capacity instead of doubling it.
         self._slots = CallLimit(config.max_concurrency, adaptive=config.adaptive_concurrency)
+        self._deadlines = CallDeadlines()
 
     async def _answer(self, conversation: Conversation, index: int, model: str, sampling: dict[str, Any]) -> list[str]:
         """The answers to every turn of one row, each turn asked with the earlier answers."""
@@ -44,7 +46,7 @@ class Candidate:
             request = ChatRequest(model=model, messages=conversation.with_answers(answers), **sampling)
             try:
                 async with self._slots.slot():
-                    reply, _ = await call_with_retries(self._chat, request, self._settings)
+                    reply, _ = await call_with_retries(self._chat, request, self._settings, self._deadlines)
             except CallFailedError as failed:
                 raise GenerationError(
                     f"row {index} turn {len(answers) + 1}: generation with {model} failed after "

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from llama_stack_judge.core.aggregate import Statistics, aggregate, group_keys
-from llama_stack_judge.core.cache import CACHE_VERSION, CacheWriter, MemoryCache, cache_key
-from llama_stack_judge.core.chat import ChatMessage, ChatReply, ChatRequest
+from llama_stack_judge.core.cache import CACHE_VERSION, CacheWriter, MemoryCache, cache_key, decode_reply, encode_reply
+from llama_stack_judge.core.chat import ChatMessage, ChatReply, ChatRequest, TokenLogprob
 from llama_stack_judge.core.definitions import Aggregation, JudgeDefinition, validate_definition
 from llama_stack_judge.core.limits import CallLimit
 from llama_stack_judge.core.options import PROVIDER_DATA_HEADER, JudgeOptions
@@ -216,6 +216,21 @@ def test_cache_key_covers_every_request_field_as_asdict_gives_it() -> None:
     content = {"v": CACHE_VERSION, "sample": 2, **dataclasses.asdict(request), "scope": "user:alice"}
     expected = hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     assert cache_key(request, 2, scope="user:alice") == expected
+
+
+def test_stored_replies_keep_every_field_as_asdict_gives_it() -> None:
+    # Built by hand for speed: a field added to ChatReply must be stored, in the form stored replies were written.
+    reply = ChatReply(
+        text="Rating: [[8]] é",
+        prompt_tokens=12,
+        completion_tokens=5,
+        finish_reason="stop",
+        logprobs=(TokenLogprob("8", -0.7, 10, (("8", -0.7), ("9", -0.9))), TokenLogprob("]]", -0.01, 11)),
+    )
+    assert all(getattr(reply, f.name) is not None for f in dataclasses.fields(ChatReply))
+    for stored in (reply, ChatReply(text="no tokens")):
+        assert json.loads(encode_reply(stored)) == json.loads(json.dumps(dataclasses.asdict(stored)))
+        assert decode_reply(encode_reply(stored)) == stored
 
 
 async def test_cache_key_covers_model_sampling_messages_and_sample_but_replies_are_parsed_again() -> None:
