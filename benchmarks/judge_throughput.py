@@ -18,6 +18,7 @@ Run: ``LLAMA_STACK_LOG_FORMAT=json .venv/bin/python benchmarks/judge_throughput.
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import math
 import os
@@ -28,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, NamedTuple
 
 import httpx
@@ -217,6 +219,74 @@ def own_cost_per_row(client: Any, model: str, rows: int, repeats: int) -> tuple[
         del router.openai_chat_completion
 
 
+# Where a call made on the event loop's thread belongs: the innermost frame whose file names a layer decides.
+LAYERS = (
+    ("llama_stack_judge", "our provider"),
+    ("llm_as_judge", "built-in provider"),
+    ("scoring/base_scoring_fn", "built-in provider"),
+    ("library_client", "library client (stack side)"),
+    ("eval_scoring", "scoring route"),
+    ("fastapi_routes", "scoring route"),
+    ("llama_stack_client", "client SDK (results to objects)"),
+    ("routers/inference", "inference router"),
+    ("inference_store", "inference store"),
+    ("routing_tables", "registry"),
+    ("store/registry", "registry"),
+    ("kvstore", "registry"),
+    ("openai_mixin", "remote::openai"),
+    ("openai_compat", "remote::openai"),
+    ("openai/", "OpenAI SDK (request and reply)"),
+    ("sqlalchemy", "SQL (stores)"),
+    ("aiosqlite", "SQL (stores)"),
+    ("httpx", "HTTP"),
+    ("httpcore", "HTTP"),
+    ("anyio", "HTTP"),
+    ("h11", "HTTP"),
+    ("asyncio", "event loop"),
+    ("selectors", "event loop"),
+)
+
+
+def layer_of(frame: FrameType | None) -> str:
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        for marker, layer in LAYERS:
+            if marker in filename:
+                return layer
+        frame = frame.f_back
+    return "other"
+
+
+def counting_into(counter: collections.Counter[str]) -> Any:
+    """A profile function that counts each call into ``counter`` under its layer."""
+
+    def count(frame: FrameType, event: str, arg: object) -> None:
+        if event in ("call", "c_call"):
+            counter[layer_of(frame)] += 1
+
+    return count
+
+
+def calls_per_row(client: Any, model: str, rows: int, tag: str = "calls") -> dict[str, collections.Counter[str]]:
+    """Function calls per row on the event loop's thread, by layer, for ours and the built-in: a count of work.
+
+    Unlike times, counts do not drift with this VM's speed: the same batch gives the same counts to within a few
+    calls, so they show where one provider's rows take more work than the other's. Python and C calls alike count
+    one; each resumption of a coroutine counts one for every frame on its await chain. The stack's threads (sqlite)
+    are not counted.
+    """
+    counts: dict[str, collections.Counter[str]] = {}
+    for fn_id in (OURS, BUILTIN):
+        counter: collections.Counter[str] = collections.Counter()
+        sys.setprofile(counting_into(counter))
+        try:
+            score_batch(client, fn_id, model, bench_rows(rows, f"{tag}-{fn_id}"))
+        finally:
+            sys.setprofile(None)
+        counts[fn_id] = collections.Counter({layer: round(n / rows) for layer, n in counter.items()})
+    return counts
+
+
 @contextlib.contextmanager
 def open_stack(state: Path, urls: dict[str, str], concurrency: int, **ours_config: Any) -> Iterator[Any]:
     """A library client of a new stack (its config dump kept off stdout), with the benchmark judge registered."""
@@ -357,6 +427,7 @@ def main() -> None:
             f["zero"] = paired_batches(client, "fast/judge", args.zero_rows, "zero", args.pairs)
             same_scores(f["zero"].ours.last_result, f["zero"].builtin.last_result, "at zero latency")
             f["limit_zero"] = judge_limit(client)
+            f["calls"] = calls_per_row(client, "fast/judge", 200)
             before = server_requests(fast)
             rows = bench_rows(args.rows, "cache")
             timed_score(client, OURS, params("fast/judge", "average"), rows)  # fills the cache
@@ -402,6 +473,20 @@ def ratio_line(pairs: Pairs) -> str:
     )
 
 
+def calls_lines(calls: dict[str, collections.Counter[str]]) -> list[str]:
+    """The per-layer call counts as a small table, largest differences first."""
+    ours, builtin = calls[OURS], calls[BUILTIN]
+    total_ours, total_builtin = sum(ours.values()), sum(builtin.values())
+    lines = [
+        f"  function calls per row on the event loop's thread (zero latency, 200 rows): ours {total_ours},"
+        f" built-in {total_builtin} ({total_ours / total_builtin - 1:+.1%}); by layer, ours / built-in / difference:"
+    ]
+    for layer in sorted(ours.keys() | builtin.keys(), key=lambda name: -abs(ours[name] - builtin[name])):
+        if ours[layer] or builtin[layer]:
+            lines.append(f"    {ours[layer]:6d} {builtin[layer]:6d} {ours[layer] - builtin[layer]:+6d}  {layer}")
+    return lines
+
+
 def report(f: dict[str, Any], args: argparse.Namespace) -> None:
     target = 0.8 * args.concurrency / args.latency
     spacing = JudgeScoringConfig().call_spacing_s * 1000
@@ -434,6 +519,7 @@ def report(f: dict[str, Any], args: argparse.Namespace) -> None:
         f" {zero.builtin.median_cpu_ms * zero.builtin.median_rate / 1000:.2f} (1.00 = the stack's core is saturated)",
         f"  each provider's own CPU per row in the stack (the inference router answering at once, call spacing off):"
         f" ours {f['own_us_ours']:.0f} us, built-in {f['own_us_builtin']:.0f} us",
+        *calls_lines(f["calls"]),
         f"core cost: {f['core_ms_per_row']:.3f} ms/row"
         f" (target <= 1 ms: {'met' if f['core_ms_per_row'] <= 1 else 'MISSED'})",
         f"cache-hit re-run of {args.rows} rows: {f['cached_seconds']:.2f} s, {f['cached_calls']:.0f} inference calls,"
