@@ -11,7 +11,8 @@ mean of the paired ratios with a 95 % bootstrap interval, since single batches s
 stacks measure ours with the starts of its calls not spaced (``call_spacing_s: 0``) and, at zero latency, with the
 in-flight limit fixed (``adaptive_concurrency: false``), to show what each is worth. A last stack measures each
 provider's own CPU per row with the inference router answering at once: the part of the zero-latency gap that is
-the providers' own work rather than the stack's.
+the providers' own work rather than the stack's. Last, the function calls each provider's rows take on the event
+loop's thread, by layer: a count of work that, unlike times, does not drift with the machine.
 
 Run: ``LLAMA_STACK_LOG_FORMAT=json .venv/bin/python benchmarks/judge_throughput.py [--rows 200]``
 """
