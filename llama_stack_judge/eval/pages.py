@@ -15,7 +15,7 @@ from llama_stack.core.storage.sqlstore.sqlalchemy_sqlstore import SqlAlchemySqlS
 from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType
 from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 
-from llama_stack_judge.eval.sql import changed, session
+from llama_stack_judge.stack.sql import changed, session
 
 PENDING, CLAIMED, DONE, FAILED = "pending", "claimed", "done", "failed"
 COLUMNS = {

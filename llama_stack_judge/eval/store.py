@@ -23,8 +23,8 @@ from llama_stack_judge.eval.access import JobUser
 from llama_stack_judge.eval.pages import COLUMNS as PAGE_COLUMNS
 from llama_stack_judge.eval.pages import PageBoard
 from llama_stack_judge.eval.row_expanders import expander_named_in
-from llama_stack_judge.eval.sql import changed, session
 from llama_stack_judge.stack.registry import FirstUseGuard
+from llama_stack_judge.stack.sql import changed, session
 
 UNFINISHED = ("scheduled", "in_progress")
 

@@ -7,13 +7,15 @@ connection per key, which cost ~4 ms of CPU per judgment here; a SQL store reads
 from collections.abc import Mapping, Sequence
 
 from llama_stack.core.storage.datatypes import SqlStoreReference
+from llama_stack.core.storage.sqlstore.sqlalchemy_sqlstore import SqlAlchemySqlStoreImpl
 from llama_stack.core.storage.sqlstore.sqlstore import sqlstore_impl
-from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType, SqlStore
+from llama_stack_api.internal.sqlstore import ColumnDefinition, ColumnType
 from sqlalchemy.exc import IntegrityError
 
 from llama_stack_judge.core.cache import decode_reply, encode_reply
 from llama_stack_judge.core.chat import ChatReply
 from llama_stack_judge.stack.registry import FirstUseGuard
+from llama_stack_judge.stack.sql import upsert_all
 
 _LOOKUP_CHUNK = 500  # keys per query, well under every database's bound-parameter limit
 
@@ -21,7 +23,7 @@ _LOOKUP_CHUNK = 500  # keys per query, well under every database's bound-paramet
 class SqlReplyCache:
     """Judge replies keyed by request hash in a stack SQL store (sqlite or postgres, as configured)."""
 
-    def __init__(self, store: SqlStore, table: str) -> None:
+    def __init__(self, store: SqlAlchemySqlStoreImpl, table: str) -> None:
         self._store = store
         self._table = table
         self._ready = FirstUseGuard(lambda: store.fetch_all(table, limit=1))
@@ -30,11 +32,17 @@ class SqlReplyCache:
     async def open(cls, reference: SqlStoreReference) -> "SqlReplyCache":
         """The cache in ``reference``'s backend and table, creating the table when needed."""
         store = sqlstore_impl(reference)
+        if not isinstance(store, SqlAlchemySqlStoreImpl):
+            raise TypeError(f"judgment cache: backend {reference.backend} is not a SQL database (sqlite or postgres)")
+        return await cls.in_table(store, reference.table_name)
+
+    @classmethod
+    async def in_table(cls, store: SqlAlchemySqlStoreImpl, table: str) -> "SqlReplyCache":
+        """The cache in ``table`` of ``store``, creating the table when needed."""
         await store.create_table(
-            reference.table_name,
-            {"key": ColumnDefinition(type=ColumnType.STRING, primary_key=True), "reply": ColumnType.TEXT},
+            table, {"key": ColumnDefinition(type=ColumnType.STRING, primary_key=True), "reply": ColumnType.TEXT}
         )
-        return cls(store, reference.table_name)
+        return cls(store, table)
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, ChatReply]:
         """The stored replies among ``keys``."""
@@ -55,11 +63,10 @@ class SqlReplyCache:
         return found
 
     async def put_many(self, replies: Mapping[str, ChatReply]) -> None:
-        """Store ``replies`` in one insert; keys stored meanwhile by another call are replaced one by one."""
+        """Store ``replies``; those of keys stored before (judged afresh, or meanwhile by another call) replace them."""
         await self._ready()
         rows = [{"key": key, "reply": encode_reply(reply)} for key, reply in replies.items()]
         try:
             await self._store.insert(self._table, rows)
-        except IntegrityError:
-            for row in rows:
-                await self._store.upsert(self._table, row, conflict_columns=["key"])
+        except IntegrityError:  # rarer, and the store's upsert takes a transaction a row: 1.9 against 0.09 ms a reply
+            await upsert_all(self._store, self._table, rows, key="key")
