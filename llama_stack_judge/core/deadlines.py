@@ -70,6 +70,5 @@ class Bound:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self._deadlines._remove(self._scope)
-        await self._scope.__aexit__(
-            exc_type, exc, traceback
-        )  # turns the cancellation of an overdue call into TimeoutError
+        # Turns the cancellation of an overdue call into TimeoutError.
+        await self._scope.__aexit__(exc_type, exc, traceback)
