@@ -268,7 +268,12 @@ def counting_into(counter: collections.Counter[str]) -> Any:
     return count
 
 
-def calls_per_row(client: Any, model: str, rows: int, tag: str = "calls") -> dict[str, collections.Counter[str]]:
+CALL_COUNT_ROWS = 200  # one batch each: the counts are the same to within a few calls from batch to batch
+
+
+def calls_per_row(
+    client: Any, model: str, rows: int = CALL_COUNT_ROWS, tag: str = "calls"
+) -> dict[str, collections.Counter[str]]:
     """Function calls per row on the event loop's thread, by layer, for ours and the built-in: a count of work.
 
     Unlike times, counts do not drift with this VM's speed: the same batch gives the same counts to within a few
@@ -428,7 +433,7 @@ def main() -> None:
             f["zero"] = paired_batches(client, "fast/judge", args.zero_rows, "zero", args.pairs)
             same_scores(f["zero"].ours.last_result, f["zero"].builtin.last_result, "at zero latency")
             f["limit_zero"] = judge_limit(client)
-            f["calls"] = calls_per_row(client, "fast/judge", 200)
+            f["calls"] = calls_per_row(client, "fast/judge")
             before = server_requests(fast)
             rows = bench_rows(args.rows, "cache")
             timed_score(client, OURS, params("fast/judge", "average"), rows)  # fills the cache
@@ -479,8 +484,9 @@ def calls_lines(calls: dict[str, collections.Counter[str]]) -> list[str]:
     ours, builtin = calls[OURS], calls[BUILTIN]
     total_ours, total_builtin = sum(ours.values()), sum(builtin.values())
     lines = [
-        f"  function calls per row on the event loop's thread (zero latency, 200 rows): ours {total_ours},"
-        f" built-in {total_builtin} ({total_ours / total_builtin - 1:+.1%}); by layer, ours / built-in / difference:"
+        f"  function calls per row on the event loop's thread (zero latency, {CALL_COUNT_ROWS} rows):"
+        f" ours {total_ours}, built-in {total_builtin} ({total_ours / total_builtin - 1:+.1%});"
+        " by layer, ours / built-in / difference:"
     ]
     for layer in sorted(ours.keys() | builtin.keys(), key=lambda name: -abs(ours[name] - builtin[name])):
         if ours[layer] or builtin[layer]:

@@ -13,7 +13,7 @@ from sqlalchemy import CursorResult
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-_ROWS_PER_STATEMENT = 400  # bound parameters stay under 999 (sqlite's oldest limit) for two columns
+_MAX_BOUND_PARAMETERS = 999  # sqlite's oldest limit, the lowest of the databases a store may be on
 
 
 def session(store: SqlAlchemySqlStoreImpl) -> AsyncSession:
@@ -35,10 +35,11 @@ async def upsert_all(
 ) -> None:
     """Insert ``rows``, replacing the other columns of those whose ``key`` is stored already, in one transaction."""
     table = store.metadata.tables[table_name]
+    per_statement = _MAX_BOUND_PARAMETERS // len(table.columns)
     async with session(store) as transaction:
         dialect = postgresql if transaction.get_bind().dialect.name == "postgresql" else sqlite
-        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-            statement = dialect.insert(table).values(list(rows[start : start + _ROWS_PER_STATEMENT]))
+        for start in range(0, len(rows), per_statement):
+            statement = dialect.insert(table).values(list(rows[start : start + per_statement]))
             replaced = {column.name: statement.excluded[column.name] for column in table.columns if column.name != key}
             await transaction.execute(statement.on_conflict_do_update(index_elements=[table.c[key]], set_=replaced))
         await transaction.commit()
