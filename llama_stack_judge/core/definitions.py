@@ -125,11 +125,19 @@ Verdict = Annotated[
 
 
 class Sampling(_Frozen):
-    """Sampling settings of judge calls."""
+    """Sampling settings of judge calls; null leaves a setting to the model's server (it is not sent).
 
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=1024, ge=1, le=MAX_JUDGE_TOKENS)
+    Some models refuse settings: OpenAI's reasoning models reject ``temperature`` 0 and ``max_tokens``.
+    """
+
+    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=1024, ge=1, le=MAX_JUDGE_TOKENS)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+
+
+def token_limit(max_tokens: int | None) -> str:
+    """How an error names the token limit a reply reached."""
+    return "the server's own limit" if max_tokens is None else f"max_tokens {max_tokens}"
 
 
 class JudgeDefinition(_Frozen):
@@ -322,7 +330,7 @@ class JudgeDefinition(_Frozen):
         accept_truncated = self.accept_truncated or self.verdict_first  # the cut came after the verdict
         if truncated and (not accept_truncated or (self.structured_output and structured is None)):
             return ParsedVerdict(
-                error=f"truncated: the reply reached the token limit (max_tokens {self.sampling.max_tokens}) before "
+                error=f"truncated: the reply reached the token limit ({token_limit(self.sampling.max_tokens)}) before "
                 "it ended, and a verdict read from it may be one the judge was quoting; raise sampling.max_tokens"
                 + ("" if accept_truncated else ", or set accept_truncated for a judge that gives its verdict first")
             )

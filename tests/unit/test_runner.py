@@ -3,11 +3,12 @@ import asyncio
 import pytest
 
 from llama_stack_judge.core.aggregate import aggregate
+from llama_stack_judge.core.cache import cache_key
 from llama_stack_judge.core.chat import ChatReply, ChatRequest, TransientChatError
 from llama_stack_judge.core.definitions import Aggregation, JudgeDefinition, validate_definition
 from llama_stack_judge.core.outcomes import Outcome, RowResult
 from llama_stack_judge.core.rows import Row
-from llama_stack_judge.core.runner import Judge, RunSettings
+from llama_stack_judge.core.runner import Judge, RunSettings, render_request
 from llama_stack_judge.errors import JudgeInputError
 
 JUDGE = validate_definition(
@@ -71,6 +72,17 @@ async def test_messages_and_sampling_are_rendered() -> None:
         ("system", "You judge."),
         ("user", "Answer: 7 {braces} kept"),
     ]
+
+
+async def test_null_sampling_is_left_to_the_server_and_keyed_apart() -> None:
+    chat = ScriptedChat()
+    server_default = JUDGE.with_changes(sampling={"temperature": None, "max_tokens": None}, num_samples=2)
+    await judge_rows(server_default, [{"answer": "7"}], chat, judge_model="m", settings=FAST)
+    assert {(r.temperature, r.max_tokens) for r in chat.requests} == {(None, None)}
+    greedy = render_request(JUDGE, {"answer": "7"}, judge_model="m")
+    assert cache_key(chat.requests[0], 0) != cache_key(greedy, 0)
+    truncated = server_default.parse_verdict("Rating: [[", truncated=True).error or ""
+    assert "the server's own limit" in truncated
 
 
 async def test_transient_failures_are_retried_then_scored() -> None:
