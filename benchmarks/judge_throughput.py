@@ -69,9 +69,14 @@ def fake_judge(latency_s: float) -> Iterator[str]:
         yield f"{base}/v1"
 
 
+def server_stats(url: str) -> dict[str, Any]:
+    """The fake judge's counters at ``url``: requests served, CPU seconds of its process, …"""
+    return dict(httpx.get(url.removesuffix("/v1") + "/stats").json())
+
+
 def server_requests(url: str) -> int:
     """Requests the fake judge at ``url`` has served."""
-    return int(httpx.get(url.removesuffix("/v1") + "/stats").json()["requests"])
+    return int(server_stats(url)["requests"])
 
 
 def run_config(state: Path, urls: dict[str, str], concurrency: int, **ours_config: Any) -> Path:
@@ -317,13 +322,28 @@ class Batches(NamedTuple):
 
     median_rate: float
     rates: list[float]
-    median_cpu_ms: float
+    median_cpu_ms: float  # the stack process's, all threads, a row
     last_rows: list[dict[str, str]]
     last_result: Any
+    median_loop_cpu_ms: float = math.nan  # the event loop's thread's, a row
+    median_server_cpu_ms: float = math.nan  # the fake judge's process's, a row
 
 
-def batches(rates: list[float], cpu_ms: list[float], rows: list[dict[str, str]], result: Any) -> Batches:
-    return Batches(statistics.median(rates), rates, statistics.median(cpu_ms), rows, result)
+def batches(
+    rates: list[float],
+    cpu_ms: list[float],
+    rows: list[dict[str, str]],
+    result: Any,
+    loop_cpu_ms: list[float] | None = None,
+    server_cpu_ms: list[float] | None = None,
+) -> Batches:
+    def median(values: list[float] | None) -> float:
+        return statistics.median(values) if values else math.nan
+
+    return Batches(
+        statistics.median(rates), rates, statistics.median(cpu_ms), rows, result, median(loop_cpu_ms),
+        median(server_cpu_ms),
+    )  # fmt: skip
 
 
 def repeated_batches(client: Any, model: str, rows: int, tag: str, repeats: int) -> Batches:
@@ -352,21 +372,31 @@ class Pairs(NamedTuple):
         return mean_ratio, None if interval is None else (math.exp(interval[0]), math.exp(interval[1]))
 
 
-def paired_batches(client: Any, model: str, rows: int, tag: str, pairs: int) -> Pairs:
+def paired_batches(client: Any, model: str, rows: int, tag: str, pairs: int, server: str) -> Pairs:
     """Score ``pairs`` fresh batches of ``rows`` with ours and with the built-in, one right after the other.
 
-    The two take turns going first, so that a drift of the machine's speed within a pair favours neither.
+    The two take turns going first, so that a drift of the machine's speed within a pair favours neither. Besides
+    rows/s, each batch's CPU a row is kept: the stack process's, its event loop's thread's (the library client runs
+    the loop on this thread) and that of the fake judge at ``server``.
     """
-    figures: dict[str, tuple[list[float], list[float]]] = {OURS: ([], []), BUILTIN: ([], [])}
+    figures: dict[str, tuple[list[float], ...]] = {fn_id: ([], [], [], []) for fn_id in (OURS, BUILTIN)}
     last: dict[str, Any] = {}
     batch: list[dict[str, str]] = []
     for pair in range(pairs):
         batch = bench_rows(rows, f"{tag}-{pair}")
         for fn_id in (OURS, BUILTIN) if pair % 2 == 0 else (BUILTIN, OURS):
+            loop_cpu, server_cpu = time.thread_time(), server_stats(server)["cpu_s"]
             seconds, cpu, last[fn_id] = score_batch(client, fn_id, model, batch)
-            figures[fn_id][0].append(rows / seconds)
-            figures[fn_id][1].append(cpu / rows * 1000)
-    ours, builtin = batches(*figures[OURS], batch, last[OURS]), batches(*figures[BUILTIN], batch, last[BUILTIN])
+            loop_cpu, server_cpu = time.thread_time() - loop_cpu, server_stats(server)["cpu_s"] - server_cpu
+            rate, process_ms, loop_ms, server_ms = figures[fn_id]
+            rate.append(rows / seconds)
+            process_ms.append(cpu / rows * 1000)
+            loop_ms.append(loop_cpu / rows * 1000)
+            server_ms.append(server_cpu / rows * 1000)
+    rates, cpu_ms, loop_ms, server_ms = figures[OURS]
+    ours = batches(rates, cpu_ms, batch, last[OURS], loop_ms, server_ms)
+    rates, cpu_ms, loop_ms, server_ms = figures[BUILTIN]
+    builtin = batches(rates, cpu_ms, batch, last[BUILTIN], loop_ms, server_ms)
     return Pairs(ours, builtin, [o / b for o, b in zip(ours.rates, builtin.rates, strict=True)])
 
 
@@ -430,7 +460,7 @@ def main() -> None:
             f["limit_latency"] = judge_limit(client)
             # The adaptive limit comes down over a few windows of busy work: time it settled.
             f["settling"] = settle(client, "fast/judge", args.zero_rows)
-            f["zero"] = paired_batches(client, "fast/judge", args.zero_rows, "zero", args.pairs)
+            f["zero"] = paired_batches(client, "fast/judge", args.zero_rows, "zero", args.pairs, fast)
             same_scores(f["zero"].ours.last_result, f["zero"].builtin.last_result, "at zero latency")
             f["limit_zero"] = judge_limit(client)
             f["calls"] = calls_per_row(client, "fast/judge")
@@ -452,7 +482,7 @@ def main() -> None:
         # again in turn with it, since this machine's speed drifts between minutes.
         with open_stack(Path(tmp) / "fixed", {"fixed": fast}, args.concurrency, adaptive_concurrency=False) as client:
             score_batch(client, OURS, "fixed/judge", warm)
-            f["fixed"] = paired_batches(client, "fixed/judge", args.zero_rows, "fixed", args.pairs // 2)
+            f["fixed"] = paired_batches(client, "fixed/judge", args.zero_rows, "fixed", args.pairs // 2, fast)
         # Instant calls would all wait on the call spacing (and its timer wake-ups would count as our cost).
         with open_stack(Path(tmp) / "own", {"own": fast}, args.concurrency, call_spacing_s=0.0) as client:
             score_batch(client, OURS, "own/judge", warm)
@@ -477,6 +507,26 @@ def ratio_line(pairs: Pairs) -> str:
         f"geometric mean {mean_ratio:.3f}x (95 % interval {low:.3f}-{high:.3f}): {verdict}"
         f" [{', '.join(f'{ratio:.2f}' for ratio in pairs.ratios)}]"
     )
+
+
+def cpu_lines(pairs: Pairs) -> list[str]:
+    """Where the CPU of a zero-latency row goes, and how busy each process and the event loop's thread were."""
+    ours, builtin = pairs.ours, pairs.builtin
+    cpu_ms = {
+        "stack process": (ours.median_cpu_ms, builtin.median_cpu_ms),
+        "its event loop's thread": (ours.median_loop_cpu_ms, builtin.median_loop_cpu_ms),
+        "the judge server": (ours.median_server_cpu_ms, builtin.median_server_cpu_ms),
+    }
+    per_row = ", ".join(f"{where} {o:.2f} / {b:.2f} ms" for where, (o, b) in cpu_ms.items())
+    busy = ", ".join(
+        f"{where} {o * ours.median_rate / 1000:.2f} / {b * builtin.median_rate / 1000:.2f}"
+        for where, (o, b) in cpu_ms.items()
+    )
+    return [
+        f"  CPU per row (medians), ours / built-in: {per_row}",
+        f"  share of wall time busy, ours / built-in: {busy} (a process at 1.00 is using one core, all that its"
+        " interpreter lock allows)",
+    ]
 
 
 def calls_lines(calls: dict[str, collections.Counter[str]]) -> list[str]:
@@ -521,9 +571,7 @@ def report(f: dict[str, Any], args: argparse.Namespace) -> None:
         f"  ours with the limit fixed at {args.concurrency} (adaptive_concurrency false), {len(fixed.ratios)} pairs:"
         f" {fixed.ours.median_rate:.1f} rows/s against the built-in's {fixed.builtin.median_rate:.1f};"
         f" {ratio_line(fixed)}",
-        f"  CPU per row in the stack process: ours {zero.ours.median_cpu_ms:.2f} ms,"
-        f" built-in {zero.builtin.median_cpu_ms:.2f} ms; built-in CPU / wall time:"
-        f" {zero.builtin.median_cpu_ms * zero.builtin.median_rate / 1000:.2f} (1.00 = the stack's core is saturated)",
+        *cpu_lines(zero),
         f"  each provider's own CPU per row in the stack (the inference router answering at once, call spacing off):"
         f" ours {f['own_us_ours']:.0f} us, built-in {f['own_us_builtin']:.0f} us",
         *calls_lines(f["calls"]),

@@ -3,7 +3,8 @@
 Tests run it in their own process with ``fake_openai(model, reply)``: every request is logged, and ``reply`` may
 answer with a ``Fault`` (an HTTP status, a delay, a raw body, a cut-off reply). Benchmarks run it as a process,
 ``python -m tests.fake_openai --port P --latency S``: it then answers as a verbosity-biased judge (``bench_reply``)
-after a fixed latency, and ``GET /stats`` reports the requests served and the most in flight at once.
+after a fixed latency, and ``GET /stats`` reports the requests served, the most in flight at once and the process's
+CPU time.
 
 It is an async (Starlette) app served by uvicorn: hundreds of requests wait out their latency at once for the
 cost of a coroutine each. ``reply`` runs in a worker thread, so a test's reply may block (``time.sleep``) as a slow
@@ -139,7 +140,7 @@ def build_app(
 
     async def stats(_: Request) -> JSONResponse:
         counts = {"requests": state.requests, "in_flight": state.in_flight, "max_in_flight": state.max_in_flight}
-        return JSONResponse(counts)
+        return JSONResponse(counts | {"cpu_s": time.process_time()})  # the server process's CPU, for benchmarks
 
     async def reset(_: Request) -> JSONResponse:
         with state.lock:
