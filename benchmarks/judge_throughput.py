@@ -148,16 +148,17 @@ def bare_client_rate(url: str, rows: int, concurrency: int) -> float:
     from openai import AsyncOpenAI
 
     async def run() -> float:
-        client = AsyncOpenAI(base_url=url, api_key="none")
         limit = asyncio.Semaphore(concurrency)
+        # Closed on this loop: left to the garbage collector, its close would be scheduled on a loop that has ended.
+        async with AsyncOpenAI(base_url=url, api_key="none") as client:
 
-        async def one(n: int) -> None:
-            async with limit:
-                await client.chat.completions.create(model="judge", messages=[{"role": "user", "content": f"{n}"}])
+            async def one(n: int) -> None:
+                async with limit:
+                    await client.chat.completions.create(model="judge", messages=[{"role": "user", "content": f"{n}"}])
 
-        start = time.perf_counter()
-        await asyncio.gather(*(one(n) for n in range(rows)))
-        return rows / (time.perf_counter() - start)
+            start = time.perf_counter()
+            await asyncio.gather(*(one(n) for n in range(rows)))
+            return rows / (time.perf_counter() - start)
 
     return asyncio.run(run())
 
