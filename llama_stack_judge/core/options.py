@@ -15,6 +15,7 @@ from llama_stack_judge.errors import JudgeInputError, validation_problems
 
 PROVIDER_DATA_KEY = "judge_options"
 PROVIDER_DATA_HEADER = "X-LlamaStack-Provider-Data"
+SERVER_DEFAULT = "server"  # a sampling option's value that leaves the setting to the model's server: it is not sent
 
 
 class JudgeOptions(BaseModel):
@@ -27,13 +28,17 @@ class JudgeOptions(BaseModel):
         default=True, description="Reuse stored judgments of identical requests; off judges afresh (and stores)."
     )
     num_samples: int | None = Field(default=None, ge=1, le=32, description="Judgments per row.")
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="Judge sampling temperature.")
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | Literal["server"] | None = Field(
+        default=None, description="Judge sampling temperature; 'server' leaves it to the model's server."
+    )
     failure_policy: FailurePolicy | None = None
     structured_output: bool | None = None
     verdict_grammar: bool | None = None
     verdict_first: bool | None = Field(default=None, description="Ask for the verdict before the explanation.")
-    max_tokens: int | None = Field(
-        default=None, ge=1, le=MAX_JUDGE_TOKENS, description="Longest judge reply, in tokens."
+    max_tokens: Annotated[int, Field(ge=1, le=MAX_JUDGE_TOKENS)] | Literal["server"] | None = Field(
+        default=None,
+        description="Longest judge reply, in tokens; 'server' leaves it to the model's server (OpenAI's reasoning "
+        "models refuse max_tokens, and temperature 0).",
     )
     max_explanation_chars: int | None = Field(
         default=None, ge=0, le=100_000, description="With verdict_grammar: the longest explanation allowed."
@@ -97,7 +102,11 @@ class JudgeOptions(BaseModel):
             )
             if (value := getattr(self, name)) is not None
         }  # fmt: skip
-        sampling = {name: value for name in ("temperature", "max_tokens") if (value := getattr(self, name)) is not None}
+        sampling = {
+            name: None if value == SERVER_DEFAULT else value
+            for name in ("temperature", "max_tokens")
+            if (value := getattr(self, name)) is not None
+        }
         if sampling:
             changes["sampling"] = definition.sampling.model_copy(update=sampling)
         return definition.with_changes(**changes) if changes else definition

@@ -188,24 +188,34 @@ def test_call_starts_are_spaced_but_still_overlap(tmp_path: Path) -> None:
     assert server.max_in_flight == 8  # spaced, not serialized: every call was still in flight together
 
 
-def test_a_definition_can_leave_sampling_to_the_server(tmp_path: Path) -> None:
-    """Null sampling settings are not sent (OpenAI's reasoning models refuse temperature 0 and max_tokens)."""
+def test_sampling_can_be_left_to_the_server(tmp_path: Path) -> None:
+    """Null sampling settings are not sent (OpenAI's reasoning models refuse temperature 0 and max_tokens).
+
+    A definition file sets them null; a judge registered through the API leaves them to the server per call.
+    """
     definitions = tmp_path / "definitions"
     definitions.mkdir()
     server_default = {"prompt_template": TEMPLATE, "sampling": {"temperature": None, "max_tokens": None}}
     (definitions / "server-sampling.json").write_text(json.dumps(server_default), encoding="utf-8")
+    row = {"input_query": "q", "generated_answer": "a"}
     with fake_openai("judge", lambda messages: "Rating: [[7]]") as server:
         providers = endpoint_providers(server.url, "judge", "none")
         providers["scoring"][0]["config"]["definition_dirs"] = [str(definitions)]
         with library_client(run_config_file(tmp_path / "state", providers)) as client:
-            row = {"input_query": "q", "generated_answer": "a"}
             results = client.scoring.score(
                 input_rows=[row], scoring_functions={"judge::server-sampling": None, FUNCTION: None}
             ).results
+            register_judge(client, "team::registered", PARAMS | {"prompt_template": "Registered: {generated_answer}"})
+            per_call = JudgeOptions(temperature="server", max_tokens="server").headers()
+            registered = client.scoring.score(
+                input_rows=[row], scoring_functions={"team::registered": None}, extra_headers=per_call
+            ).results["team::registered"]
     assert [results[name].score_rows[0]["score"] for name in ("judge::server-sampling", FUNCTION)] == [7, 7]
+    assert registered.score_rows[0]["score"] == 7
     sent = {request["messages"][-1]["content"]: request for request in server.log}
-    assert not {"temperature", "max_tokens"} & set(sent["Answer: a"])
-    assert [(r["temperature"], r["max_tokens"]) for t, r in sent.items() if t != "Answer: a"] == [(0.0, 1024)]
+    for unsent in ("Answer: a", "Registered: a"):
+        assert not {"temperature", "max_tokens"} & set(sent.pop(unsent))
+    assert [(r["temperature"], r["max_tokens"]) for r in sent.values()] == [(0.0, 1024)]
 
 
 # Hardening: hostile or careless input against one served stack, judged by a fake judge whose reply each row's

@@ -420,6 +420,20 @@ def test_options_parse_apply_and_travel_as_provider_data() -> None:
         JudgeOptions(num_samples=2).apply(judge_definition())
 
 
+def test_server_sampling_options_leave_the_settings_unsent() -> None:
+    """'server' sets a sampling field to None (not sent); None keeps the definition's; a bad value names the field."""
+    server = JudgeOptions.parse({"temperature": "server", "max_tokens": "server"}, where="score")
+    assert server.apply(judge_definition()).sampling.model_dump() == {
+        "temperature": None,
+        "max_tokens": None,
+        "top_p": None,
+    }
+    kept = JudgeOptions.parse({"max_tokens": "server"}, where="score").apply(judge_definition())
+    assert (kept.sampling.temperature, kept.sampling.max_tokens) == (0.0, None)
+    with pytest.raises(JudgeInputError, match="score: invalid judge options: temperature"):
+        JudgeOptions.parse({"temperature": "warm"}, where="score")
+
+
 class InFlight:
     """Counts the calls in flight and the most seen at once."""
 
