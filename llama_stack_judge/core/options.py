@@ -7,7 +7,7 @@ They travel in the stack's per-request provider data (the ``X-LlamaStack-Provide
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from llama_stack_judge.core.definitions import MAX_JUDGE_TOKENS, FailurePolicy, JudgeDefinition
 from llama_stack_judge.core.panel import Combine
@@ -16,6 +16,18 @@ from llama_stack_judge.errors import JudgeInputError, validation_problems
 PROVIDER_DATA_KEY = "judge_options"
 PROVIDER_DATA_HEADER = "X-LlamaStack-Provider-Data"
 SERVER_DEFAULT = "server"  # a sampling option's value that leaves the setting to the model's server: it is not sent
+
+
+def _or_server(number: str) -> WrapValidator:
+    """One error for a sampling option that is neither ``number`` nor 'server' (not one per member of its union)."""
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(f"must be {number}, or 'server' to leave it to the model's server") from None
+
+    return WrapValidator(validate)
 
 
 class JudgeOptions(BaseModel):
@@ -28,14 +40,17 @@ class JudgeOptions(BaseModel):
         default=True, description="Reuse stored judgments of identical requests; off judges afresh (and stores)."
     )
     num_samples: int | None = Field(default=None, ge=1, le=32, description="Judgments per row.")
-    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | Literal["server"] | None = Field(
-        default=None, description="Judge sampling temperature; 'server' leaves it to the model's server."
-    )
+    temperature: Annotated[
+        Annotated[float, Field(ge=0.0, le=2.0)] | Literal["server"] | None, _or_server("a number from 0 to 2")
+    ] = Field(default=None, description="Judge sampling temperature; 'server' leaves it to the model's server.")
     failure_policy: FailurePolicy | None = None
     structured_output: bool | None = None
     verdict_grammar: bool | None = None
     verdict_first: bool | None = Field(default=None, description="Ask for the verdict before the explanation.")
-    max_tokens: Annotated[int, Field(ge=1, le=MAX_JUDGE_TOKENS)] | Literal["server"] | None = Field(
+    max_tokens: Annotated[
+        Annotated[int, Field(ge=1, le=MAX_JUDGE_TOKENS)] | Literal["server"] | None,
+        _or_server(f"a whole number from 1 to {MAX_JUDGE_TOKENS}"),
+    ] = Field(
         default=None,
         description="Longest judge reply, in tokens; 'server' leaves it to the model's server (OpenAI's reasoning "
         "models refuse max_tokens, and temperature 0).",
