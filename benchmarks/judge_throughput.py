@@ -342,9 +342,14 @@ def batches(
         return statistics.median(values) if values else math.nan
 
     return Batches(
-        statistics.median(rates), rates, statistics.median(cpu_ms), rows, result, median(loop_cpu_ms),
-        median(server_cpu_ms),
-    )  # fmt: skip
+        median_rate=statistics.median(rates),
+        rates=rates,
+        median_cpu_ms=statistics.median(cpu_ms),
+        last_rows=rows,
+        last_result=result,
+        median_loop_cpu_ms=median(loop_cpu_ms),
+        median_server_cpu_ms=median(server_cpu_ms),
+    )
 
 
 def repeated_batches(client: Any, model: str, rows: int, tag: str, repeats: int) -> Batches:

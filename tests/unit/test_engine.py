@@ -430,7 +430,7 @@ def test_server_sampling_options_leave_the_settings_unsent() -> None:
     }
     kept = JudgeOptions.parse({"max_tokens": "server"}, where="score").apply(judge_definition())
     assert (kept.sampling.temperature, kept.sampling.max_tokens) == (0.0, None)
-    with pytest.raises(JudgeInputError, match="score: invalid judge options: temperature: .*from 0 to 2, or .server."):
+    with pytest.raises(JudgeInputError, match=r"score: invalid judge options: temperature: .*from 0 to 2, or .server."):
         JudgeOptions.parse({"temperature": "warm"}, where="score")
 
 
