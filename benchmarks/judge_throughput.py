@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any, NamedTuple
@@ -55,6 +55,9 @@ TEMPLATE = (
 REGEX = r"Rating: \[\[(\d+)\]\]"
 OURS, BUILTIN = "bench::ours", "llm-as-judge::base"
 FRESH = {"extra_headers": JudgeOptions(use_cache=False).headers()}  # our provider judges afresh, as the built-in does
+# … and sends the built-in's request: no temperature or max_tokens
+SERVER_SAMPLING = {"extra_headers": JudgeOptions(use_cache=False, temperature="server", max_tokens="server").headers()}
+OURS_SERVER_SAMPLING = "ours, sampling left to the server"
 
 
 @contextlib.contextmanager
@@ -282,20 +285,30 @@ def calls_per_row(
 ) -> dict[str, collections.Counter[str]]:
     """Function calls per row on the event loop's thread, by layer, for ours and the built-in: a count of work.
 
+    Ours is also counted sending the built-in's request (sampling left to the server), to show what its temperature
+    and token bound cost.
+
     Unlike times, counts do not drift with this VM's speed: the same batch gives the same counts to within a few
     calls, so they show where one provider's rows take more work than the other's. Python and C calls alike count
     one; each resumption of a coroutine counts one for every frame on its await chain. The stack's threads (sqlite)
     are not counted.
     """
+    batches: dict[str, Callable[[list[dict[str, str]]], object]] = {
+        OURS: lambda batch: score_batch(client, OURS, model, batch),
+        BUILTIN: lambda batch: score_batch(client, BUILTIN, model, batch),
+        OURS_SERVER_SAMPLING: lambda batch: timed_score(
+            client, OURS, params(model, "average"), batch, **SERVER_SAMPLING
+        ),
+    }
     counts: dict[str, collections.Counter[str]] = {}
-    for fn_id in (OURS, BUILTIN):
+    for name, score in batches.items():
         counter: collections.Counter[str] = collections.Counter()
         sys.setprofile(counting_into(counter))
         try:
-            score_batch(client, fn_id, model, bench_rows(rows, f"{tag}-{fn_id}"))
+            score(bench_rows(rows, f"{tag}-{name}"))
         finally:
             sys.setprofile(None)
-        counts[fn_id] = collections.Counter({layer: round(n / rows) for layer, n in counter.items()})
+        counts[name] = collections.Counter({layer: round(n / rows) for layer, n in counter.items()})
     return counts
 
 
@@ -547,6 +560,12 @@ def calls_lines(calls: dict[str, collections.Counter[str]]) -> list[str]:
     for layer in sorted(ours.keys() | builtin.keys(), key=lambda name: -abs(ours[name] - builtin[name])):
         if ours[layer] or builtin[layer]:
             lines.append(f"    {ours[layer]:6d} {builtin[layer]:6d} {ours[layer] - builtin[layer]:+6d}  {layer}")
+    bare = calls[OURS_SERVER_SAMPLING]
+    sdk = "OpenAI SDK (request and reply)"
+    lines.append(
+        f"  {OURS_SERVER_SAMPLING} (the built-in's request): {sum(bare.values())}"
+        f" ({sum(bare.values()) / total_builtin - 1:+.1%} against the built-in); {sdk}: {bare[sdk]}"
+    )
     return lines
 
 
