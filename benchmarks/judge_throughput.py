@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any, NamedTuple
@@ -139,10 +139,13 @@ def timed_score(
     return time.perf_counter() - start, time.process_time() - cpu, result
 
 
-def score_batch(client: Any, fn_id: str, model: str, rows: list[dict[str, str]]) -> tuple[float, float, Any]:
-    """Wall seconds, CPU seconds and result of one fresh batch by ``fn_id`` (ours or the built-in)."""
+def score_batch(
+    client: Any, fn_id: str, model: str, rows: list[dict[str, str]], ours_options: dict[str, Any] = FRESH
+) -> tuple[float, float, Any]:
+    """Wall seconds, CPU seconds and result of one fresh batch by ``fn_id`` (ours, with ``ours_options``, or the
+    built-in)."""
     if fn_id == OURS:
-        return timed_score(client, OURS, params(model, "average"), rows, **FRESH)
+        return timed_score(client, OURS, params(model, "average"), rows, **ours_options)
     return timed_score(client, BUILTIN, params(model, "categorical_count"), rows)
 
 
@@ -229,6 +232,7 @@ def own_cost_per_row(client: Any, model: str, rows: int, repeats: int) -> tuple[
         del router.openai_chat_completion
 
 
+SDK_LAYER = "OpenAI SDK (request and reply)"
 # Where a call made on the event loop's thread belongs: the innermost frame whose file names a layer decides.
 LAYERS = (
     ("llama_stack_judge", "our provider"),
@@ -245,7 +249,7 @@ LAYERS = (
     ("kvstore", "registry"),
     ("openai_mixin", "remote::openai"),
     ("openai_compat", "remote::openai"),
-    ("openai/", "OpenAI SDK (request and reply)"),
+    ("openai/", SDK_LAYER),
     ("sqlalchemy", "SQL (stores)"),
     ("aiosqlite", "SQL (stores)"),
     ("httpx", "HTTP"),
@@ -293,19 +297,16 @@ def calls_per_row(
     one; each resumption of a coroutine counts one for every frame on its await chain. The stack's threads (sqlite)
     are not counted.
     """
-    batches: dict[str, Callable[[list[dict[str, str]]], object]] = {
-        OURS: lambda batch: score_batch(client, OURS, model, batch),
-        BUILTIN: lambda batch: score_batch(client, BUILTIN, model, batch),
-        OURS_SERVER_SAMPLING: lambda batch: timed_score(
-            client, OURS, params(model, "average"), batch, **SERVER_SAMPLING
-        ),
-    }
     counts: dict[str, collections.Counter[str]] = {}
-    for name, score in batches.items():
+    for name, fn_id, options in (
+        (OURS, OURS, FRESH),
+        (BUILTIN, BUILTIN, FRESH),
+        (OURS_SERVER_SAMPLING, OURS, SERVER_SAMPLING),
+    ):
         counter: collections.Counter[str] = collections.Counter()
         sys.setprofile(counting_into(counter))
         try:
-            score(bench_rows(rows, f"{tag}-{name}"))
+            score_batch(client, fn_id, model, bench_rows(rows, f"{tag}-{name}"), options)
         finally:
             sys.setprofile(None)
         counts[name] = collections.Counter({layer: round(n / rows) for layer, n in counter.items()})
@@ -344,10 +345,10 @@ class Batches(NamedTuple):
 
 
 def batches(
-    rates: list[float],
-    cpu_ms: list[float],
     rows: list[dict[str, str]],
     result: Any,
+    rates: list[float],
+    cpu_ms: list[float],
     loop_cpu_ms: list[float] | None = None,
     server_cpu_ms: list[float] | None = None,
 ) -> Batches:
@@ -373,7 +374,7 @@ def repeated_batches(client: Any, model: str, rows: int, tag: str, repeats: int)
         seconds, cpu, result = score_batch(client, OURS, model, batch)
         rates.append(rows / seconds)
         cpu_ms.append(cpu / rows * 1000)
-    return batches(rates, cpu_ms, batch, result)
+    return batches(batch, result, rates, cpu_ms)
 
 
 class Pairs(NamedTuple):
@@ -412,10 +413,7 @@ def paired_batches(client: Any, model: str, rows: int, tag: str, pairs: int, ser
             process_ms.append(cpu / rows * 1000)
             loop_ms.append(loop_cpu / rows * 1000)
             server_ms.append(server_cpu / rows * 1000)
-    rates, cpu_ms, loop_ms, server_ms = figures[OURS]
-    ours = batches(rates, cpu_ms, batch, last[OURS], loop_ms, server_ms)
-    rates, cpu_ms, loop_ms, server_ms = figures[BUILTIN]
-    builtin = batches(rates, cpu_ms, batch, last[BUILTIN], loop_ms, server_ms)
+    ours, builtin = (batches(batch, last[fn_id], *figures[fn_id]) for fn_id in (OURS, BUILTIN))
     return Pairs(ours, builtin, [o / b for o, b in zip(ours.rates, builtin.rates, strict=True)])
 
 
@@ -561,10 +559,9 @@ def calls_lines(calls: dict[str, collections.Counter[str]]) -> list[str]:
         if ours[layer] or builtin[layer]:
             lines.append(f"    {ours[layer]:6d} {builtin[layer]:6d} {ours[layer] - builtin[layer]:+6d}  {layer}")
     bare = calls[OURS_SERVER_SAMPLING]
-    sdk = "OpenAI SDK (request and reply)"
     lines.append(
         f"  {OURS_SERVER_SAMPLING} (the built-in's request): {sum(bare.values())}"
-        f" ({sum(bare.values()) / total_builtin - 1:+.1%} against the built-in); {sdk}: {bare[sdk]}"
+        f" ({sum(bare.values()) / total_builtin - 1:+.1%} against the built-in); {SDK_LAYER}: {bare[SDK_LAYER]}"
     )
     return lines
 
