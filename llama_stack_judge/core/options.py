@@ -16,6 +16,7 @@ from llama_stack_judge.errors import JudgeInputError, validation_problems
 PROVIDER_DATA_KEY = "judge_options"
 PROVIDER_DATA_HEADER = "X-LlamaStack-Provider-Data"
 SERVER_DEFAULT = "server"  # a sampling option's value that leaves the setting to the model's server: it is not sent
+ServerDefault = Literal["server"]  # SERVER_DEFAULT, as a type
 
 
 def _or_server(number: str) -> WrapValidator:
@@ -25,7 +26,7 @@ def _or_server(number: str) -> WrapValidator:
         try:
             return handler(value)
         except ValidationError:
-            raise ValueError(f"must be {number}, or 'server' to leave it to the model's server") from None
+            raise ValueError(f"must be {number}, or '{SERVER_DEFAULT}' to leave it to the model's server") from None
 
     return WrapValidator(validate)
 
@@ -41,14 +42,14 @@ class JudgeOptions(BaseModel):
     )
     num_samples: int | None = Field(default=None, ge=1, le=32, description="Judgments per row.")
     temperature: Annotated[
-        Annotated[float, Field(ge=0.0, le=2.0)] | Literal["server"] | None, _or_server("a number from 0 to 2")
+        Annotated[float, Field(ge=0.0, le=2.0)] | ServerDefault | None, _or_server("a number from 0 to 2")
     ] = Field(default=None, description="Judge sampling temperature; 'server' leaves it to the model's server.")
     failure_policy: FailurePolicy | None = None
     structured_output: bool | None = None
     verdict_grammar: bool | None = None
     verdict_first: bool | None = Field(default=None, description="Ask for the verdict before the explanation.")
     max_tokens: Annotated[
-        Annotated[int, Field(ge=1, le=MAX_JUDGE_TOKENS)] | Literal["server"] | None,
+        Annotated[int, Field(ge=1, le=MAX_JUDGE_TOKENS)] | ServerDefault | None,
         _or_server(f"a whole number from 1 to {MAX_JUDGE_TOKENS}"),
     ] = Field(
         default=None,
