@@ -386,10 +386,17 @@ class Pairs(NamedTuple):
 
     def geometric_mean(self) -> tuple[float, tuple[float, float] | None]:
         """The geometric mean of the paired ratios and its 95 % bootstrap interval."""
-        logs = [math.log(ratio) for ratio in self.ratios]
-        interval = bootstrap_ci(logs, resamples=10_000, seed=0)
-        mean_ratio = math.exp(statistics.fmean(logs))
-        return mean_ratio, None if interval is None else (math.exp(interval[0]), math.exp(interval[1]))
+        return geometric_mean(self.ratios)
+
+
+def geometric_mean(ratios: list[float]) -> tuple[float, tuple[float, float] | None]:
+    """The geometric mean of paired ratios and its 95 % bootstrap interval (seeded)."""
+    logs = [math.log(ratio) for ratio in ratios]
+    interval = bootstrap_ci(logs, resamples=10_000, seed=0)
+    return math.exp(statistics.fmean(logs)), None if interval is None else (
+        math.exp(interval[0]),
+        math.exp(interval[1]),
+    )
 
 
 def paired_batches(client: Any, model: str, rows: int, tag: str, pairs: int, server: str) -> Pairs:
