@@ -393,10 +393,10 @@ def geometric_mean(ratios: list[float]) -> tuple[float, tuple[float, float] | No
     """The geometric mean of paired ratios and its 95 % bootstrap interval (seeded)."""
     logs = [math.log(ratio) for ratio in ratios]
     interval = bootstrap_ci(logs, resamples=10_000, seed=0)
-    return math.exp(statistics.fmean(logs)), None if interval is None else (
-        math.exp(interval[0]),
-        math.exp(interval[1]),
-    )
+    mean_ratio = math.exp(statistics.fmean(logs))
+    if interval is None:
+        return mean_ratio, None
+    return mean_ratio, (math.exp(interval[0]), math.exp(interval[1]))
 
 
 def paired_batches(client: Any, model: str, rows: int, tag: str, pairs: int, server: str) -> Pairs:
