@@ -16,8 +16,8 @@ import contextlib
 import os
 import statistics
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 from judge_throughput import BUILTIN, OURS, bench_rows, fake_judge, geometric_mean, open_stack, score_batch, settle
 from llama_stack.providers.utils.inference.openai_mixin import OpenAIMixin
@@ -26,22 +26,15 @@ MODEL = "fast/judge"
 AS_SHIPPED, WITHOUT = "as shipped", "without the second look-up"
 
 
-@contextlib.contextmanager
-def second_lookup(present: bool) -> Iterator[None]:
+async def _as_resolved(self: OpenAIMixin, model: str) -> str:
+    return model
+
+
+def second_lookup(present: bool) -> contextlib.AbstractContextManager[object]:
     """With ``present`` false, remote::openai takes the model id the router hands it as the provider's own."""
     if present:
-        yield
-        return
-    shipped = OpenAIMixin._get_provider_model_id
-
-    async def as_resolved(self: OpenAIMixin, model: str) -> str:
-        return model
-
-    OpenAIMixin._get_provider_model_id = as_resolved  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        OpenAIMixin._get_provider_model_id = shipped  # type: ignore[method-assign]
+        return contextlib.nullcontext()
+    return mock.patch.object(OpenAIMixin, "_get_provider_model_id", _as_resolved)
 
 
 def main() -> None:
